@@ -1,0 +1,46 @@
+# CGM Tray: `make demo` runs the app on the simulated service, `make test` proves it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export QT_QPA_PLATFORM ?= offscreen
+# Tests never touch the real keyring.
+export PYTHON_KEYRING_BACKEND ?= keyring.backends.null.Keyring
+
+.PHONY: demo now-demo test lint typecheck unit sysdeps venv bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+sysdeps:
+	bash scripts/install-sysdeps.sh
+
+demo: $(STAMP)
+	$(BIN)/cgm-tray now --demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test: sysdeps $(STAMP) lint typecheck
+	$(BIN)/coverage erase
+	$(BIN)/pytest --cov=cgmtray --cov-report= tests
+	$(BIN)/coverage report --include='src/cgmtray/domain/*' --fail-under=100
+
+bench: $(STAMP)
+	$(BIN)/python bench/freshness.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage dist build

@@ -1,0 +1,1 @@
+"""Icons and sounds shipped in the wheel, loaded with importlib.resources."""

@@ -1,0 +1,1 @@
+"""Pure rules of the app: readings, units, freshness, alerts, scheduling, stats, display."""

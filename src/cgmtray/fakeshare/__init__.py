@@ -1,0 +1,1 @@
+"""A faithful imitation of the Dexcom Share service on loopback (stdlib http.server; no Qt)."""

@@ -1,0 +1,1 @@
+"""Dexcom Share protocol client (requests + stdlib; no Qt)."""

@@ -1,0 +1,1 @@
+"""Where the app keeps things: paths, settings, credentials, history (no Qt)."""
