@@ -16,7 +16,7 @@ class FailureClass(enum.Enum):
     LOCKED = "locked"
     #: HTTP 429 (row 14): wait at least Retry-After / 60 s, doubling to 10 min; keep the session.
     RATE_LIMIT = "rate_limit"
-    #: Outages, bad bodies, timeouts, identity back-end trouble (rows 5, 13, 15): backoff with jitter.
+    #: Outages, bad bodies, timeouts, identity back-end trouble (rows 5, 13, 15): backoff.
     TRANSIENT = "transient"
     #: Our own malformed request (row 9): stop automatic polling and report an internal error.
     CLIENT_BUG = "client_bug"
