@@ -1,0 +1,80 @@
+"""What the app knows about its link to Share: a value the worker reports and the UI shows."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cgmtray.domain.failures import FailureClass
+
+
+class LinkState(enum.Enum):
+    """The state of the connection to Dexcom Share, as a person would name it."""
+
+    STARTING = "starting"
+    OK = "ok"
+    UNREACHABLE = "unreachable"
+    RATE_LIMITED = "rate_limited"
+    SIGN_IN_REJECTED = "sign_in_rejected"
+    LOCKED = "locked"
+    INTERNAL_ERROR = "internal_error"
+    STOPPED = "stopped"
+
+
+_STATE_OF_FAILURE: dict[FailureClass, LinkState] = {
+    FailureClass.SESSION: LinkState.UNREACHABLE,
+    FailureClass.TRANSIENT: LinkState.UNREACHABLE,
+    FailureClass.RATE_LIMIT: LinkState.RATE_LIMITED,
+    FailureClass.CREDENTIALS: LinkState.SIGN_IN_REJECTED,
+    FailureClass.LOCKED: LinkState.LOCKED,
+    FailureClass.CLIENT_BUG: LinkState.INTERNAL_ERROR,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """The worker's latest news: state, a plain message when not OK, and the next planned poll."""
+
+    state: LinkState
+    message: str = ""
+    failure: FailureClass | None = None
+    next_poll: datetime | None = None
+    server_skew: timedelta | None = None
+    since: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (LinkState.OK, LinkState.STARTING)
+
+    @property
+    def needs_user(self) -> bool:
+        """Polling stopped until the person acts (sign-in rejected, locked, internal error)."""
+        return self.state in (
+            LinkState.SIGN_IN_REJECTED,
+            LinkState.LOCKED,
+            LinkState.INTERNAL_ERROR,
+            LinkState.STOPPED,
+        )
+
+    @property
+    def problem(self) -> str | None:
+        """A short plain problem for the tooltip and status line, None when all is well."""
+        return None if self.ok else (self.message or _DEFAULT_MESSAGES[self.state])
+
+
+_DEFAULT_MESSAGES: dict[LinkState, str] = {
+    LinkState.STARTING: "",
+    LinkState.OK: "",
+    LinkState.UNREACHABLE: "Can't reach Dexcom Share",
+    LinkState.RATE_LIMITED: "Dexcom Share asked us to slow down",
+    LinkState.SIGN_IN_REJECTED: "Sign-in failed: check username, password and region",
+    LinkState.LOCKED: "Dexcom locked the account after too many sign-in attempts",
+    LinkState.INTERNAL_ERROR: "Internal error: see the log",
+    LinkState.STOPPED: "Stopped",
+}
+
+
+def state_of_failure(failure: FailureClass) -> LinkState:
+    """The link state a failure of this class puts the app in."""
+    return _STATE_OF_FAILURE[failure]

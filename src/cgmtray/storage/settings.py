@@ -1,0 +1,690 @@
+"""Typed, versioned Settings in an editable TOML file: validation, atomic save, tolerant load."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import itertools
+import logging
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import tomli_w
+
+from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
+from cgmtray.domain.clock import require_aware_utc
+from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
+from cgmtray.domain.units import Unit, format_value
+
+log = logging.getLogger(__name__)
+
+#: The layout this code writes; older files are migrated on load.
+SETTINGS_VERSION = 1
+
+#: Region values as stored (the caller converts to share.regions.Region).
+REGIONS = ("us", "ous", "jp")
+
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 3650
+MAX_MINUTES = 24 * 60
+
+_PRIVATE_FILE_MODE = 0o600
+
+#: Alert kinds whose threshold is a glucose value in mg/dL.
+GLUCOSE_KINDS = frozenset(
+    {
+        AlertKind.URGENT_LOW,
+        AlertKind.URGENT_LOW_SOON,
+        AlertKind.LOW,
+        AlertKind.HIGH,
+        AlertKind.URGENT_HIGH,
+    }
+)
+#: Alert kinds whose threshold is a rate in mg/dL per minute.
+RATE_KINDS = frozenset({AlertKind.FALLING_FAST, AlertKind.RISING_FAST})
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the user can set. Never a password: that lives in the keyring only."""
+
+    region: str = "us"
+    #: The Dexcom login of the person who wears the sensor (username, e-mail or phone number).
+    username: str = ""
+    #: Learned from Share and reused to skip name sign-ins; never shown in reprs or logs.
+    account_id: str | None = field(default=None, repr=False)
+    unit: Unit = Unit.MGDL
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    start_at_login: bool = False
+    retention_days: int = 365
+    #: A loopback Share base URL for tests and the demo; not shown in the UI.
+    share_url: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What load_settings found: the settings to use and, if any, what the user should be told."""
+
+    settings: Settings
+    #: Plain sentences for the user (several joined by spaces), or None when all was well.
+    problem: str | None = None
+    #: Where an unreadable file was kept aside, if it was.
+    backup: Path | None = None
+    #: True when the file should be rewritten now (migrated, held a password, or was replaced).
+    should_save: bool = False
+
+
+class SettingsError(ValueError):
+    """Settings that may not be saved; the message lists the plain validation messages."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(" ".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def threshold_range(kind: AlertKind) -> tuple[float, float]:
+    """The allowed threshold of a kind, in its own unit (mg/dL, mg/dL/min or minutes)."""
+    if kind in GLUCOSE_KINDS:
+        return (MIN_REAL_MGDL, MAX_REAL_MGDL)
+    if kind in RATE_KINDS:
+        return (1, 10)
+    if kind is AlertKind.NO_DATA:
+        return (10, MAX_MINUTES)
+    return (0, MAX_MINUTES)
+
+
+def _glucose_bounds_text(unit: Unit) -> str:
+    low = format_value(MIN_REAL_MGDL, unit)
+    high = format_value(MAX_REAL_MGDL, unit)
+    return f"between {low} and {high} {unit.label}"
+
+
+def threshold_problems(
+    urgent_low: float, low: float, high: float, urgent_high: float, unit: Unit = Unit.MGDL
+) -> list[str]:
+    """Plain messages for glucose thresholds (mg/dL) as a person would enter them.
+
+    Usable before an AlertSettings is built (which refuses out-of-order thresholds).
+    """
+    named = [("Urgent low", urgent_low), ("Low", low), ("High", high), ("Urgent high", urgent_high)]
+    bounds = _glucose_bounds_text(unit)
+    problems = [
+        f"{title} must be {bounds}."
+        for title, value in named
+        if not MIN_REAL_MGDL <= value <= MAX_REAL_MGDL
+    ]
+    if problems:
+        return problems
+    for (lower_title, lower), (upper_title, upper) in itertools.pairwise(named):
+        if not lower < upper:
+            problems.append(f"{lower_title} must be below {upper_title.lower()}.")
+    return problems
+
+
+#: The four kinds whose thresholds bound the glucose ranges (checked by threshold_problems).
+_RANGE_KINDS = (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH)
+
+
+def _kind_problems(kind: AlertKind, config: KindConfig, unit: Unit) -> list[str]:
+    problems: list[str] = []
+    low_bound, high_bound = threshold_range(kind)
+    if kind in GLUCOSE_KINDS:
+        if kind not in _RANGE_KINDS and not low_bound <= config.threshold <= high_bound:
+            problems.append(f"{kind.title} must be {_glucose_bounds_text(unit)}.")
+    elif kind in RATE_KINDS:
+        if not low_bound <= config.threshold <= high_bound:
+            problems.append(
+                f"{kind.title} must be a rate between {low_bound:g} and {high_bound:g} mg/dL "
+                "per minute."
+            )
+    elif kind is AlertKind.NO_DATA and not low_bound <= config.threshold <= high_bound:
+        problems.append(
+            f"{kind.title} must be between {low_bound:g} and {high_bound:g} minutes without a "
+            "reading."
+        )
+    minute = timedelta(minutes=1)
+    if config.repeat is not None and not minute <= config.repeat <= timedelta(minutes=MAX_MINUTES):
+        problems.append(f"{kind.title}: repeat must be between 1 and {MAX_MINUTES} minutes.")
+    if not timedelta(0) <= config.snooze_cap <= timedelta(minutes=MAX_MINUTES):
+        problems.append(f"{kind.title}: snooze limit must be at most {MAX_MINUTES} minutes.")
+    if not timedelta(0) <= config.persistence <= timedelta(minutes=MAX_MINUTES):
+        problems.append(f"{kind.title}: delay must be at most {MAX_MINUTES} minutes.")
+    return problems
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for an http(s) URL whose host is this computer (127.0.0.0/8, ::1 or localhost)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    if parts.scheme not in {"http", "https"} or not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(settings: Settings, *, require_username: bool = True) -> list[str]:
+    """Plain messages for everything wrong with `settings`; empty when they may be saved.
+
+    `require_username=False` accepts settings without an account yet (first run, demo).
+    """
+    problems: list[str] = []
+    if settings.region not in REGIONS:
+        problems.append("Choose a region: United States, Outside the US or Japan.")
+    if require_username and not settings.username.strip():
+        problems.append(
+            "Enter the Dexcom username, e-mail or phone number of the person who wears the sensor."
+        )
+    elif settings.username != settings.username.strip():
+        problems.append("The username must not start or end with spaces.")
+    kinds = settings.alerts.kinds
+    problems += threshold_problems(
+        kinds[AlertKind.URGENT_LOW].threshold,
+        kinds[AlertKind.LOW].threshold,
+        kinds[AlertKind.HIGH].threshold,
+        kinds[AlertKind.URGENT_HIGH].threshold,
+        settings.unit,
+    )
+    for kind in AlertKind:
+        problems += _kind_problems(kind, kinds[kind], settings.unit)
+    if not MIN_RETENTION_DAYS <= settings.retention_days <= MAX_RETENTION_DAYS:
+        problems.append(f"Keep history between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days.")
+    if settings.share_url is not None and not is_loopback_url(settings.share_url):
+        problems.append("A custom Share address must point to this computer (loopback).")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+
+
+def _minutes(span: timedelta) -> int | float:
+    minutes = span / timedelta(minutes=1)
+    return int(minutes) if minutes.is_integer() else minutes
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def to_toml_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as the TOML document's tables (the layout a person may edit)."""
+    account: dict[str, Any] = {"region": settings.region, "username": settings.username}
+    if settings.account_id:
+        account["account_id"] = settings.account_id
+    alerts: dict[str, Any] = {}
+    for kind in AlertKind:
+        config = settings.alerts.kinds[kind]
+        alerts[kind.value] = {
+            "enabled": config.enabled,
+            "threshold": _number(config.threshold),
+            "repeat_minutes": 0 if config.repeat is None else _minutes(config.repeat),
+            "sound": config.sound,
+            "snooze_cap_minutes": _minutes(config.snooze_cap),
+            "persistence_minutes": _minutes(config.persistence),
+        }
+    document: dict[str, Any] = {
+        "version": SETTINGS_VERSION,
+        "account": account,
+        "display": {"unit": settings.unit.value},
+        "alerts": alerts,
+        "general": {
+            "start_at_login": settings.start_at_login,
+            "retention_days": settings.retention_days,
+        },
+    }
+    if settings.share_url is not None:
+        document["advanced"] = {"share_url": settings.share_url}
+    return document
+
+
+_HEADER = (
+    "# CGM Tray settings. You may edit this file while CGM Tray is not running.\n"
+    "# The password is never stored here: it lives in the system keyring.\n"
+    "# repeat_minutes = 0 means the alert is not repeated.\n\n"
+)
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    """Writes `settings` atomically (temp file, fsync, rename); the file is owner-only on POSIX.
+
+    Raises SettingsError if they are not valid (an account is not required).
+    """
+    problems = validate(settings, require_username=False)
+    if problems:
+        raise SettingsError(problems)
+    data = (_HEADER + tomli_w.dumps(to_toml_dict(settings))).encode("utf-8")
+    _write_atomically(path, data)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if os.name == "posix":
+                os.fchmod(out.fileno(), _PRIVATE_FILE_MODE)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        temp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    if os.name == "posix":
+        _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _migrate_v0_to_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """v0 (no `version` key) kept the unit at the top level: `units = "mmol"` or "mgdl"."""
+    migrated = dict(document)
+    units = migrated.pop("units", None)
+    if isinstance(units, str):
+        display = migrated.get("display")
+        display = dict(display) if isinstance(display, dict) else {}
+        display.setdefault("unit", units)
+        migrated["display"] = display
+    migrated["version"] = 1
+    return migrated
+
+
+#: MIGRATIONS[v] turns a version-v document into a version v + 1 one.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_v0_to_v1}
+
+
+def _mentions_password(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(
+            "password" in str(key).lower() or _mentions_password(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(_mentions_password(item) for item in value)
+    return False
+
+
+def _without_passwords(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _without_passwords(item)
+            for key, item in value.items()
+            if "password" not in str(key).lower()
+        }
+    if isinstance(value, list):
+        return [_without_passwords(item) for item in value]
+    return value
+
+
+class _Reader:
+    """Reads typed values out of a parsed document, noting each one it had to replace."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def complain(self, name: str, expected: str) -> None:
+        self.problems.append(
+            f"The setting {name} in your settings file was not {expected}; the default is in use."
+        )
+
+    def table(self, parent: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+        value = parent.get(key, {})
+        if isinstance(value, dict):
+            return value
+        self.complain(name, "a table of settings")
+        return {}
+
+    def value(
+        self,
+        table: dict[str, Any],
+        key: str,
+        name: str,
+        default: _T,
+        convert: Callable[[object], _T | None],
+        expected: str,
+    ) -> _T:
+        if key not in table:
+            return default
+        converted = convert(table[key])
+        if converted is None:
+            self.complain(name, expected)
+            return default
+        return converted
+
+
+def _as_bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _as_username(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) else None
+
+
+def _as_region(value: object) -> str | None:
+    if isinstance(value, str) and value.strip().lower() in REGIONS:
+        return value.strip().lower()
+    return None
+
+
+def _as_unit(value: object) -> Unit | None:
+    if not isinstance(value, str):
+        return None
+    spelled = value.strip().lower().replace(" ", "")
+    if spelled in {"mg/dl", "mgdl", "mg"}:
+        return Unit.MGDL
+    if spelled in {"mmol/l", "mmol"}:
+        return Unit.MMOL
+    return None
+
+
+def _as_account_id(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _as_share_url(value: object) -> str | None:
+    return value if isinstance(value, str) and is_loopback_url(value) else None
+
+
+def _in_range(low: float, high: float) -> Callable[[object], float | None]:
+    def convert(value: object) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if low <= value <= high else None
+
+    return convert
+
+
+def _whole_in_range(low: int, high: int) -> Callable[[object], int | None]:
+    def convert(value: object) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        return value if low <= value <= high else None
+
+    return convert
+
+
+def _minutes_in_range(low: float, high: float) -> Callable[[object], timedelta | None]:
+    number = _in_range(low, high)
+
+    def convert(value: object) -> timedelta | None:
+        minutes = number(value)
+        return None if minutes is None else timedelta(minutes=minutes)
+
+    return convert
+
+
+def _as_repeat(value: object) -> timedelta | None:
+    """0 means "never repeat"; otherwise 1 .. MAX_MINUTES minutes."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return timedelta(0)
+    return _minutes_in_range(1, MAX_MINUTES)(value)
+
+
+def _read_kind(
+    reader: _Reader, table: dict[str, Any], kind: AlertKind, default: KindConfig
+) -> KindConfig:
+    where = f"alerts.{kind.value}"
+    low, high = threshold_range(kind)
+    repeat = reader.value(
+        table,
+        "repeat_minutes",
+        f"{where}.repeat_minutes",
+        default.repeat if default.repeat is not None else timedelta(0),
+        _as_repeat,
+        f"0 (never) or a number of minutes from 1 to {MAX_MINUTES}",
+    )
+    minutes_text = f"a number of minutes from 0 to {MAX_MINUTES}"
+    return KindConfig(
+        enabled=reader.value(
+            table, "enabled", f"{where}.enabled", default.enabled, _as_bool, "true or false"
+        ),
+        threshold=reader.value(
+            table,
+            "threshold",
+            f"{where}.threshold",
+            default.threshold,
+            _in_range(low, high),
+            f"a number from {low:g} to {high:g}",
+        ),
+        repeat=None if repeat == timedelta(0) else repeat,
+        sound=reader.value(
+            table, "sound", f"{where}.sound", default.sound, _as_bool, "true or false"
+        ),
+        snooze_cap=reader.value(
+            table,
+            "snooze_cap_minutes",
+            f"{where}.snooze_cap_minutes",
+            default.snooze_cap,
+            _minutes_in_range(0, MAX_MINUTES),
+            minutes_text,
+        ),
+        persistence=reader.value(
+            table,
+            "persistence_minutes",
+            f"{where}.persistence_minutes",
+            default.persistence,
+            _minutes_in_range(0, MAX_MINUTES),
+            minutes_text,
+        ),
+    )
+
+
+def _read_alerts(reader: _Reader, document: dict[str, Any]) -> AlertSettings:
+    alerts_table = reader.table(document, "alerts", "alerts")
+    defaults = AlertSettings().kinds
+    kinds: dict[AlertKind, KindConfig] = {}
+    for kind in AlertKind:
+        table = reader.table(alerts_table, kind.value, f"alerts.{kind.value}")
+        kinds[kind] = _read_kind(reader, table, kind, defaults[kind])
+    try:
+        return AlertSettings(kinds)
+    except ValueError:
+        reader.problems.append(
+            "The alert thresholds in your settings file were not in order (urgent low < low < "
+            "high < urgent high); the default thresholds are in use."
+        )
+    for kind in (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH):
+        kinds[kind] = dataclasses.replace(kinds[kind], threshold=defaults[kind].threshold)
+    return AlertSettings(kinds)
+
+
+def settings_from_document(document: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """Settings from a parsed current-version document, and a message per value it replaced."""
+    reader = _Reader()
+    defaults = Settings()
+    account = reader.table(document, "account", "account")
+    display = reader.table(document, "display", "display")
+    general = reader.table(document, "general", "general")
+    advanced = reader.table(document, "advanced", "advanced")
+    settings = Settings(
+        region=reader.value(
+            account, "region", "account.region", defaults.region, _as_region, '"us", "ous" or "jp"'
+        ),
+        username=reader.value(
+            account, "username", "account.username", defaults.username, _as_username, "text"
+        ),
+        account_id=reader.value(
+            account, "account_id", "account.account_id", None, _as_account_id, "text"
+        ),
+        unit=reader.value(
+            display, "unit", "display.unit", defaults.unit, _as_unit, '"mg/dL" or "mmol/L"'
+        ),
+        alerts=_read_alerts(reader, document),
+        start_at_login=reader.value(
+            general,
+            "start_at_login",
+            "general.start_at_login",
+            defaults.start_at_login,
+            _as_bool,
+            "true or false",
+        ),
+        retention_days=reader.value(
+            general,
+            "retention_days",
+            "general.retention_days",
+            defaults.retention_days,
+            _whole_in_range(MIN_RETENTION_DAYS, MAX_RETENTION_DAYS),
+            f"a whole number of days from {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}",
+        ),
+        share_url=reader.value(
+            advanced,
+            "share_url",
+            "advanced.share_url",
+            None,
+            _as_share_url,
+            "an http address on this computer (loopback)",
+        ),
+    )
+    return settings, reader.problems
+
+
+_STRAY_KEY_PROBLEM = (
+    "Your settings file contained a password. It was ignored and will be removed from the file: "
+    "passwords are kept only in the system keyring."
+)
+
+
+def load_settings(path: Path, *, now: datetime | None = None) -> LoadResult:
+    """Reads the settings file, never failing: whatever cannot be used is replaced and reported.
+
+    A missing file gives the defaults. An unreadable (non-TOML) file is moved aside to
+    `<name>.corrupt-<UTC time>` and the defaults are used, keeping the region and username if
+    they can still be recognised in it. `now` names the backup (default: the system clock).
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return LoadResult(Settings())
+    except OSError as exc:
+        log.warning("settings file could not be read (%s)", type(exc).__name__)
+        return LoadResult(
+            Settings(),
+            problem=f"Your settings file could not be read ({exc.strerror or type(exc).__name__}); "
+            "defaults are in use.",
+        )
+    try:
+        text = raw.decode("utf-8")
+        document = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return _load_corrupt(path, raw, now)
+    return _load_document(document)
+
+
+def _load_document(document: dict[str, Any]) -> LoadResult:
+    problems: list[str] = []
+    should_save = False
+    if _mentions_password(document):
+        problems.append(_STRAY_KEY_PROBLEM)
+        document = _without_passwords(document)
+        should_save = True
+
+    version = document.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        problems.append(
+            "The setting version in your settings file was not a whole number; "
+            "it was read as the current version."
+        )
+        version = SETTINGS_VERSION
+    if version > SETTINGS_VERSION:
+        problems.append(
+            f"Your settings file was written by a newer CGM Tray (settings version {version}); "
+            "the settings this version knows were loaded and the rest ignored."
+        )
+    while version < SETTINGS_VERSION:
+        document = MIGRATIONS[version](document)
+        version += 1
+        should_save = True
+
+    settings, value_problems = settings_from_document(document)
+    problems += value_problems
+    return LoadResult(settings, problem=" ".join(problems) or None, should_save=should_save)
+
+
+_RECOVERABLE_LINE = re.compile(r"^[ \t]*(region|username)[ \t]*=.*$", re.MULTILINE)
+
+
+def recover_account(text: str) -> tuple[str | None, str | None]:
+    """Best effort: the region and username still recognisable in a damaged settings file."""
+    found: dict[str, str] = {}
+    for match in _RECOVERABLE_LINE.finditer(text):
+        key = match.group(1)
+        if key in found:
+            continue
+        try:
+            value = tomllib.loads(match.group(0).strip()).get(key)
+        except tomllib.TOMLDecodeError:
+            continue
+        if isinstance(value, str):
+            found[key] = value
+    region = _as_region(found.get("region"))
+    return region, _as_username(found.get("username"))
+
+
+def _load_corrupt(path: Path, raw: bytes, now: datetime | None) -> LoadResult:
+    region, username = recover_account(raw.decode("utf-8", errors="replace"))
+    settings = Settings(region=region or Settings().region, username=username or "")
+    backup = _move_aside(path, now)
+    if backup is None:
+        problem = "Your settings file was unreadable and defaults are in use."
+    else:
+        problem = (
+            f"Your settings file was unreadable; it was kept as {backup} and defaults are in use."
+        )
+    if username:
+        problem += " Your region and username were recovered from it."
+    log.warning("settings file was unreadable; defaults in use")
+    return LoadResult(settings, problem=problem, backup=backup, should_save=True)
+
+
+def _move_aside(path: Path, now: datetime | None) -> Path | None:
+    when = require_aware_utc(now) if now is not None else datetime.now(UTC)
+    stem = f"{path.name}.corrupt-{when.strftime('%Y%m%dT%H%M%SZ')}"
+    for attempt in range(100):
+        candidate = path.with_name(stem if attempt == 0 else f"{stem}-{attempt}")
+        if candidate.exists():
+            continue
+        try:
+            path.replace(candidate)
+        except OSError as exc:
+            log.warning(
+                "could not keep the unreadable settings file aside (%s)", type(exc).__name__
+            )
+            return None
+        return candidate
+    return None
