@@ -1,0 +1,95 @@
+"""Request counters of the fake Share service, so tests can assert budgets and sign-in behaviour."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, ENDPOINT_READ, Region
+
+SIGN_IN_ENDPOINTS: Final = frozenset({ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID})
+#: The `code` of a sign-in answered 200 with the all-zero UUID (a "no" without an error).
+ZERO_UUID_CODE: Final = "ZeroUuid"
+#: The `code` of a request answered with a connection reset (fault or outage).
+RESET_CODE: Final = "ConnectionReset"
+#: The status recorded for requests that got no HTTP answer at all.
+NO_ANSWER_STATUS: Final = 0
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the fake saw it. `time` is the fake's clock; `status` 0 = no answer.
+
+    `code` is the Share error Code of the answer, the fault's name, `ZeroUuid`, or "" on success.
+    """
+
+    time: datetime
+    region: Region
+    endpoint: str
+    status: int
+    code: str = ""
+
+    @property
+    def is_sign_in(self) -> bool:
+        return self.endpoint in SIGN_IN_ENDPOINTS
+
+    @property
+    def is_failed_sign_in(self) -> bool:
+        """A sign-in that did not yield a usable id (any non-200, or the zero UUID)."""
+        return self.is_sign_in and (self.status != 200 or self.code == ZERO_UUID_CODE)
+
+
+class Counters:
+    """Every request the fake answered (or reset), thread-safe."""
+
+    def __init__(self, lock: threading.RLock | None = None) -> None:
+        self._lock = lock if lock is not None else threading.RLock()
+        self._records: list[RequestRecord] = []
+
+    def add(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def count(
+        self, endpoint: str, region: Region | None = None, *, since: datetime | None = None
+    ) -> int:
+        """Requests to `endpoint` (a regions.py ENDPOINT_* constant), optionally per region and
+        from `since` (fake clock) on."""
+        return sum(1 for r in self._select(region, since) if r.endpoint == endpoint)
+
+    def sign_ins(self, region: Region | None = None, *, since: datetime | None = None) -> int:
+        """AuthenticatePublisherAccount + LoginPublisherAccountById requests."""
+        return sum(1 for r in self._select(region, since) if r.is_sign_in)
+
+    def failed_sign_ins(
+        self, region: Region | None = None, *, since: datetime | None = None
+    ) -> int:
+        """Sign-ins answered with anything but a usable id."""
+        return sum(1 for r in self._select(region, since) if r.is_failed_sign_in)
+
+    def reads(self, region: Region | None = None, *, since: datetime | None = None) -> int:
+        """ReadPublisherLatestGlucoseValues requests."""
+        return self.count(ENDPOINT_READ, region, since=since)
+
+    def total(self, region: Region | None = None, *, since: datetime | None = None) -> int:
+        """All requests, known endpoints or not."""
+        return len(self._select(region, since))
+
+    @property
+    def log(self) -> tuple[RequestRecord, ...]:
+        with self._lock:
+            return tuple(self._records)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def _select(self, region: Region | None, since: datetime | None) -> list[RequestRecord]:
+        with self._lock:
+            return [
+                r
+                for r in self._records
+                if (region is None or r.region is region) and (since is None or r.time >= since)
+            ]

@@ -1,0 +1,118 @@
+"""Injectable faults of the fake Share service: what they look like and the FIFO queue of them."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+from cgmtray.share.regions import Region
+
+
+class Fault(enum.Enum):
+    """Something going wrong between the client and Share (protocol 4.2 rows 5, 13, 14, 15)."""
+
+    RATE_LIMIT = "rate-limit"  # 429 with Retry-After (seconds)
+    RATE_LIMIT_NO_HEADER = "rate-limit-no-header"  # 429 without Retry-After
+    BAD_GATEWAY_HTML = "bad-gateway"  # 502, Cloudflare-like HTML body
+    UNAVAILABLE_HTML = "unavailable"  # 503, HTML body
+    EMPTY_200 = "empty"  # 200 with an empty body
+    TRUNCATED_JSON = "truncated"  # 200, JSON content type, body cut in the middle
+    SLOW = "slow"  # answered normally after `delay_s` real seconds
+    RESET = "reset"  # connection closed without an answer
+    SERVER_ERROR_JSON = "server-error"  # 500 with a Code/Message the client does not know
+
+
+#: The body of a rate-limited answer (Cloudflare's terse form for non-browser clients).
+RATE_LIMIT_TEXT: Final = "error code: 1015"
+#: Code and Message of SERVER_ERROR_JSON: an SSO_InternalError without "Cannot Authenticate"
+#: (catalogue row 5: identity back-end trouble, transient).
+SERVER_ERROR_CODE: Final = "SSO_InternalError"
+SERVER_ERROR_MESSAGE: Final = (
+    "Synchronization of SSO account during authenticate call failed Time out issue. "
+    "Error encountered accessing Keycloak endpoint: UAM_ERROR: HttpStatus='504 GATEWAY_TIMEOUT'"
+)
+#: When TRUNCATED_JSON hits an answer that has nothing to cut, this half reading is sent.
+TRUNCATED_FALLBACK: Final = b'[{"WT":"Date(1745081013817)","ST":"Date(17450'
+
+
+def cloudflare_html(status: int, reason: str) -> bytes:
+    """The kind of HTML page Cloudflare answers with when the origin is down."""
+    return (
+        "<!DOCTYPE html>\n<html>\n<head><title>"
+        f"{status} {reason}</title></head>\n<body>\n<center><h1>{status} {reason}</h1></center>\n"
+        "<hr><center>cloudflare</center>\n</body>\n</html>\n"
+    ).encode()
+
+
+def truncate(body: bytes) -> bytes:
+    """A JSON body cut in the middle; never valid JSON."""
+    if len(body) < 4:
+        return TRUNCATED_FALLBACK
+    return body[: len(body) // 2]
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """One fault to apply to one request."""
+
+    fault: Fault
+    retry_after_s: int = 120
+    delay_s: float = 0.0
+
+
+@dataclass
+class _Pending:
+    plan: FaultPlan
+    region: Region | None
+    endpoint: str | None
+    remaining: int
+
+    def matches(self, region: Region, endpoint: str) -> bool:
+        return (self.region is None or self.region is region) and (
+            self.endpoint is None or self.endpoint == endpoint
+        )
+
+
+class FaultQueue:
+    """Faults waiting for requests: the first matching entry (FIFO) serves the next request."""
+
+    def __init__(self, lock: threading.RLock | None = None) -> None:
+        self._lock = lock if lock is not None else threading.RLock()
+        self._pending: list[_Pending] = []
+
+    def add(
+        self,
+        plan: FaultPlan,
+        *,
+        region: Region | None = None,
+        endpoint: str | None = None,
+        count: int = 1,
+    ) -> None:
+        if count < 1:
+            raise ValueError("a fault needs a count of at least 1")
+        if plan.retry_after_s < 0 or plan.delay_s < 0:
+            raise ValueError("retry_after_s and delay_s must not be negative")
+        with self._lock:
+            self._pending.append(_Pending(plan, region, endpoint, count))
+
+    def take(self, region: Region, endpoint: str) -> FaultPlan | None:
+        """The fault for this request, if one is queued for it (and uses one of its count)."""
+        with self._lock:
+            for index, pending in enumerate(self._pending):
+                if pending.matches(region, endpoint):
+                    pending.remaining -= 1
+                    if pending.remaining == 0:
+                        del self._pending[index]
+                    return pending.plan
+        return None
+
+    def pending(self) -> int:
+        """How many faulty answers are still queued."""
+        with self._lock:
+            return sum(entry.remaining for entry in self._pending)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()

@@ -1,0 +1,231 @@
+"""`cgm-tray fake-share`: the fake Share service on its own, printing its base URL first."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+from typing import TextIO
+
+from cgmtray.fakeshare.demo import DEMO_HISTORY, DEMO_PASSWORD, DEMO_USERNAME, demo_clock
+from cgmtray.fakeshare.faults import Fault
+from cgmtray.fakeshare.sensor import SimulatedSensor
+from cgmtray.fakeshare.server import FakeShare
+from cgmtray.share.regions import Region
+
+_FAULTS_BY_NAME = {fault.value: fault for fault in Fault}
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A --fault option: which fault, how many requests, and its number (delay or Retry-After)."""
+
+    fault: Fault
+    count: int = 1
+    seconds: float | None = None
+
+
+def parse_fault_spec(text: str) -> FaultSpec:
+    """`NAME[:SECONDS][:xN]`, e.g. "unavailable:x3", "slow:35", "rate-limit:60:x2"."""
+    name, *options = text.strip().lower().split(":")
+    fault = _FAULTS_BY_NAME.get(name)
+    if fault is None:
+        known = ", ".join(sorted(_FAULTS_BY_NAME))
+        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (known: {known})")
+    count = 1
+    seconds: float | None = None
+    for option in options:
+        try:
+            if option.startswith("x"):
+                count = int(option[1:])
+            else:
+                seconds = float(option)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad fault option {option!r} in {text!r}") from None
+    if count < 1 or (seconds is not None and seconds < 0):
+        raise argparse.ArgumentTypeError(f"bad fault count or seconds in {text!r}")
+    return FaultSpec(fault, count, seconds)
+
+
+def parse_account(text: str) -> tuple[str, str]:
+    """`USER:PASSWORD` (split at the first colon; the password may contain colons)."""
+    username, separator, password = text.partition(":")
+    if not separator or not username.strip() or not password:
+        raise argparse.ArgumentTypeError("an account is USER:PASSWORD")
+    return username.strip(), password
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0..65535")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `cgm-tray fake-share`."""
+    parser.add_argument(
+        "--port", type=_port, default=0, help="port for the chosen region (default: a free one)"
+    )
+    parser.add_argument(
+        "--account",
+        type=parse_account,
+        action="append",
+        default=None,
+        metavar="USER:PASSWORD",
+        help="an account with a simulated sensor (repeatable; default: the demo account)",
+    )
+    parser.add_argument(
+        "--region",
+        choices=[region.value for region in Region],
+        default=Region.US.value,
+        help="the region whose URL is printed and where accounts go (default: us)",
+    )
+    parser.add_argument(
+        "--speed", type=_positive_float, default=1.0, help="run the clock X times faster"
+    )
+    parser.add_argument(
+        "--session-ttl",
+        type=_positive_float,
+        default=24 * 3600.0,
+        metavar="S",
+        help="session lifetime in seconds (default: 86400)",
+    )
+    parser.add_argument(
+        "--lockout-after",
+        type=int,
+        default=5,
+        metavar="N",
+        help="failed sign-ins before the account locks (0: never; default: 5)",
+    )
+    parser.add_argument(
+        "--lockout-period",
+        type=_positive_float,
+        default=30 * 60.0,
+        metavar="S",
+        help="lockout length in seconds, restarted by each attempt (default: 1800)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="simulated sensor seed (default: 1)")
+    parser.add_argument(
+        "--fault",
+        type=parse_fault_spec,
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help=(
+            "answer the next requests with a fault: rate-limit[:RETRY_AFTER], "
+            "rate-limit-no-header, bad-gateway, unavailable, empty, truncated, slow:SECONDS, "
+            "reset, server-error; each optionally :xN for N requests (repeatable, in order)"
+        ),
+    )
+    parser.add_argument(
+        "--error-style",
+        choices=["2025", "2024"],
+        default="2025",
+        help="how rejected credentials are answered (default: 2025, AccountPasswordInvalid)",
+    )
+    parser.add_argument(
+        "--legacy-format",
+        action="store_true",
+        help="answer reads in the pre-2021 format (/Date(ms)/ and integer trends)",
+    )
+
+
+def run(
+    args: argparse.Namespace, *, stop_event: threading.Event | None = None, out: TextIO = sys.stdout
+) -> int:
+    """Serves until SIGINT / SIGTERM or `stop_event`; the first printed line is the base URL."""
+    region = Region(args.region)
+    stop = stop_event if stop_event is not None else threading.Event()
+    fake = FakeShare(
+        demo_clock(args.speed),
+        ports={region: args.port},
+        session_ttl=timedelta(seconds=args.session_ttl),
+        lockout_after=args.lockout_after,
+        lockout_period=timedelta(seconds=args.lockout_period),
+        credential_error_style=args.error_style,
+    )
+    try:
+        fake.start()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        sys.stderr.write(f"cgm-tray fake-share: cannot listen on port {args.port}: {reason}\n")
+        return 1
+    try:
+        accounts: list[tuple[str, str]] = args.account or [(DEMO_USERNAME, DEMO_PASSWORD)]
+        history_start = fake.now() - DEMO_HISTORY
+        for index, (username, password) in enumerate(accounts):
+            fake.add_account(region, username, password)
+            sensor = SimulatedSensor(seed=args.seed + index, start=history_start)
+            fake.attach_sensor(region, username, sensor)
+        fake.set_legacy_format(args.legacy_format)
+        for spec in args.fault or []:
+            _inject(fake, spec)
+        print(fake.base_url(region), file=out, flush=True)
+        if args.account:
+            names = ", ".join(username for username, _password in accounts)
+            print(f"accounts ({region.value}): {names}", file=out, flush=True)
+        else:
+            print(f"account: {DEMO_USERNAME} / {DEMO_PASSWORD}", file=out, flush=True)
+        others = [r for r in fake.regions if r is not region]
+        for other in others:
+            print(f"{other.value}: {fake.base_url(other)}", file=out, flush=True)
+        with _stop_on_signals(stop.set):
+            while not stop.wait(timeout=1.0):
+                pass
+    finally:
+        fake.stop()
+    return 0
+
+
+def _inject(fake: FakeShare, spec: FaultSpec) -> None:
+    if spec.fault is Fault.SLOW:
+        fake.inject_fault(spec.fault, count=spec.count, delay_s=spec.seconds or 35.0)
+    elif spec.fault is Fault.RATE_LIMIT and spec.seconds is not None:
+        fake.inject_fault(spec.fault, count=spec.count, retry_after_s=round(spec.seconds))
+    else:
+        fake.inject_fault(spec.fault, count=spec.count)
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call `stop` while inside (only possible on the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the fake service as a program (`python -m cgmtray.fakeshare.main`)."""
+    parser = argparse.ArgumentParser(
+        prog="cgm-tray fake-share", description="A fake Dexcom Share service on loopback."
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,601 @@
+"""The fake Dexcom Share service: one loopback HTTP server per region (protocol section 8)."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import secrets
+import selectors
+import socket
+import socketserver
+import struct
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Final, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.readings import Reading
+from cgmtray.fakeshare.bodies import HTML_TYPE, JSON_TYPE, TEXT_TYPE, SubCodeStyle, error_body
+from cgmtray.fakeshare.counters import (
+    NO_ANSWER_STATUS,
+    RESET_CODE,
+    Counters,
+    RequestRecord,
+)
+from cgmtray.fakeshare.faults import (
+    RATE_LIMIT_TEXT,
+    SERVER_ERROR_CODE,
+    SERVER_ERROR_MESSAGE,
+    Fault,
+    FaultPlan,
+    FaultQueue,
+    cloudflare_html,
+    truncate,
+)
+from cgmtray.fakeshare.sensor import PublishedReading, SimulatedSensor
+from cgmtray.fakeshare.service import (
+    ENDPOINT_METHODS,
+    CredentialErrorStyle,
+    Reply,
+    Request,
+    ShareService,
+)
+from cgmtray.share.regions import SERVICES_PATH, Region
+
+__all__ = ["Counters", "FakeShare", "Fault", "RequestRecord"]
+
+logger = logging.getLogger(__name__)
+
+#: Request bodies larger than this are refused (the real ones are a few hundred bytes).
+MAX_BODY_BYTES: Final = 1_000_000
+#: How long a handler thread may take to finish once the server stops.
+_JOIN_TIMEOUT_S: Final = 5.0
+
+_ENDPOINTS_BY_LOWER: Final = {name.lower(): name for name in ENDPOINT_METHODS}
+_NOT_FOUND_HTML: Final = (
+    b"<!DOCTYPE html><html><head><title>Service</title></head>"
+    b"<body><p>Endpoint not found.</p></body></html>"
+)
+_NO_CACHE_HEADERS: Final = (
+    ("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate"),
+    ("expires", "0"),
+    ("pragma", "no-cache"),
+    ("x-frame-options", "DENY"),
+)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class _RegionServer(ThreadingHTTPServer):
+    """The HTTP server of one region; tracks its open connections so stop() can close them."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64
+    timeout = 1.0  # handle_request() never blocks longer than this
+
+    def __init__(self, fake: FakeShare, region: Region, host: str, port: int) -> None:
+        self.fake = fake
+        self.region = region
+        self.closing = threading.Event()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._connections_lock = threading.Lock()
+        super().__init__((host, port), _ShareRequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for the host's name; loopback needs no lookup.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Never print per-request tracebacks to stderr.
+        logger.debug("fake share: connection error on %s", self.region.value, exc_info=True)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections[connection] = threading.current_thread()
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.pop(connection, None)
+
+    def close_connections(self) -> list[threading.Thread]:
+        """Shuts every open connection; returns the threads that were serving them."""
+        with self._connections_lock:
+            open_connections = list(self._connections.items())
+        for connection, _thread in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        return [thread for _connection, thread in open_connections]
+
+
+class _ShareRequestHandler(BaseHTTPRequestHandler):
+    """Turns HTTP requests into service requests, applies faults, writes Share-like answers."""
+
+    protocol_version = "HTTP/1.1"
+    server: _RegionServer
+    timeout = 120
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def version_string(self) -> str:
+        return "cloudflare"
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return email.utils.format_datetime(self.server.fake.now(), usegmt=True)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # The request line carries session ids: log nothing of it.
+        return
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _serve(self, method: str) -> None:
+        fake = self.server.fake
+        region = self.server.region
+        received_at = fake.now()
+        try:
+            body = self._read_body()
+        except (_BodyTooLargeError, ValueError):
+            self.close_connection = True
+            fake.record(RequestRecord(received_at, region, "", 413, "BodyTooLarge"))
+            self._send(Reply(413, b"Request Entity Too Large", TEXT_TYPE, error=True))
+            return
+        parts = urlsplit(self.path)
+        relative = parts.path[len(SERVICES_PATH) :] if parts.path.startswith(SERVICES_PATH) else ""
+        endpoint = _ENDPOINTS_BY_LOWER.get(relative.lower()) if relative else None
+        label = endpoint or parts.path
+        if fake.outage:
+            fake.record(RequestRecord(received_at, region, label, NO_ANSWER_STATUS, RESET_CODE))
+            self._reset()
+            return
+        if endpoint is None:
+            reply = Reply(404, _NOT_FOUND_HTML, HTML_TYPE, error=True, code="NotFound")
+        elif ENDPOINT_METHODS[endpoint] != method:
+            reply = Reply(405, b"Method not allowed.", TEXT_TYPE, error=True, code="NotAllowed")
+        else:
+            query = {key.lower(): value for key, value in _query_pairs(parts.query)}
+            request = Request(region, endpoint, query, body)
+            plan = fake.take_fault(region, endpoint)
+            if plan is not None and plan.fault is Fault.RESET:
+                code = f"fault:{plan.fault.value}"
+                fake.record(RequestRecord(received_at, region, endpoint, NO_ANSWER_STATUS, code))
+                self._reset()
+                return
+            reply = self._faulty_reply(plan, request) if plan else fake.service.handle(request)
+        # Recorded before answering, so a client that has its answer sees it counted.
+        fake.record(RequestRecord(received_at, region, label, reply.status, reply.code))
+        self._send(reply)
+        logger.debug("fake share %s %s -> %d", region.value, label, reply.status)
+
+    def _faulty_reply(self, plan: FaultPlan, request: Request) -> Reply:
+        fake = self.server.fake
+        code = f"fault:{plan.fault.value}"
+        match plan.fault:
+            case Fault.RATE_LIMIT:
+                retry_after = (("Retry-After", str(plan.retry_after_s)),)
+                body = RATE_LIMIT_TEXT.encode()
+                return Reply(429, body, TEXT_TYPE, error=True, code=code, headers=retry_after)
+            case Fault.RATE_LIMIT_NO_HEADER:
+                return Reply(429, RATE_LIMIT_TEXT.encode(), TEXT_TYPE, error=True, code=code)
+            case Fault.BAD_GATEWAY_HTML:
+                body = cloudflare_html(502, "Bad Gateway")
+                return Reply(502, body, HTML_TYPE, error=True, code=code)
+            case Fault.UNAVAILABLE_HTML:
+                body = cloudflare_html(503, "Service Temporarily Unavailable")
+                return Reply(503, body, HTML_TYPE, error=True, code=code)
+            case Fault.EMPTY_200:
+                return Reply(200, b"", JSON_TYPE, code=code)
+            case Fault.TRUNCATED_JSON:
+                normal = fake.service.handle(request)
+                cut = truncate(normal.body if normal.status == 200 else b"")
+                return Reply(200, cut, JSON_TYPE, code=code)
+            case Fault.SLOW:
+                self.server.closing.wait(plan.delay_s)
+                return fake.service.handle(request)
+            case Fault.SERVER_ERROR_JSON:
+                body = error_body(SERVER_ERROR_CODE, SERVER_ERROR_MESSAGE, fake.now())
+                return Reply(500, body, JSON_TYPE, error=True, code=code)
+            case Fault.RESET:  # handled before a reply is built
+                raise AssertionError("RESET has no reply")
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > MAX_BODY_BYTES:
+            raise _BodyTooLargeError
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyTooLargeError
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("x-trace-id", str(uuid.uuid4()))
+        self.send_header("CF-RAY", f"{secrets.token_hex(8)}-IAD")
+        self.send_header(
+            "strict-transport-security", "max-age=15780000; includeSubDomains; preload"
+        )
+        self.send_header(
+            "vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+        )
+        if reply.error:
+            for name, value in _NO_CACHE_HEADERS:
+                self.send_header(name, value)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        if reply.content_type is not None:
+            self.send_header("Content-Type", reply.content_type)
+        if reply.chunked and reply.body:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            middle = max(1, len(reply.body) // 2)
+            for piece in (reply.body[:middle], reply.body[middle:]):
+                if piece:
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if reply.body:
+                self.wfile.write(reply.body)
+        self.wfile.flush()
+
+    def _reset(self) -> None:
+        """Closes the connection with a TCP reset and no answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    seen: set[str] = set()
+    first: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if key.lower() not in seen:
+            seen.add(key.lower())
+            first.append((key, value))
+    return first
+
+
+@dataclass
+class _Listener:
+    server: _RegionServer
+    thread: threading.Thread
+    wake_reader: socket.socket
+    wake_writer: socket.socket
+
+
+class FakeShare:
+    """A faithful fake Dexcom Share service on loopback: one HTTP server per region.
+
+    Accounts, sessions, lockout, reads, uploads, fault injection and request counters, all on an
+    injected clock. Use as a context manager, or start() / stop().
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        regions: Iterable[Region] = tuple(Region),
+        host: str = "127.0.0.1",
+        session_ttl: timedelta = timedelta(hours=24),
+        lockout_after: int = 5,
+        lockout_period: timedelta = timedelta(minutes=30),
+        credential_error_style: CredentialErrorStyle = "2025",
+        ports: Mapping[Region, int] | None = None,
+        subcode_style: SubCodeStyle = "xml",
+    ) -> None:
+        self._lock = threading.RLock()
+        self._host = host
+        self._regions = tuple(dict.fromkeys(regions))
+        if not self._regions:
+            raise ValueError("a fake service needs at least one region")
+        self._requested_ports = dict(ports or {})
+        self._ports: dict[Region, int] = {}
+        self._listeners: dict[Region, _Listener] = {}
+        self._refusing = False
+        self._outage = False
+        self.service = ShareService(
+            clock if clock is not None else SystemClock(),
+            regions=self._regions,
+            session_ttl=session_ttl,
+            lockout_after=lockout_after,
+            lockout_period=lockout_period,
+            credential_error_style=credential_error_style,
+            subcode_style=subcode_style,
+            lock=self._lock,
+        )
+        self._counters = Counters(self._lock)
+        self._faults = FaultQueue(self._lock)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listens on a loopback port per region (port 0 = a free one, unless `ports` says)."""
+        with self._lock:
+            if self._listeners:
+                return
+            try:
+                for region in self._regions:
+                    port = self._ports.get(region, self._requested_ports.get(region, 0))
+                    self._open(region, port)
+            except BaseException:
+                self._close_all()
+                raise
+
+    def stop(self) -> None:
+        """Stops listening, closes every connection and joins the threads. Idempotent."""
+        with self._lock:
+            self._refusing = False
+            listeners = list(self._listeners.values())
+            self._listeners.clear()
+        self._close(listeners)
+
+    def __enter__(self) -> FakeShare:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return bool(self._listeners) or self._refusing
+
+    def base_url(self, region: Region = Region.US) -> str:
+        """Exactly `http://127.0.0.1:PORT/ShareWebServices/Services/`."""
+        return f"http://{self._host}:{self.port(region)}{SERVICES_PATH}"
+
+    def port(self, region: Region = Region.US) -> int:
+        with self._lock:
+            if region not in self._ports:
+                raise RuntimeError(f"the fake service does not serve {region.value} (or not yet)")
+            return self._ports[region]
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        return self._regions
+
+    # -- clock ---------------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self.service.clock
+
+    def set_clock(self, clock: Clock) -> None:
+        with self._lock:
+            self.service.clock = clock
+
+    def now(self) -> datetime:
+        """The fake's time (its clock, as aware UTC)."""
+        return self.service.now()
+
+    # -- accounts and readings -------------------------------------------------------------------
+
+    def add_account(
+        self, region: Region, username: str, password: str, account_id: str | None = None
+    ) -> str:
+        """Adds (or updates the password of) an account; returns its account id (a UUID)."""
+        return self.service.add_account(region, username, password, account_id)
+
+    def account_id(self, region: Region, username: str) -> str:
+        with self._lock:
+            return self.service.account(region, username).account_id
+
+    def attach_sensor(self, region: Region, username: str, sensor: SimulatedSensor) -> None:
+        """The account's readings include the sensor's (computed lazily at each read)."""
+        self.service.attach_sensor(region, username, sensor)
+
+    def publish(
+        self,
+        region: Region,
+        username: str,
+        reading: Reading,
+        available_at: datetime | None = None,
+        offset_minutes: int = -240,
+    ) -> None:
+        """Adds one reading, visible from `available_at` (default: its own time)."""
+        when = available_at if available_at is not None else reading.time
+        self.service.publish(region, username, PublishedReading(reading, when, offset_minutes))
+
+    def remove_reading(self, region: Region, username: str, when: datetime) -> None:
+        """Hides the reading at WT `when` (published or from a sensor)."""
+        self.service.remove_reading(region, username, when)
+
+    def readings(
+        self,
+        region: Region,
+        username: str,
+        *,
+        minutes: int = 1440,
+        max_count: int = 288,
+    ) -> list[PublishedReading]:
+        """What a read would return now, newest first (for assertions and demos)."""
+        return self.service.readings_for(region, username, minutes, max_count)
+
+    # -- behaviour switches ------------------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        fault: Fault,
+        *,
+        region: Region | None = None,
+        endpoint: str | None = None,
+        count: int = 1,
+        retry_after_s: int = 120,
+        delay_s: float = 0.0,
+    ) -> None:
+        """The next `count` matching requests get `fault` (endpoint None = any); FIFO."""
+        if endpoint is not None and endpoint not in ENDPOINT_METHODS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        plan = FaultPlan(fault, retry_after_s=retry_after_s, delay_s=delay_s)
+        self._faults.add(plan, region=region, endpoint=endpoint, count=count)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def pending_faults(self) -> int:
+        return self._faults.pending()
+
+    def take_fault(self, region: Region, endpoint: str) -> FaultPlan | None:
+        """Used by the request handler: the fault for this request, if any."""
+        return self._faults.take(region, endpoint)
+
+    def set_outage(self, down: bool, *, refuse: bool = False) -> None:
+        """While down, every request is answered with a connection reset; with `refuse`, the
+        servers really stop listening (connection refused) and come back on the same ports."""
+        to_close: list[_Listener] = []
+        with self._lock:
+            if down and refuse and self._listeners:
+                to_close = list(self._listeners.values())
+                self._listeners.clear()
+                self._refusing = True
+            elif not down and self._refusing:
+                self._refusing = False
+                for region in self._regions:
+                    self._open(region, self._ports[region])
+            self._outage = down and not refuse
+        self._close(to_close)
+
+    @property
+    def outage(self) -> bool:
+        with self._lock:
+            return self._outage
+
+    def expire_sessions(self, region: Region | None = None) -> None:
+        """Every existing session answers SessionNotValid from now on."""
+        self.service.expire_sessions(region)
+
+    def set_credential_error_style(self, style: Literal["2025", "2024"]) -> None:
+        with self._lock:
+            self.service.credential_error_style = style
+
+    def lock_account(self, region: Region, username: str) -> None:
+        """Locks the account now, as if it had too many failed sign-ins."""
+        self.service.lock_account(region, username)
+
+    def unlock_account(self, region: Region, username: str) -> None:
+        self.service.unlock_account(region, username)
+
+    def is_locked(self, region: Region, username: str) -> bool:
+        return self.service.is_locked(region, username)
+
+    def set_legacy_format(self, on: bool) -> None:
+        """Pre-2021 reads: `/Date(ms)/` dates and integer trends."""
+        with self._lock:
+            self.service.legacy_format = on
+
+    def session_count(self, region: Region | None = None) -> int:
+        return self.service.session_count(region)
+
+    @property
+    def counters(self) -> Counters:
+        return self._counters
+
+    def record(self, record: RequestRecord) -> None:
+        self._counters.add(record)
+
+    # -- listeners -------------------------------------------------------------------------------
+
+    def _open(self, region: Region, port: int) -> None:
+        server = _RegionServer(self, region, self._host, port)
+        wake_reader, wake_writer = socket.socketpair()
+        thread = threading.Thread(
+            target=_serve_until_woken,
+            args=(server, wake_reader),
+            name=f"fake-share-{region.value}",
+            daemon=True,
+        )
+        self._listeners[region] = _Listener(server, thread, wake_reader, wake_writer)
+        self._ports[region] = server.server_port
+        thread.start()
+
+    def _close_all(self) -> None:
+        listeners = list(self._listeners.values())
+        self._listeners.clear()
+        self._close(listeners)
+
+    @staticmethod
+    def _close(listeners: list[_Listener]) -> None:
+        handler_threads: list[threading.Thread] = []
+        for listener in listeners:
+            listener.server.closing.set()
+            with contextlib.suppress(OSError):
+                listener.wake_writer.send(b"x")
+        for listener in listeners:
+            listener.thread.join(_JOIN_TIMEOUT_S)
+            listener.server.server_close()
+            listener.wake_reader.close()
+            listener.wake_writer.close()
+            handler_threads.extend(listener.server.close_connections())
+        for thread in handler_threads:
+            if thread is not threading.current_thread():
+                thread.join(_JOIN_TIMEOUT_S)
+
+
+def _serve_until_woken(server: _RegionServer, wake_reader: socket.socket) -> None:
+    """Accepts connections until a byte arrives on `wake_reader` (no polling interval)."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(server.socket, selectors.EVENT_READ)
+        selector.register(wake_reader, selectors.EVENT_READ)
+        while True:
+            for key, _events in selector.select():
+                if key.fileobj is wake_reader:
+                    return
+                server.handle_request()
