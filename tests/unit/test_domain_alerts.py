@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
-from cgmtray.domain.alert_rules import GLUCOSE_KINDS, duration_text
+from cgmtray.domain.alert_rules import GLUCOSE_KINDS, duration_text, rate_text
 from cgmtray.domain.alerts import (
     AlertDecision,
     AlertState,
@@ -25,6 +25,7 @@ from cgmtray.domain.alerts import (
     snoozed_until,
 )
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
+from cgmtray.domain.units import Unit
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 DEFAULTS = AlertSettings()
@@ -68,9 +69,10 @@ def disabled(kind: AlertKind, base: AlertSettings = DEFAULTS) -> AlertSettings:
 class Driver:
     """Feeds the engine step by step like the controller does, keeping the state."""
 
-    def __init__(self, alert_settings: AlertSettings = DEFAULTS) -> None:
+    def __init__(self, alert_settings: AlertSettings = DEFAULTS, unit: Unit = Unit.MGDL) -> None:
         self.state: AlertState = initial_state()
         self.settings = alert_settings
+        self.unit = unit
 
     def at(
         self,
@@ -79,7 +81,12 @@ class Driver:
         connection: ConnectionState | None = None,
     ) -> tuple[AlertDecision, ...]:
         self.state, decisions = evaluate(
-            self.state, readings, at(minutes), self.settings, connection or ConnectionState()
+            self.state,
+            readings,
+            at(minutes),
+            self.settings,
+            connection or ConnectionState(),
+            unit=self.unit,
         )
         return decisions
 
@@ -813,6 +820,230 @@ def test_durations_read_naturally(age: timedelta, text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Texts in the chosen unit: someone who reads mmol/L never meets a mg/dL number.
+
+ALL_ON = enabled(AlertKind.RISING_FAST, enabled(AlertKind.URGENT_HIGH))
+
+
+def fed_before(*values: int | tuple[int, Trend]) -> tuple[Reading, ...]:
+    """Readings 5 minutes apart, the newest at minute 0 (a bare value is a steady reading)."""
+    pairs = [v if isinstance(v, tuple) else (v, Trend.FLAT) for v in values]
+    return tuple(r(5 * (i - len(pairs) + 1), v, t) for i, (v, t) in enumerate(pairs))
+
+
+@pytest.mark.parametrize(
+    ("kind", "readings", "title", "message"),
+    [
+        (
+            AlertKind.URGENT_LOW,
+            fed_before((50, Trend.SINGLE_DOWN)),
+            "Urgent low: 2.8 mmol/L ↓",
+            "Glucose is 2.8 mmol/L, falling. Urgent low alert level: 3.1 mmol/L.",
+        ),
+        (
+            AlertKind.URGENT_LOW,
+            fed_before((LOW_MGDL, Trend.NOT_COMPUTABLE)),
+            "Urgent low: LOW",
+            "Glucose is below 2.2 mmol/L (LOW). Urgent low alert level: 3.1 mmol/L.",
+        ),
+        (
+            AlertKind.URGENT_LOW_SOON,
+            fed_before(76, 72, 68),
+            "Urgent low soon: 3.8 mmol/L →",
+            "Glucose is 3.8 mmol/L, steady. At this rate it may reach 2.9 mmol/L within 20 min.",
+        ),
+        (
+            AlertKind.URGENT_LOW_SOON,
+            fed_before((80, Trend.SINGLE_DOWN), 70, (60, Trend.SINGLE_DOWN)),
+            "Urgent low soon: 3.3 mmol/L ↓",
+            "Glucose is 3.3 mmol/L, falling. At this rate it may fall below 2.2 mmol/L within"
+            " 20 min.",
+        ),
+        (
+            AlertKind.LOW,
+            fed_before((64, Trend.FORTY_FIVE_DOWN)),
+            "Low: 3.6 mmol/L ↘",
+            "Glucose is 3.6 mmol/L, falling slightly. Low alert level: 3.9 mmol/L.",
+        ),
+        (
+            AlertKind.URGENT_HIGH,
+            fed_before((320, Trend.FORTY_FIVE_UP)),
+            "Urgent high: 17.8 mmol/L ↗",
+            "Glucose is 17.8 mmol/L, rising slightly. Urgent high alert level: 16.7 mmol/L.",
+        ),
+        (
+            AlertKind.URGENT_HIGH,
+            fed_before((HIGH_MGDL, Trend.NONE)),
+            "Urgent high: HIGH",
+            "Glucose is above 22.2 mmol/L (HIGH). Urgent high alert level: 16.7 mmol/L.",
+        ),
+        (
+            AlertKind.HIGH,
+            fed_before(260, 260, 260, 260),
+            "High: 14.4 mmol/L →",
+            "Glucose is 14.4 mmol/L, steady. High alert level: 13.9 mmol/L.",
+        ),
+        (
+            AlertKind.FALLING_FAST,
+            fed_before(330, 315, 300),
+            "Falling fast: 16.7 mmol/L →",
+            "Glucose is 16.7 mmol/L, steady. It is changing -0.2 mmol/L per minute.",
+        ),
+        (
+            AlertKind.FALLING_FAST,
+            fed_before((150, Trend.DOUBLE_DOWN)),
+            "Falling fast: 8.3 mmol/L ⇊",
+            "Glucose is 8.3 mmol/L, falling quickly.",
+        ),
+        (
+            AlertKind.RISING_FAST,
+            fed_before(100, 115, 130),
+            "Rising fast: 7.2 mmol/L →",
+            "Glucose is 7.2 mmol/L, steady. It is changing +0.2 mmol/L per minute.",
+        ),
+        (
+            AlertKind.RISING_FAST,
+            fed_before(150, 150, (150, Trend.DOUBLE_UP)),
+            "Rising fast: 8.3 mmol/L ⇈",
+            "Glucose is 8.3 mmol/L, rising quickly. It is changing ±0.0 mmol/L per minute.",
+        ),
+    ],
+)
+def test_mmol_titles_and_messages(
+    kind: AlertKind, readings: tuple[Reading, ...], title: str, message: str
+) -> None:
+    decisions = of(Driver(ALL_ON, Unit.MMOL).at(0, readings), kind)
+    assert [(d.action, d.title, d.message, d.reading) for d in decisions] == [
+        (RAISE, title, message, readings[-1])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "opening", "ending", "message"),
+    [
+        (AlertKind.LOW, 65, 80, "Latest reading: 4.4 mmol/L."),
+        (AlertKind.LOW, 65, LOW_MGDL, "Latest reading: below 2.2 mmol/L (LOW)."),
+        (AlertKind.HIGH, 260, HIGH_MGDL, "Latest reading: above 22.2 mmol/L (HIGH)."),
+        (AlertKind.URGENT_LOW, 50, 61, "Latest reading: 3.4 mmol/L."),
+        (AlertKind.URGENT_HIGH, 320, 200, "Latest reading: 11.1 mmol/L."),
+    ],
+)
+def test_mmol_clear_messages(kind: AlertKind, opening: int, ending: int, message: str) -> None:
+    driver = Driver(enabled(AlertKind.URGENT_HIGH), Unit.MMOL)
+    first = of(driver.at(0, history(lambda _m: opening, 0)), kind)
+    assert [d.action for d in first] == [RAISE]
+    cleared = of(driver.at(5, (r(5, ending),)), kind)
+    assert [(d.action, d.key, d.title, d.message) for d in cleared] == [
+        (CLEAR, first[0].key, f"{kind.title} ended", message)
+    ]
+
+
+def test_the_same_episode_in_mg_dl_names_the_sensor_range_edge() -> None:
+    driver = Driver()
+    driver.at(0, history(lambda _m: 65, 0))
+    cleared = of(driver.at(5, (r(5, LOW_MGDL),)), AlertKind.LOW)
+    assert [d.message for d in cleared] == ["Latest reading: below 40 mg/dL (LOW)."]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_the_unit_changes_only_the_words(scenario: Scenario) -> None:
+    """Same inputs in both units: the same decisions, keys, sounds and readings."""
+    runs: dict[Unit, list[tuple[object, ...]]] = {}
+    for unit in Unit:
+        driver = Driver(scenario.settings, unit)
+        seen: list[tuple[object, ...]] = []
+        for minutes in range(0, 125, 5):
+            inputs = scenario.active(minutes) if minutes < 90 else scenario.inactive(minutes)
+            seen += [
+                (d.kind, d.action, d.key, d.sound, d.urgent, d.reading, d.at)
+                for d in driver.at(minutes, *inputs)
+            ]
+        runs[unit] = seen
+    assert runs[Unit.MGDL] == runs[Unit.MMOL]
+    assert (scenario.kind, CLEAR) in [(kind, action) for kind, action, *_ in runs[Unit.MMOL]]
+
+
+def test_switching_unit_mid_episode_updates_the_text_once() -> None:
+    driver = Driver()
+    low = driver.at(0, (r(0, 64, Trend.FORTY_FIVE_DOWN),))
+    assert [(d.action, d.title) for d in low] == [(RAISE, "Low: 64 mg/dL ↘")]
+    driver.unit = Unit.MMOL
+    switched = driver.at(1)
+    assert [(d.kind, d.action, d.key, d.title, d.message, d.sound) for d in switched] == [
+        (
+            AlertKind.LOW,
+            UPDATE,
+            low[0].key,
+            "Low: 3.6 mmol/L ↘",
+            "Glucose is 3.6 mmol/L, falling slightly. Low alert level: 3.9 mmol/L.",
+            False,
+        )
+    ]
+    assert driver.at(2) == ()
+    repeated = driver.at(15, (r(15, 64, Trend.FORTY_FIVE_DOWN),))
+    assert [(d.action, d.key, d.title) for d in repeated] == [
+        (REPEAT, low[0].key, "Low: 3.6 mmol/L ↘")
+    ]
+    driver.unit = Unit.MGDL
+    back = driver.at(16)
+    assert [(d.action, d.key, d.title) for d in back] == [(UPDATE, low[0].key, "Low: 64 mg/dL ↘")]
+
+
+def test_switching_unit_leaves_texts_without_a_value_alone() -> None:
+    driver = Driver()
+    assert actions(driver.at(0, (r(-25, 120),))) == [(AlertKind.NO_DATA, RAISE)]
+    driver.unit = Unit.MMOL
+    assert driver.at(1) == ()  # "No new readings for ..." holds no value: nothing to say again
+
+
+def test_switching_unit_while_frozen_waits_for_a_current_reading() -> None:
+    driver = Driver()
+    first = driver.at(0, (r(0, 64),))
+    driver.unit = Unit.MMOL
+    frozen = driver.at(16)  # the newest reading is too old to judge by
+    assert of(frozen, AlertKind.LOW) == []
+    back = of(driver.at(17, (r(17, 64),)), AlertKind.LOW)
+    assert [(d.action, d.key, d.title) for d in back] == [
+        (REPEAT, first[0].key, "Low: 3.6 mmol/L →")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mgdl_per_minute", "mgdl_text", "mmol_text"),
+    [
+        (-3.0, "-3.0 mg/dL", "-0.2 mmol/L"),
+        (3.0, "+3.0 mg/dL", "+0.2 mmol/L"),
+        (2.45, "+2.5 mg/dL", "+0.1 mmol/L"),  # half away from zero, not to even
+        (-0.9, "-0.9 mg/dL", "±0.0 mmol/L"),  # 0.04996 mmol/L: rounds to nothing, never "-0.0"
+        (0.91, "+0.9 mg/dL", "+0.1 mmol/L"),  # 0.0505 mmol/L
+        (-0.04, "±0.0 mg/dL", "±0.0 mmol/L"),
+        (0.0, "±0.0 mg/dL", "±0.0 mmol/L"),
+        (-18.01559, "-18.0 mg/dL", "-1.0 mmol/L"),
+    ],
+)
+def test_rates_are_written_in_the_chosen_unit(
+    mgdl_per_minute: float, mgdl_text: str, mmol_text: str
+) -> None:
+    assert rate_text(mgdl_per_minute, Unit.MGDL) == mgdl_text
+    assert rate_text(mgdl_per_minute, Unit.MMOL) == mmol_text
+
+
+@pytest.mark.parametrize(
+    ("unit", "message"),
+    [
+        (Unit.MGDL, "Glucose is 65 mg/dL, steady. Low alert level: 70.5 mg/dL."),
+        (Unit.MMOL, "Glucose is 3.6 mmol/L, steady. Low alert level: 3.9 mmol/L."),
+    ],
+)
+def test_a_fractional_alert_level_is_written_as_set(unit: Unit, message: str) -> None:
+    alert_settings = DEFAULTS.with_kind(
+        AlertKind.LOW, replace(DEFAULTS[AlertKind.LOW], threshold=70.5)
+    )
+    decisions = of(Driver(alert_settings, unit).at(0, (r(0, 65),)), AlertKind.LOW)
+    assert [d.message for d in decisions] == [message]
+
+
+# ---------------------------------------------------------------------------------------------
 # Properties over random days: readings, outages, sign-in trouble, snoozes, acks and settings.
 
 KINDS = list(AlertKind)
@@ -847,8 +1078,11 @@ step_strategy = st.fixed_dictionaries(
 
 
 @settings(max_examples=150, deadline=None)
-@given(steps=st.lists(step_strategy, min_size=1, max_size=40))
-def test_decisions_always_follow_the_episode_rules(steps: list[dict[str, object]]) -> None:
+@given(steps=st.lists(step_strategy, min_size=1, max_size=40), unit=st.sampled_from(Unit))
+def test_decisions_always_follow_the_episode_rules(
+    steps: list[dict[str, object]], unit: Unit
+) -> None:
+    other_label = (Unit.MMOL if unit is Unit.MGDL else Unit.MGDL).label
     state = initial_state()
     alert_settings = enabled(AlertKind.RISING_FAST, enabled(AlertKind.URGENT_HIGH))
     now = T0
@@ -868,8 +1102,9 @@ def test_decisions_always_follow_the_episode_rules(steps: list[dict[str, object]
         problem = step["sign_in_problem"]
         assert problem is None or isinstance(problem, str)
         connection = ConnectionState(reachable=bool(step["reachable"]), sign_in_problem=problem)
-        state, decisions = evaluate(state, fed, now, alert_settings, connection)
+        state, decisions = evaluate(state, fed, now, alert_settings, connection, unit=unit)
         for decision in decisions:
+            assert other_label not in decision.title + decision.message, "a text in the wrong unit"
             if decision.kind in GLUCOSE_KINDS:
                 assert decision.reading is not None
             if decision.action is RAISE:
@@ -882,7 +1117,7 @@ def test_decisions_always_follow_the_episode_rules(steps: list[dict[str, object]
             else:
                 assert open_keys[decision.kind] == decision.key
         assert set(open_keys) <= set(active_alerts(state))
-        _, again = evaluate(state, fed, now, alert_settings, connection)
+        _, again = evaluate(state, fed, now, alert_settings, connection, unit=unit)
         assert again == (), "the same input twice decided something twice"
         action = step["action"]
         if isinstance(action, tuple):

@@ -1,10 +1,17 @@
-"""What each alert kind's rule says about the current readings: on, keep, off or frozen."""
+"""What each alert kind's rule says about the current readings: on, keep, off or frozen.
+
+Every text a verdict carries is in the person's chosen unit (mg/dL or mmol/L): values, alert
+levels, forecasts and rates alike, so someone who reads mmol/L never meets a mg/dL number. LOW and
+HIGH are never converted as numbers: they are written as "below 40 mg/dL (LOW)" / "below 2.2
+mmol/L (LOW)", the sensor's range edge in the chosen unit.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from cgmtray.domain.alert_config import (
     HIGH_CLEAR_MARGIN_MGDL,
@@ -14,7 +21,8 @@ from cgmtray.domain.alert_config import (
     AlertSettings,
 )
 from cgmtray.domain.prediction import predicted_mgdl, recent_slope
-from cgmtray.domain.readings import MAX_DELTA_GAP, Reading, Trend
+from cgmtray.domain.readings import MAX_DELTA_GAP, MAX_REAL_MGDL, MIN_REAL_MGDL, Reading, Trend
+from cgmtray.domain.units import Unit, format_amount, format_value
 
 #: Glucose rules only look at a newest reading younger than this. A healthy 5-minute stream with
 #: upload lag and one missed reading is at most ~13 min old; beyond 15 min two or more readings are
@@ -77,6 +85,8 @@ class RuleContext:
     sign_in_problem: str | None
     runs: tuple[ConditionRun, ...]
     watching_since: datetime
+    #: The unit every text is written in.
+    unit: Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,37 +116,64 @@ GLUCOSE_KINDS = frozenset(
 )
 
 
-def value_text(reading: Reading) -> str:
-    """The value in words for a sentence: "64 mg/dL", "below 40 mg/dL (LOW)"."""
+def _with_label(mgdl: int, unit: Unit) -> str:
+    return f"{format_value(mgdl, unit)} {unit.label}"
+
+
+def value_text(reading: Reading, unit: Unit) -> str:
+    """The value in words for a sentence: "64 mg/dL", "3.6 mmol/L", "below 2.2 mmol/L (LOW)"."""
     if reading.is_low:
-        return "below 40 mg/dL (LOW)"
+        return f"below {_with_label(MIN_REAL_MGDL, unit)} (LOW)"
     if reading.is_high:
-        return "above 400 mg/dL (HIGH)"
-    return f"{reading.mgdl} mg/dL"
+        return f"above {_with_label(MAX_REAL_MGDL, unit)} (HIGH)"
+    return _with_label(reading.mgdl, unit)
 
 
-def _short_value(reading: Reading) -> str:
-    if reading.is_low:
-        return "LOW"
-    if reading.is_high:
-        return "HIGH"
-    return f"{reading.mgdl} mg/dL"
+def _short_value(reading: Reading, unit: Unit) -> str:
+    if reading.is_numeric:
+        return _with_label(reading.mgdl, unit)
+    return format_value(reading, unit)  # the word LOW or HIGH
 
 
-def glucose_title(kind: AlertKind, reading: Reading) -> str:
-    """The notification title: "Low: 64 mg/dL ↘" (the arrow only when there is a direction)."""
+def glucose_title(kind: AlertKind, reading: Reading, unit: Unit) -> str:
+    """The notification title: "Low: 64 mg/dL ↘", "Low: 3.6 mmol/L ↘", "Urgent low: LOW".
+
+    The arrow only when there is a direction; the unit label after a number, none after a word.
+    """
     arrow = f" {reading.trend.arrow}" if reading.trend.arrow else ""
-    return f"{kind.title}: {_short_value(reading)}{arrow}"
+    return f"{kind.title}: {_short_value(reading, unit)}{arrow}"
 
 
-def _glucose_sentence(reading: Reading) -> str:
+def _glucose_sentence(reading: Reading, unit: Unit) -> str:
     if reading.trend.arrow:
-        return f"Glucose is {value_text(reading)}, {reading.trend.description}."
-    return f"Glucose is {value_text(reading)}."
+        return f"Glucose is {value_text(reading, unit)}, {reading.trend.description}."
+    return f"Glucose is {value_text(reading, unit)}."
 
 
-def _mgdl(value: float) -> str:
-    return f"{value:g} mg/dL"
+def _level_text(mgdl: float, unit: Unit) -> str:
+    """An alert level or forecast (mg/dL, maybe fractional) in `unit`: "70 mg/dL", "3.9 mmol/L".
+
+    mg/dL keeps a set fraction ("70.5 mg/dL"); mmol/L is rounded half-up to one decimal.
+    """
+    if unit is Unit.MGDL:
+        return f"{mgdl:g} {unit.label}"
+    return f"{format_amount(mgdl, unit)} {unit.label}"
+
+
+def rate_text(mgdl_per_minute: float, unit: Unit) -> str:
+    """A rate of change in `unit` per minute, signed, one decimal rounded half away from zero.
+
+    "-3.0 mg/dL", "+0.2 mmol/L"; a rate that rounds to nothing is "±0.0" (never "-0.0").
+    """
+    magnitude = abs(mgdl_per_minute)
+    if unit is Unit.MMOL:
+        shown = format_amount(magnitude, unit)
+    else:
+        shown = str(Decimal(str(magnitude)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    if Decimal(shown) == 0:
+        return f"±{shown} {unit.label}"
+    sign = "-" if mgdl_per_minute < 0 else "+"
+    return f"{sign}{shown} {unit.label}"
 
 
 def duration_text(age: timedelta) -> str:
@@ -222,20 +259,24 @@ def verdict_for(kind: AlertKind, context: RuleContext) -> Verdict:
     return _fast(kind, newest, context)
 
 
-def _glucose_verdict(zone: Zone, kind: AlertKind, reading: Reading, message: str) -> Verdict:
+def _glucose_verdict(
+    zone: Zone, kind: AlertKind, reading: Reading, message: str, unit: Unit
+) -> Verdict:
+    # The unit is part of the signature: switching units mid-episode UPDATEs the text once.
     return Verdict(
         zone,
         reading=reading,
-        title=glucose_title(kind, reading),
+        title=glucose_title(kind, reading, unit),
         message=message,
-        signature=reading,
+        signature=(reading, unit),
         start=reading.time,
     )
 
 
 def _threshold(kind: AlertKind, newest: Reading, context: RuleContext) -> Verdict:
     config = context.settings[kind]
-    message = f"{_glucose_sentence(newest)} {kind.title} alert level: {_mgdl(config.threshold)}."
+    level = _level_text(config.threshold, context.unit)
+    message = f"{_glucose_sentence(newest, context.unit)} {kind.title} alert level: {level}."
     if _raises(kind, config.threshold, newest.mgdl):
         zone = Zone.ON
         if config.persistence > timedelta(0):
@@ -246,27 +287,29 @@ def _threshold(kind: AlertKind, newest: Reading, context: RuleContext) -> Verdic
         zone = Zone.OFF
     else:
         zone = Zone.KEEP
-    return _glucose_verdict(zone, kind, newest, message)
+    return _glucose_verdict(zone, kind, newest, message, context.unit)
 
 
 def _low_soon(newest: Reading, context: RuleContext) -> Verdict:
+    unit = context.unit
     threshold = context.settings[AlertKind.URGENT_LOW_SOON].threshold
     forecast = predicted_mgdl(context.known, LOW_SOON_HORIZON)
     if forecast is None:
-        return _glucose_verdict(Zone.OFF, AlertKind.URGENT_LOW_SOON, newest, "")
+        return _glucose_verdict(Zone.OFF, AlertKind.URGENT_LOW_SOON, newest, "", unit)
     minutes = duration_text(LOW_SOON_HORIZON)
-    if forecast < 40:
-        outlook = f"it may fall below 40 mg/dL within {minutes}"
+    if forecast < MIN_REAL_MGDL:
+        outlook = f"it may fall below {_with_label(MIN_REAL_MGDL, unit)} within {minutes}"
     else:
-        outlook = f"it may reach {round(forecast)} mg/dL within {minutes}"
-    message = f"{_glucose_sentence(newest)} At this rate {outlook}."
+        # A whole mg/dL like a reading, then shown as that reading would be in `unit`.
+        outlook = f"it may reach {_level_text(round(forecast), unit)} within {minutes}"
+    message = f"{_glucose_sentence(newest, unit)} At this rate {outlook}."
     if forecast <= threshold:
         zone = Zone.ON
     elif forecast >= threshold + LOW_CLEAR_MARGIN_MGDL:
         zone = Zone.OFF
     else:
         zone = Zone.KEEP
-    return _glucose_verdict(zone, AlertKind.URGENT_LOW_SOON, newest, message)
+    return _glucose_verdict(zone, AlertKind.URGENT_LOW_SOON, newest, message, unit)
 
 
 def _fast(kind: AlertKind, newest: Reading, context: RuleContext) -> Verdict:
@@ -276,17 +319,18 @@ def _fast(kind: AlertKind, newest: Reading, context: RuleContext) -> Verdict:
     threshold = context.settings[kind].threshold
     slope = recent_slope(context.known)
     rate = None if slope is None else slope * direction
+    sentence = _glucose_sentence(newest, context.unit)
     if slope is None:
-        message = _glucose_sentence(newest)
+        message = sentence
     else:
-        message = f"{_glucose_sentence(newest)} It is changing {slope:+.1f} mg/dL per minute."
+        message = f"{sentence} It is changing {rate_text(slope, context.unit)} per minute."
     if newest.trend is fast_trend or (rate is not None and rate >= threshold):
         zone = Zone.ON
     elif rate is None or rate < threshold - RATE_CLEAR_MARGIN:
         zone = Zone.OFF
     else:
         zone = Zone.KEEP
-    return _glucose_verdict(zone, kind, newest, message)
+    return _glucose_verdict(zone, kind, newest, message, context.unit)
 
 
 def _no_data(context: RuleContext) -> Verdict:

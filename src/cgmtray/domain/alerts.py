@@ -19,6 +19,12 @@ decisions to act on. Rules of the engine, beyond the per-kind rules in `alert_ru
   back. Repeats that fell due while the computer slept produce a single REPEAT.
 - `sound` on a decision means "start the alarm": only RAISE and REPEAT carry it (from the kind's
   sound setting); UPDATE leaves a playing alarm alone; CLEAR of a key stops its alarm.
+- Every title and message is written in the `unit` passed to `evaluate` (mg/dL or mmol/L); the
+  engine judges in mg/dL whatever the unit. The unit is not part of an episode's key, so switching
+  it never opens, closes or re-raises anything: each open, shown glucose episode gets exactly one
+  silent UPDATE carrying the new text at the next evaluation that judges it (a REPEAT falling due
+  at the same time carries it instead; while frozen or snoozed the new text waits for the next
+  decision). No data and sign-in problem texts hold no glucose value and do not change.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from cgmtray.domain.alert_rules import (
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.prediction import SLOPE_WINDOW
 from cgmtray.domain.readings import Reading, newest_first
+from cgmtray.domain.units import Unit
 
 __all__ = [
     "GLUCOSE_MAX_AGE",
@@ -197,10 +204,13 @@ def evaluate(
     now: datetime,
     settings: AlertSettings,
     connection: ConnectionState = ConnectionState(),
+    *,
+    unit: Unit = Unit.MGDL,
 ) -> tuple[AlertState, tuple[AlertDecision, ...]]:
     """Judges every kind once; returns the next state and the decisions, CLEARs first.
 
-    No decision at all when nothing changed, so calling it twice with the same input is harmless.
+    Titles and messages are written in `unit`. No decision at all when nothing changed, so calling
+    it twice with the same input is harmless.
     """
     now = require_aware_utc(now)
     known = newest_first(state.recent + tuple(readings))
@@ -214,6 +224,7 @@ def evaluate(
         sign_in_problem=connection.sign_in_problem,
         runs=runs,
         watching_since=watching_since,
+        unit=unit,
     )
     snoozes = {kind: until for kind, until in state.snoozes if now < until}
     open_episodes = {e.kind: e for e in state.episodes}
@@ -224,7 +235,7 @@ def evaluate(
         subsumer = _SUBSUMED_BY.get(kind)
         if subsumer is not None and subsumer in open_episodes:
             verdict = replace(verdict, zone=Zone.OFF)
-        step = _Step(kind, settings, now, kind in snoozes)
+        step = _Step(kind, settings, now, kind in snoozes, unit)
         episode, decision, serial = step.run(open_episodes.get(kind), verdict, serial)
         open_episodes.pop(kind, None)
         if episode is not None:
@@ -262,6 +273,7 @@ class _Step:
     settings: AlertSettings
     now: datetime
     snoozed: bool
+    unit: Unit
 
     def run(
         self, episode: Episode | None, verdict: Verdict, serial: int
@@ -324,7 +336,7 @@ class _Step:
         if reading is None:
             message = "This alert has ended."
         else:
-            message = f"Latest reading: {value_text(reading)}."
+            message = f"Latest reading: {value_text(reading, self.unit)}."
         return self._decision(
             replace(episode, reading=reading),
             DecisionAction.CLEAR,
