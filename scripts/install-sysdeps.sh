@@ -11,6 +11,8 @@ packages=(
   libxcb-render0 libxcb-shape0 libxcb-util1 libxcb-xkb1 libxkbcommon-x11-0 dbus trayer
   # a real notification daemon and Secret Service, screenshots and clicks
   dunst libnotify-bin gnome-keyring libsecret-tools imagemagick xdotool
+  # QtMultimedia (the alarm sound) loads libpulse even when no sound server runs
+  libpulse0 libpulse-mainloop-glib0
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

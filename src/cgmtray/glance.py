@@ -1,0 +1,239 @@
+"""`cgm-tray now`: one fetch of the current reading, printed as a line or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TextIO
+
+from cgmtray import logging_setup
+from cgmtray.domain import freshness, units
+from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.failures import FailureClass
+from cgmtray.domain.readings import Reading, delta_mgdl
+from cgmtray.domain.units import Unit
+from cgmtray.share.client import ClientConfig, ShareClient
+from cgmtray.share.errors import InvalidRequestError, ShareError
+from cgmtray.share.regions import Region
+from cgmtray.storage import paths as app_paths
+from cgmtray.storage.credentials import CredentialStore, CredentialStoreError
+from cgmtray.storage.settings import Settings, load_settings, save_settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_CREDENTIALS = 3
+EXIT_LOCKED = 4
+EXIT_NETWORK = 5
+EXIT_NO_READINGS = 6
+EXIT_RATE_LIMITED = 7
+
+_EXIT_BY_FAILURE: dict[FailureClass, int] = {
+    FailureClass.CREDENTIALS: EXIT_CREDENTIALS,
+    FailureClass.LOCKED: EXIT_LOCKED,
+    FailureClass.RATE_LIMIT: EXIT_RATE_LIMITED,
+    FailureClass.TRANSIENT: EXIT_NETWORK,
+    FailureClass.SESSION: EXIT_NETWORK,
+    FailureClass.CLIENT_BUG: EXIT_INTERNAL,
+}
+
+#: One read: a day back so a stale last reading is still shown with its age, two for the delta.
+READ_MINUTES = 1440
+READ_MAX_COUNT = 2
+
+
+class UsageError(Exception):
+    """Something the person has to fix on the command line or in the settings."""
+
+
+@dataclass(frozen=True)
+class Account:
+    region: Region
+    username: str
+    password: str
+    account_id: str | None
+    base_url: str | None
+    unit: Unit
+
+
+def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    paths = app_paths.app_paths(args.basedir)
+    logging_setup.configure(json_lines=args.log_json, debug=args.debug, stream=stderr)
+    try:
+        with _account(args, paths, stdin) as (account, clock, settings):
+            code = _fetch_and_print(account, clock, settings, paths, args.json, stdout, stderr)
+    except UsageError as problem:
+        print(f"cgm-tray: {problem}", file=stderr)
+        return EXIT_USAGE
+    except InvalidRequestError as problem:
+        print(f"cgm-tray: {problem}", file=stderr)
+        return EXIT_USAGE
+    return code
+
+
+@contextmanager
+def _account(
+    args: argparse.Namespace, paths: app_paths.AppPaths, stdin: TextIO
+) -> Iterator[tuple[Account, Clock, Settings | None]]:
+    if args.demo:
+        from cgmtray.fakeshare.demo import DemoService
+
+        with DemoService() as demo:
+            yield (
+                Account(demo.region, demo.username, demo.password, None, demo.base_url, Unit.MGDL),
+                demo.clock,
+                None,
+            )
+        return
+
+    if args.username is not None or args.password_stdin:
+        if not (args.username and args.password_stdin):
+            raise UsageError("--username needs --password-stdin (and the other way round)")
+        password = stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("no password on standard input")
+        logging_setup.register_secret(password)
+        region = Region(args.region or "us")
+        yield (
+            Account(region, args.username, password, None, args.share_url, Unit.MGDL),
+            (SystemClock()),
+            None,
+        )
+        return
+
+    loaded = load_settings(paths.settings_file)
+    settings = loaded.settings
+    if loaded.problem:
+        log.warning("settings: %s", loaded.problem)
+    if not settings.username:
+        raise UsageError(
+            "no Dexcom account is set up. Start `cgm-tray` to sign in, or pass --region, "
+            "--username and --password-stdin."
+        )
+    region = Region(args.region or settings.region)
+    try:
+        saved = CredentialStore().get(region.value, settings.username)
+    except CredentialStoreError as error:
+        raise UsageError(f"the system keyring could not be read: {error}") from None
+    if not saved:
+        raise UsageError(
+            "no password is saved in the system keyring for this account. Start `cgm-tray` to "
+            "sign in, or use --password-stdin."
+        )
+    logging_setup.register_secret(saved)
+    yield (
+        Account(
+            region,
+            settings.username,
+            saved,
+            settings.account_id,
+            args.share_url or settings.share_url,
+            settings.unit,
+        ),
+        SystemClock(),
+        settings,
+    )
+
+
+def _fetch_and_print(
+    account: Account,
+    clock: Clock,
+    settings: Settings | None,
+    paths: app_paths.AppPaths,
+    as_json: bool,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    logging_setup.register_secret(account.username)
+    config = ClientConfig(
+        region=account.region,
+        username=account.username,
+        base_url=account.base_url,
+        account_id=account.account_id,
+    )
+    client = ShareClient(config, account.password, clock=clock)
+    try:
+        readings = client.read(minutes=READ_MINUTES, max_count=READ_MAX_COUNT)
+    except ShareError as error:
+        print(f"cgm-tray: {error.user_message}", file=stderr)
+        return _EXIT_BY_FAILURE.get(error.failure_class, EXIT_INTERNAL)
+    finally:
+        client.close()
+    if settings is not None and client.account_id and client.account_id != settings.account_id:
+        _remember_account_id(settings, client.account_id, paths)
+    if not readings:
+        print(
+            "cgm-tray: Dexcom Share has no readings from the last 24 hours. Check that Share is "
+            "on in the Dexcom app and has at least one follower, and that the phone is online.",
+            file=stderr,
+        )
+        return EXIT_NO_READINGS
+    now = clock.now()
+    skew = client.server_clock_skew
+    latest = readings[0]
+    previous = readings[1] if len(readings) > 1 else None
+    if as_json:
+        stdout.write(
+            json.dumps(reading_json(latest, previous, now, skew), ensure_ascii=False) + "\n"
+        )
+    else:
+        stdout.write(reading_line(latest, previous, now, account.unit, skew) + "\n")
+    stdout.flush()
+    return EXIT_OK
+
+
+def _remember_account_id(settings: Settings, account_id: str, paths: app_paths.AppPaths) -> None:
+    from dataclasses import replace
+
+    try:
+        save_settings(replace(settings, account_id=account_id), paths.settings_file)
+    except OSError as error:
+        log.warning("could not save the account id to the settings: %s", error)
+
+
+def reading_json(
+    latest: Reading, previous: Reading | None, now: Any, skew: timedelta | None
+) -> dict[str, object]:
+    """The JSON of `cgm-tray now --json`: value (or LOW/HIGH), mmol, trend, arrow, time, age."""
+    value: int | str = "LOW" if latest.is_low else "HIGH" if latest.is_high else latest.mgdl
+    mmol = float(units.mgdl_to_mmol(latest.mgdl)) if latest.is_numeric else value
+    age = freshness.age(latest.time, now, skew)
+    delta = delta_mgdl(latest, previous) if previous is not None else None
+    return {
+        "value_mgdl": value,
+        "mmol": mmol,
+        "trend": latest.trend.wire_name,
+        "arrow": latest.trend.arrow,
+        "delta_mgdl": delta,
+        "time": latest.time.isoformat().replace("+00:00", "Z"),
+        "age_s": round(age.total_seconds()),
+        "freshness": freshness.classify(latest, now, skew).name.lower(),
+    }
+
+
+def reading_line(
+    latest: Reading, previous: Reading | None, now: Any, unit: Unit, skew: timedelta | None
+) -> str:
+    """The one line of `cgm-tray now`: "142 mg/dL → steady, 2 min ago"."""
+    text = units.format_value(latest, unit)
+    if latest.is_numeric:
+        text += f" {unit.value}"
+    if latest.trend.arrow:
+        text += f" {latest.trend.arrow} {latest.trend.description}"
+    delta = delta_mgdl(latest, previous) if previous is not None else None
+    if delta is not None:
+        text += f" ({units.format_delta(delta, unit)})"
+    text += f", {freshness.format_age(freshness.age(latest.time, now, skew))}"
+    if freshness.classify(latest, now, skew) in (
+        freshness.Freshness.STALE,
+        freshness.Freshness.NO_DATA,
+    ):
+        text += " (stale)"
+    return text

@@ -1,0 +1,278 @@
+"""Wires the worker to the alert engine, notifier and tray: the app's one place of coordination."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from cgmtray.domain import alerts, display
+from cgmtray.domain.alert_config import AlertKind, AlertSettings
+from cgmtray.domain.clock import Clock
+from cgmtray.domain.connection import ConnectionStatus, LinkState
+from cgmtray.domain.readings import Reading
+from cgmtray.domain.units import Unit
+from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.tray import MenuState, TrayPresenter
+from cgmtray.ui.worker import WorkerThread
+
+log = logging.getLogger(__name__)
+
+#: The controller keeps this much recent history in memory for the display and the alert engine.
+RECENT_SPAN = timedelta(hours=3)
+#: The display and the alert engine are re-evaluated this often (ages change, no-data comes due).
+TICK_MS = 20_000
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """The parts of the settings the controller applies live."""
+
+    unit: Unit = Unit.MGDL
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+
+class Controller(QObject):
+    """Worker -> readings -> alert engine -> notifier; display model -> tray.
+
+    Signals:
+        quit_requested(): the person chose Quit.
+        refreshed(): the display and alerts were re-evaluated (tests wait on it).
+        decisions_made(tuple[AlertDecision, ...]): what the alert engine decided, after showing.
+    """
+
+    quit_requested = Signal()
+    refreshed = Signal()
+    decisions_made = Signal(object)
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        tray: TrayPresenter,
+        notifier: Notifier,
+        worker: WorkerThread,
+        view: ViewSettings,
+        stored: list[Reading] | None = None,
+        time_scale: float = 1.0,
+        open_history: Callable[[], None] | None = None,
+        open_settings: Callable[[], None] | None = None,
+        open_about: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self._tray = tray
+        self._notifier = notifier
+        self._worker = worker
+        self._view = view
+        self._recent: dict[datetime, Reading] = {r.time: r for r in stored or ()}
+        self._status = ConnectionStatus(LinkState.STARTING)
+        self._alert_state = alerts.initial_state()
+        self._alerts_live = False
+        self._open_history = open_history
+        self._open_settings = open_settings
+        self._open_about = open_about
+        self._tick = QTimer(self)
+        self._tick.setInterval(max(50, round(TICK_MS / time_scale)))
+        self._tick.timeout.connect(self._on_tick_timeout)
+
+        worker.worker.readings_received.connect(self._on_worker_readings_received)
+        worker.worker.status_changed.connect(self._on_worker_status_changed)
+        tray.refresh_requested.connect(self._on_tray_refresh_requested)
+        tray.snooze_requested.connect(self._on_tray_snooze_requested)
+        tray.quit_requested.connect(self.quit_requested)
+        tray.open_history_requested.connect(self._on_tray_open_history_requested)
+        tray.settings_requested.connect(self._on_tray_settings_requested)
+        tray.about_requested.connect(self._on_tray_about_requested)
+        notifier.snooze_requested.connect(self._on_notifier_snooze_requested)
+        notifier.acknowledged.connect(self._on_notifier_acknowledged)
+        self._update_menu_state()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Shows what is stored at once, then starts the worker (which polls at once)."""
+        self._refresh()
+        self._tick.start()
+        self._worker.start()
+
+    def stop(self) -> bool:
+        """Stops the tick, the worker (bounded) and the notifier; True if the worker ended."""
+        self._tick.stop()
+        finished = self._worker.stop()
+        self._notifier.shutdown()
+        self._tray.shutdown()
+        return finished
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    @property
+    def recent(self) -> tuple[Reading, ...]:
+        """Readings held for the display and alerts, newest first."""
+        return tuple(sorted(self._recent.values(), reverse=True))
+
+    @property
+    def alert_state(self) -> alerts.AlertState:
+        return self._alert_state
+
+    def apply_view(self, view: ViewSettings) -> None:
+        """New unit or alert settings: re-evaluated at once."""
+        self._view = view
+        self._update_menu_state()
+        self._refresh()
+
+    # --- worker -------------------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_worker_readings_received(self, readings: tuple[Reading, ...]) -> None:
+        for reading in readings:
+            self._recent[reading.time] = reading
+        newest = max(self._recent)
+        for time in [t for t in self._recent if t < newest - RECENT_SPAN]:
+            del self._recent[time]
+        self._refresh()
+
+    @Slot(object)
+    def _on_worker_status_changed(self, status: ConnectionStatus) -> None:
+        self._status = status
+        if status.state is not LinkState.STARTING:
+            # Alerts start with the first real outcome, so old stored history cannot raise a
+            # stale "no data" alert in the moment before the first fetch.
+            self._alerts_live = True
+        self._refresh()
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    @Slot()
+    def _on_tick_timeout(self) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        now = self._clock.now()
+        readings = self.recent
+        if self._alerts_live:
+            self._evaluate_alerts(readings, now)
+        model = display.model(
+            readings,
+            now,
+            unit=self._view.unit,
+            thresholds=self._view.alerts.thresholds(),
+            connection=self._status.problem,
+            failure=self._status.failure,
+            server_skew=self._status.server_skew,
+        )
+        self._tray.show_model(model)
+        self.refreshed.emit()
+
+    def _evaluate_alerts(self, readings: tuple[Reading, ...], now: datetime) -> None:
+        status = self._status
+        connection = alerts.ConnectionState(
+            reachable=status.state not in (LinkState.UNREACHABLE, LinkState.RATE_LIMITED),
+            sign_in_problem=status.problem if status.needs_user else None,
+        )
+        self._alert_state, decisions = alerts.evaluate(
+            self._alert_state, readings, now, self._view.alerts, connection, unit=self._view.unit
+        )
+        for decision in decisions:
+            self._deliver(decision)
+        if decisions:
+            self._update_menu_state()
+            self.decisions_made.emit(decisions)
+
+    def _deliver(self, decision: alerts.AlertDecision) -> None:
+        extra = {
+            "kind": decision.kind.value,
+            "action": decision.action.value,
+            "urgent": decision.urgent,
+        }
+        if decision.action is alerts.DecisionAction.CLEAR:
+            log.info("alert cleared", extra={"event": "alert.cleared", **extra})
+            self._notifier.close(decision.key)
+            return
+        log.info("alert raised", extra={"event": "alert.raised", **extra})
+        sound: str | None = None
+        if decision.sound:
+            sound = "alarm" if decision.urgent else "chime"
+        self._notifier.show(
+            NotificationRequest(
+                key=decision.key,
+                kind=decision.kind.value,
+                title=decision.title,
+                body=decision.message,
+                urgent=decision.urgent,
+                sound=sound,
+                snoozable=decision.kind is not AlertKind.SIGN_IN_PROBLEM,
+            )
+        )
+
+    # --- asks from the person -----------------------------------------------------------------
+
+    @Slot()
+    def _on_tray_refresh_requested(self) -> None:
+        self._worker.bridge.poll_requested.emit()
+
+    @Slot(str, int)
+    def _on_tray_snooze_requested(self, kind: str, minutes: int) -> None:
+        self.snooze(AlertKind(kind), timedelta(minutes=minutes))
+
+    @Slot(str)
+    def _on_notifier_snooze_requested(self, kind: str) -> None:
+        self.snooze(AlertKind(kind), timedelta(minutes=30))
+
+    @Slot(str)
+    def _on_notifier_acknowledged(self, kind: str) -> None:
+        self._alert_state = alerts.acknowledge(
+            self._alert_state, AlertKind(kind), self._clock.now()
+        )
+
+    def snooze(self, kind: AlertKind, duration: timedelta) -> timedelta:
+        """Snoozes one kind (capped by its rules); returns the time granted."""
+        self._alert_state, granted = alerts.snooze(
+            self._alert_state, kind, duration, self._clock.now(), self._view.alerts
+        )
+        log.info(
+            "alerts snoozed",
+            extra={
+                "event": "alert.snoozed",
+                "kind": kind.value,
+                "minutes": round(granted.total_seconds() / 60),
+            },
+        )
+        self._update_menu_state()
+        return granted
+
+    @Slot()
+    def _on_tray_open_history_requested(self) -> None:
+        if self._open_history is not None:
+            self._open_history()
+
+    @Slot()
+    def _on_tray_settings_requested(self) -> None:
+        if self._open_settings is not None:
+            self._open_settings()
+
+    @Slot()
+    def _on_tray_about_requested(self) -> None:
+        if self._open_about is not None:
+            self._open_about()
+
+    def _update_menu_state(self) -> None:
+        snoozed = {
+            kind: until
+            for kind in AlertKind
+            if (until := alerts.snoozed_until(self._alert_state, kind)) is not None
+            and until > self._clock.now()
+        }
+        self._tray.set_menu_state(
+            MenuState(
+                history_available=self._open_history is not None,
+                settings_available=self._open_settings is not None,
+                snoozed_until=snoozed,
+                alerts=self._view.alerts,
+            )
+        )

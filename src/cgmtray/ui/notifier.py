@@ -1,0 +1,321 @@
+"""Alerts that reach the person: D-Bus notification, else tray balloon, else the status window."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+from typing import Final
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QSystemTrayIcon
+
+from cgmtray.ui.sound import AlarmSound
+
+try:  # jeepney is a dependency on Linux only
+    from cgmtray.ui.dbus_notify import DbusNotificationService, OutgoingNotification
+except ImportError:  # pragma: no cover - exercised on macOS and Windows
+    _JEEPNEY_AVAILABLE = False
+else:
+    _JEEPNEY_AVAILABLE = True
+
+logger = logging.getLogger(__name__)
+
+BACKEND_DBUS: Final = "dbus"
+BACKEND_TRAY: Final = "tray"
+BACKEND_WINDOW: Final = "window"
+BACKEND_NONE: Final = "none"
+
+#: How long a non-urgent tray balloon stays (urgent ones stay until clicked where Qt allows).
+TRAY_MESSAGE_MS: Final = 15_000
+
+_FREEDESKTOP_PLATFORM: Final = not sys.platform.startswith(("darwin", "win32", "cygwin"))
+
+
+@dataclass(frozen=True)
+class NotificationRequest:
+    """One alert to show. The same `key` replaces the earlier notification in place."""
+
+    key: str
+    kind: str
+    title: str
+    body: str
+    urgent: bool
+    sound: str | None = None
+    snoozable: bool = True
+
+
+class _DbusBridge(QObject):
+    """The service's DbusListener: turns its reports (made on the D-Bus thread) into Qt signals.
+
+    Signals: sent(int token), failed(int token, str reason), snoozed(str key, str kind),
+    dismissed(str key, str kind). The Notifier receives them queued, on the GUI thread.
+    """
+
+    sent = Signal(int)
+    failed = Signal(int, str)
+    snoozed = Signal(str, str)
+    dismissed = Signal(str, str)
+
+    def notification_sent(self, token: int) -> None:
+        self.sent.emit(token)
+
+    def notification_failed(self, token: int, reason: str) -> None:
+        self.failed.emit(token, reason)
+
+    def snooze_invoked(self, key: str, kind: str) -> None:
+        self.snoozed.emit(key, kind)
+
+    def acknowledged(self, key: str, kind: str) -> None:
+        self.dismissed.emit(key, kind)
+
+
+class Notifier(QObject):
+    """Shows alerts on the best backend available for each call, and plays their sound.
+
+    Signals: snooze_requested(str kind) — the person chose "Snooze" on a notification;
+    acknowledged(str kind) — the person clicked or dismissed it (its alarm stops);
+    delivered(str key, str backend) — the alert was shown ("dbus" | "tray" | "window").
+    """
+
+    snooze_requested = Signal(str)
+    acknowledged = Signal(str)
+    delivered = Signal(str, str)
+
+    def __init__(
+        self,
+        *,
+        tray: QSystemTrayIcon | None,
+        status_sink: Callable[[NotificationRequest], None] | None,
+        sound: AlarmSound | None,
+        bus_address: str | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._tray = tray
+        self._status_sink = status_sink
+        self._sound = sound
+        self._bus_address = bus_address
+        self._tokens = count(1)
+        self._pending: dict[int, NotificationRequest] = {}
+        self._alarm_keys: set[str] = set()
+        self._last_tray_request: NotificationRequest | None = None
+        self._backend: str | None = None
+        self._shut_down = False
+        self._service: DbusNotificationService | None = None
+        self._bridge = _DbusBridge(self)
+        queued = Qt.ConnectionType.QueuedConnection
+        self._bridge.sent.connect(self._on_bridge_sent, queued)
+        self._bridge.failed.connect(self._on_bridge_failed, queued)
+        self._bridge.snoozed.connect(self._on_bridge_snoozed, queued)
+        self._bridge.dismissed.connect(self._on_bridge_dismissed, queued)
+        if tray is not None:
+            tray.messageClicked.connect(self._on_tray_message_clicked)
+
+    @property
+    def backend(self) -> str:
+        """The backend used for the latest alert, or the one the next alert will try first."""
+        if self._backend is not None:
+            return self._backend
+        if self._dbus_possible():
+            return BACKEND_DBUS
+        return self._fallback_backend()
+
+    def show(self, request: NotificationRequest) -> None:
+        """Shows or updates the alert for `request.key` and starts its sound. Never blocks."""
+        self._start_sound(request)
+        if self._dbus_possible():
+            token = next(self._tokens)
+            self._pending[token] = request
+            if self._dbus_service().submit(_outgoing(token, request, self._sound)):
+                return
+            del self._pending[token]
+        self._show_fallback(request)
+
+    def close(self, key: str) -> None:
+        """The episode `key` ended: close its notification and stop its sound."""
+        self._stop_sound_for(key)
+        for token in [t for t, r in self._pending.items() if r.key == key]:
+            del self._pending[token]
+        if self._last_tray_request is not None and self._last_tray_request.key == key:
+            self._last_tray_request = None
+        if self._service is not None:
+            self._service.close(key)
+
+    def shutdown(self) -> None:
+        """Stops the D-Bus thread and any alarm this notifier started. Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self._pending.clear()
+        if self._service is not None:
+            self._service.stop()
+            self._service = None
+        if self._alarm_keys:
+            self._alarm_keys.clear()
+            if self._sound is not None:
+                self._sound.stop()
+        if self._tray is not None:
+            with contextlib.suppress(RuntimeError):  # the tray may already be gone at exit
+                self._tray.messageClicked.disconnect(self._on_tray_message_clicked)
+
+    # Backends -----------------------------------------------------------------------------
+
+    def _dbus_possible(self) -> bool:
+        if self._shut_down or not (_FREEDESKTOP_PLATFORM and _JEEPNEY_AVAILABLE):
+            return False
+        return bool(self._bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS"))
+
+    def _dbus_service(self) -> DbusNotificationService:
+        if self._service is None:
+            service = DbusNotificationService(self._bus_address, self._bridge)
+            # A notifier deleted without shutdown() still ends its thread.
+            self.destroyed.connect(lambda *_: service.stop())
+            self._service = service
+        return self._service
+
+    def _tray_shows_messages(self) -> bool:
+        """Only a tray icon that is on screen in a real tray can show a balloon someone sees."""
+        tray = self._tray
+        if tray is None:
+            return False
+        try:
+            return tray.isVisible() and tray.isSystemTrayAvailable() and tray.supportsMessages()
+        except RuntimeError:  # the tray icon was deleted
+            return False
+
+    def _fallback_backend(self) -> str:
+        if self._tray_shows_messages():
+            return BACKEND_TRAY
+        if self._status_sink is not None:
+            return BACKEND_WINDOW
+        return BACKEND_NONE
+
+    def _show_fallback(self, request: NotificationRequest) -> None:
+        backend = self._fallback_backend()
+        if backend == BACKEND_TRAY:
+            assert self._tray is not None
+            icon = (
+                QSystemTrayIcon.MessageIcon.Critical
+                if request.urgent
+                else QSystemTrayIcon.MessageIcon.Warning
+            )
+            self._tray.showMessage(
+                request.title, request.body, icon, 0 if request.urgent else TRAY_MESSAGE_MS
+            )
+            self._last_tray_request = request
+        elif backend == BACKEND_WINDOW:
+            assert self._status_sink is not None
+            try:
+                self._status_sink(request)
+            except Exception:
+                logger.exception(
+                    "the status window could not show the alert",
+                    extra={"event": "notify.failed", "backend": backend, "kind": request.kind},
+                )
+                return
+        else:
+            logger.error(
+                "no way to show the alert: no notification server, tray or status window",
+                extra={"event": "notify.failed", "backend": backend, "kind": request.kind},
+            )
+            self._backend = backend
+            return
+        self._delivered(request, backend)
+
+    def _delivered(self, request: NotificationRequest, backend: str) -> None:
+        self._backend = backend
+        logger.info(
+            "alert shown",
+            extra={
+                "event": "notify.sent",
+                "backend": backend,
+                "kind": request.kind,
+                "urgent": request.urgent,
+            },
+        )
+        self.delivered.emit(request.key, backend)
+
+    # Sound --------------------------------------------------------------------------------
+
+    def _start_sound(self, request: NotificationRequest) -> None:
+        if self._sound is None or request.sound is None:
+            return
+        if request.sound == "alarm":
+            self._alarm_keys.add(request.key)
+            if self._sound.current != "alarm":
+                self._sound.play("alarm", loop=True)
+        elif request.sound == "chime":
+            if not self._alarm_keys:  # never cut an alarm short for a chime
+                self._sound.play("chime", loop=False)
+        else:
+            logger.warning("unknown alert sound %r", request.sound)
+
+    def _stop_sound_for(self, key: str) -> None:
+        if key not in self._alarm_keys:
+            return
+        self._alarm_keys.discard(key)
+        if not self._alarm_keys and self._sound is not None and self._sound.current == "alarm":
+            self._sound.stop()
+
+    # Reports ------------------------------------------------------------------------------
+
+    @Slot(int)
+    def _on_bridge_sent(self, token: int) -> None:
+        request = self._pending.pop(token, None)
+        if request is not None:
+            self._delivered(request, BACKEND_DBUS)
+
+    @Slot(int, str)
+    def _on_bridge_failed(self, token: int, reason: str) -> None:
+        request = self._pending.pop(token, None)
+        if request is None or self._shut_down:
+            return
+        logger.info(
+            "falling back from D-Bus (%s)",
+            reason,
+            extra={"event": "notify.fallback", "kind": request.kind},
+        )
+        self._show_fallback(request)
+
+    @Slot(str, str)
+    def _on_bridge_snoozed(self, key: str, kind: str) -> None:
+        if self._shut_down:
+            return
+        self._stop_sound_for(key)
+        self.snooze_requested.emit(kind)
+
+    @Slot(str, str)
+    def _on_bridge_dismissed(self, key: str, kind: str) -> None:
+        if self._shut_down:
+            return
+        self._stop_sound_for(key)
+        self.acknowledged.emit(kind)
+
+    @Slot()
+    def _on_tray_message_clicked(self) -> None:
+        request, self._last_tray_request = self._last_tray_request, None
+        if request is None:
+            return
+        self._stop_sound_for(request.key)
+        self.acknowledged.emit(request.kind)
+
+
+def _outgoing(
+    token: int, request: NotificationRequest, sound: AlarmSound | None
+) -> OutgoingNotification:
+    """The D-Bus form of a request; the server keeps quiet when we play our own sound."""
+    return OutgoingNotification(
+        token=token,
+        key=request.key,
+        kind=request.kind,
+        summary=request.title,
+        body=request.body,
+        urgent=request.urgent,
+        snoozable=request.snoozable,
+        suppress_sound=request.sound is not None and sound is not None and sound.available,
+    )

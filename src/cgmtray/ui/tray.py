@@ -1,0 +1,306 @@
+"""Tray icon, tooltip and menu (rebuilt on open); a status window when there is no tray."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cgmtray import APP_NAME
+from cgmtray.domain.alert_config import AlertKind, AlertSettings
+from cgmtray.domain.display import DisplayModel
+from cgmtray.ui.icon import render_icon, render_image
+
+log = logging.getLogger(__name__)
+
+#: Snooze choices offered per kind, in minutes (urgent low is capped at 30 by the rules).
+SNOOZE_CHOICES_MIN = (30, 60, 120, 240)
+#: While no tray exists, check this often whether one has appeared.
+TRAY_RECHECK_MS = 10_000
+
+
+@dataclass(frozen=True)
+class MenuState:
+    """What the menu shows besides the display model: features present, snoozes in force."""
+
+    history_available: bool = False
+    settings_available: bool = False
+    snoozed_until: dict[AlertKind, datetime] = field(default_factory=dict)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+
+def _snooze_label(minutes: int) -> str:
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h"
+
+
+class TrayPresenter(QObject):
+    """Shows a DisplayModel in the tray (or a status window) and turns clicks into asks.
+
+    Signals:
+        open_history_requested(): left click or "Open history…".
+        refresh_requested(): "Refresh now".
+        snooze_requested(str kind, int minutes): a snooze choice.
+        settings_requested(): "Settings…".
+        about_requested(): "About".
+        quit_requested(): "Quit" (the only way the app quits).
+    """
+
+    open_history_requested = Signal()
+    refresh_requested = Signal()
+    snooze_requested = Signal(str, int)
+    settings_requested = Signal()
+    about_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(self, *, force_status_window: bool = False, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._model: DisplayModel | None = None
+        self._menu_state = MenuState()
+        self._menu = QMenu()
+        self._menu.setObjectName("tray-menu")
+        self._menu.aboutToShow.connect(self._on_menu_about_to_show)
+        self._tray: QSystemTrayIcon | None = None
+        self._window: StatusWindow | None = None
+        self._force_window = force_status_window
+        self._recheck = QTimer(self)
+        self._recheck.setInterval(TRAY_RECHECK_MS)
+        self._recheck.timeout.connect(self._on_recheck_timeout)
+        self._build_menu()
+        self._place()
+
+    # --- public -------------------------------------------------------------------------------
+
+    @property
+    def tray(self) -> QSystemTrayIcon | None:
+        return self._tray
+
+    @property
+    def status_window(self) -> StatusWindow | None:
+        return self._window
+
+    @property
+    def menu(self) -> QMenu:
+        return self._menu
+
+    @property
+    def model(self) -> DisplayModel | None:
+        return self._model
+
+    def show_model(self, model: DisplayModel) -> None:
+        """Redraws the icon, tooltip and (if open) the status window for a new model."""
+        if model == self._model:
+            return
+        self._model = model
+        icon = render_icon(model)
+        if self._tray is not None:
+            self._tray.setIcon(icon)
+            self._tray.setToolTip(model.tooltip)
+        if self._window is not None:
+            self._window.show_model(model)
+        log.info(
+            "tray updated",
+            extra={"event": "tray.updated", "severity": model.severity.value, "stale": model.stale},
+        )
+
+    def set_menu_state(self, state: MenuState) -> None:
+        self._menu_state = state
+
+    def show_status_message(self, title: str, body: str) -> None:
+        """A notification shown in the status window (the last fallback of the notifier)."""
+        if self._window is not None:
+            self._window.show_message(title, body)
+
+    def shutdown(self) -> None:
+        self._recheck.stop()
+        if self._tray is not None:
+            self._tray.hide()
+        if self._window is not None:
+            self._window.allow_close = True
+            self._window.close()
+
+    # --- placement ----------------------------------------------------------------------------
+
+    def _place(self) -> None:
+        if not self._force_window and QSystemTrayIcon.isSystemTrayAvailable():
+            self._use_tray()
+        else:
+            self._use_window()
+            if not self._force_window:
+                self._recheck.start()
+
+    def _use_tray(self) -> None:
+        tray = QSystemTrayIcon(self)
+        tray.setContextMenu(self._menu)
+        tray.activated.connect(self._on_tray_activated)
+        if self._model is not None:
+            tray.setIcon(render_icon(self._model))
+            tray.setToolTip(self._model.tooltip)
+        else:
+            tray.setIcon(QIcon())
+            tray.setToolTip(APP_NAME)
+        tray.show()
+        self._tray = tray
+
+    def _use_window(self) -> None:
+        window = StatusWindow(self._menu)
+        window.refresh_clicked.connect(self.refresh_requested)
+        window.history_clicked.connect(self.open_history_requested)
+        if self._model is not None:
+            window.show_model(self._model)
+        window.show()
+        self._window = window
+        log.info("no system tray: showing the status window")
+
+    @Slot()
+    def _on_recheck_timeout(self) -> None:
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self._recheck.stop()
+            log.info("a system tray appeared: moving the icon there")
+            self._use_tray()
+
+    @Slot(QSystemTrayIcon.ActivationReason)
+    def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (
+            QSystemTrayIcon.ActivationReason.Trigger,
+            QSystemTrayIcon.ActivationReason.DoubleClick,
+        ):
+            self.open_history_requested.emit()
+
+    # --- the menu -----------------------------------------------------------------------------
+
+    @Slot()
+    def _on_menu_about_to_show(self) -> None:
+        self._build_menu()
+
+    def _build_menu(self) -> None:
+        """Rebuilt each time it opens, so the status line and snoozes are current."""
+        menu = self._menu
+        menu.clear()
+        model = self._model
+        status = menu.addAction(model.status_line if model else "Starting…")
+        status.setEnabled(False)
+        status.setObjectName("status-line")
+        menu.addSeparator()
+
+        history = menu.addAction("Open &history…")
+        history.setEnabled(self._menu_state.history_available)
+        history.triggered.connect(self.open_history_requested)
+        refresh = menu.addAction("&Refresh now")
+        refresh.setShortcut(QKeySequence.StandardKey.Refresh)
+        refresh.triggered.connect(self.refresh_requested)
+
+        snooze = menu.addMenu("&Snooze alerts")
+        snooze.setObjectName("snooze-menu")
+        self._fill_snooze_menu(snooze)
+        menu.addSeparator()
+
+        settings = menu.addAction("S&ettings…")
+        settings.setEnabled(self._menu_state.settings_available)
+        settings.triggered.connect(self.settings_requested)
+        about = menu.addAction("&About")
+        about.triggered.connect(self.about_requested)
+        menu.addSeparator()
+        quit_action = menu.addAction("&Quit")
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.quit_requested)
+
+    def _fill_snooze_menu(self, snooze: QMenu) -> None:
+        state = self._menu_state
+        for kind in AlertKind:
+            config = state.alerts[kind]
+            if not config.enabled:
+                continue
+            until = state.snoozed_until.get(kind)
+            title = kind.title
+            if until is not None:
+                title += f" (snoozed until {until.astimezone().strftime('%H:%M')})"
+            sub = snooze.addMenu(title)
+            cap_min = int(config.snooze_cap.total_seconds() // 60)
+            for minutes in SNOOZE_CHOICES_MIN:
+                if minutes > cap_min:
+                    continue
+                action = QAction(_snooze_label(minutes), sub)
+                action.triggered.connect(
+                    lambda _checked=False, k=kind.value, m=minutes: self.snooze_requested.emit(k, m)
+                )
+                sub.addAction(action)
+
+
+class StatusWindow(QWidget):
+    """A small always-available window standing in for the tray icon on desktops without one.
+
+    Signals:
+        refresh_clicked(): the Refresh button.
+        history_clicked(): the History button.
+    """
+
+    refresh_clicked = Signal()
+    history_clicked = Signal()
+
+    def __init__(self, menu: QMenu) -> None:
+        super().__init__(None, Qt.WindowType.Window)
+        self.setObjectName("status-window")
+        self.setWindowTitle(APP_NAME)
+        self.allow_close = False
+        self._menu = menu
+        self._badge = QLabel()
+        self._badge.setFixedSize(64, 64)
+        self._line = QLabel("Starting…")
+        self._line.setWordWrap(True)
+        self._line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self._message = QLabel()
+        self._message.setWordWrap(True)
+        self._message.hide()
+        refresh = QPushButton("&Refresh")
+        refresh.clicked.connect(self.refresh_clicked)
+        history = QPushButton("&History…")
+        history.clicked.connect(self.history_clicked)
+        more = QPushButton("&Menu")
+        more.setMenu(menu)
+        top = QHBoxLayout()
+        top.addWidget(self._badge)
+        top.addWidget(self._line, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(refresh)
+        buttons.addWidget(history)
+        buttons.addWidget(more)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self._message)
+        layout.addLayout(buttons)
+        self.setMinimumWidth(320)
+
+    def show_model(self, model: DisplayModel) -> None:
+        from PySide6.QtGui import QPixmap
+
+        self._badge.setPixmap(QPixmap.fromImage(render_image(model, 64, self.devicePixelRatioF())))
+        self._line.setText(model.status_line)
+        self._line.setAccessibleName(model.accessible)
+        self._badge.setAccessibleName(model.accessible)
+        self.setToolTip(model.tooltip)
+
+    def show_message(self, title: str, body: str) -> None:
+        self._message.setText(f"<b>{title}</b><br>{body}")
+        self._message.show()
+        self.show()
+        self.raise_()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Closing the window hides it to the taskbar; the app quits only from the menu."""
+        if self.allow_close:
+            event.accept()
+            return
+        event.ignore()
+        self.showMinimized()

@@ -1,0 +1,323 @@
+"""ShareWorker: polls Dexcom Share on its own thread, driven by domain.schedule, into the store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+
+from cgmtray.domain import schedule
+from cgmtray.domain.clock import Clock
+from cgmtray.domain.connection import ConnectionStatus, LinkState, state_of_failure
+from cgmtray.domain.failures import FailureClass
+from cgmtray.domain.readings import Reading
+from cgmtray.share.client import ShareClient
+from cgmtray.share.errors import RateLimited, ShareError, SignInBlocked
+from cgmtray.storage.history import HistoryStore
+
+log = logging.getLogger(__name__)
+
+#: How often the worker checks that wall time and monotonic time still agree (sleep detection).
+HEARTBEAT_MS = 30_000
+#: A wall-clock jump larger than this between heartbeats counts as a sleep/resume or clock change.
+CLOCK_JUMP = timedelta(seconds=90)
+#: The longest single timer wait; longer plans are re-planned when it fires (guards clock jumps).
+MAX_TIMER_MS = 5 * 60_000
+
+
+class ShareWorker(QObject):
+    """Fetches readings on a worker thread. Create it, `moveToThread`, then start via `started`.
+
+    Signals:
+        readings_received(tuple[Reading, ...]): readings new to this run, newest first.
+        status_changed(ConnectionStatus): the link's state after each poll or plan.
+        auth_failed(str): a sign-in was rejected or the account locked; the plain message.
+        stopped(): the worker released its timers, client and store (emitted by `stop`).
+    """
+
+    readings_received = Signal(object)
+    status_changed = Signal(object)
+    auth_failed = Signal(str)
+    stopped = Signal()
+
+    def __init__(
+        self,
+        client_factory: Callable[[], ShareClient],
+        *,
+        clock: Clock,
+        store_path: str | None,
+        newest_known: datetime | None = None,
+        time_scale: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self._client_factory = client_factory
+        self._clock = clock
+        self._store_path = store_path
+        self._time_scale = time_scale
+        self._state = schedule.initial_state(newest_reading=newest_known, seed=seed)
+        self._client: ShareClient | None = None
+        self._store: HistoryStore | None = None
+        self._timer: QTimer | None = None
+        self._heartbeat: QTimer | None = None
+        self._last_beat: datetime | None = None
+        self._status = ConnectionStatus(LinkState.STARTING)
+        self._polls = 0
+
+    # --- lifecycle (all on the worker thread) ------------------------------------------------
+
+    @Slot()
+    def start(self) -> None:
+        """Creates the timers and client on this thread and plans the first poll (at once)."""
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._heartbeat = QTimer(self)
+        self._heartbeat.setInterval(HEARTBEAT_MS)
+        self._heartbeat.timeout.connect(self._on_heartbeat_timeout)
+        self._heartbeat.start()
+        self._last_beat = self._clock.now()
+        if self._store_path is not None:
+            try:
+                self._store = HistoryStore(self._store_path)
+            except Exception:
+                log.exception("the history store could not be opened; readings are not kept")
+                self._store = None
+        self._client = self._client_factory()
+        self._replan()
+
+    @Slot()
+    def stop(self) -> None:
+        """Stops timers and closes the client and store; the thread may then quit."""
+        for timer in (self._timer, self._heartbeat):
+            if timer is not None:
+                timer.stop()
+                timer.deleteLater()
+        self._timer = self._heartbeat = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self.stopped.emit()
+
+    # --- asks from the GUI (queued) ----------------------------------------------------------
+
+    @Slot()
+    def poll_now(self) -> None:
+        """The person asked to refresh or changed settings: lift stops, poll soon."""
+        self._state = schedule.record_user_action(self._state, self._clock.now())
+        if self._client is not None:
+            self._client.allow_sign_in()
+        self._replan()
+
+    @Slot()
+    def note_resume(self) -> None:
+        """The computer woke up or the network came back: poll at once and backfill."""
+        log.info("resume: polling at once", extra={"event": "poll.resume"})
+        self._state = schedule.note_resume(self._state, self._clock.now())
+        self._replan()
+
+    @Slot(object)
+    def replace_client(self, factory: Callable[[], ShareClient]) -> None:
+        """The account changed: a new client (new sign-in); the old session is dropped."""
+        if self._client is not None:
+            self._client.close()
+        self._client_factory = factory
+        self._client = factory()
+        self._state = schedule.record_user_action(
+            self._state, self._clock.now(), credentials_changed=True
+        )
+        self._replan()
+
+    # --- the poll ----------------------------------------------------------------------------
+
+    def _replan(self) -> None:
+        if self._timer is None:
+            return
+        now = self._clock.now()
+        plan = schedule.plan(self._state, now)
+        self._timer.stop()
+        if plan.at is None:
+            log.info(
+                "polling stopped until the person acts",
+                extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": None},
+            )
+            self._set_status(self._status, next_poll=None)
+            return
+        wait_s = max(0.0, (plan.at - now).total_seconds())
+        wait_ms = min(MAX_TIMER_MS, round(wait_s * 1000 / self._time_scale))
+        log.info(
+            "next poll planned",
+            extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": round(wait_s)},
+        )
+        self._timer.start(wait_ms)
+        self._set_status(self._status, next_poll=plan.at)
+
+    @Slot()
+    def _on_timer_timeout(self) -> None:
+        now = self._clock.now()
+        plan = schedule.plan(self._state, now)
+        if plan.at is None:
+            self._replan()
+            return
+        if plan.at > now + timedelta(seconds=1):
+            self._replan()  # a long wait split into timer-sized steps, or the clock moved
+            return
+        self._poll(plan)
+        self._replan()
+
+    def _poll(self, plan: schedule.PollPlan) -> None:
+        client = self._client
+        if client is None:
+            return
+        self._polls += 1
+        if not client.has_session and not plan.sign_in_allowed:
+            self._state = schedule.record_failure(
+                self._state, self._clock.now(), FailureClass.SESSION, 0, 0
+            )
+            return
+        try:
+            readings = client.read(minutes=plan.minutes, max_count=plan.max_count)
+        except SignInBlocked as blocked:
+            self._on_failure(blocked, 0, 0)
+            return
+        except ShareError as error:
+            counts = client.last_call
+            self._on_failure(error, counts.reads, counts.sign_ins)
+            return
+        except Exception:
+            # Anything unexpected must not kill the polling thread: back off as transient.
+            log.exception("unexpected error while polling")
+            self._state = schedule.record_failure(
+                self._state, self._clock.now(), FailureClass.TRANSIENT, 1, 0
+            )
+            self._set_status(
+                ConnectionStatus(LinkState.UNREACHABLE, failure=FailureClass.TRANSIENT)
+            )
+            return
+        counts = client.last_call
+        now = self._clock.now()
+        known = self._state.newest_reading
+        self._state = schedule.record_success(
+            self._state, now, [r.time for r in readings], counts.reads, counts.sign_ins > 0
+        )
+        self._set_status(
+            ConnectionStatus(LinkState.OK, server_skew=client.server_clock_skew, since=now)
+        )
+        if readings:
+            self._keep(readings, known)
+
+    def _keep(self, readings: tuple[Reading, ...], known: datetime | None) -> None:
+        if self._store is not None:
+            try:
+                self._store.add(readings)
+            except Exception:
+                log.exception("could not write readings to the history store")
+        # Everything returned goes to the GUI: late or backfilled readings matter to alerts too.
+        del known
+        self.readings_received.emit(tuple(readings))
+
+    def _on_failure(self, error: ShareError, reads: int, sign_ins: int) -> None:
+        failure = error.failure_class
+        retry_after = error.retry_after_s if isinstance(error, RateLimited) else None
+        self._state = schedule.record_failure(
+            self._state,
+            self._clock.now(),
+            failure,
+            reads,
+            sign_ins,
+            retry_after,
+            during_sign_in=getattr(error, "during_sign_in", False),
+        )
+        status = ConnectionStatus(
+            state_of_failure(failure),
+            message=error.user_message,
+            failure=failure,
+            server_skew=self._client.server_clock_skew if self._client else None,
+            since=self._clock.now(),
+        )
+        self._set_status(status)
+        if failure in (FailureClass.CREDENTIALS, FailureClass.LOCKED):
+            self.auth_failed.emit(error.user_message)
+
+    def _set_status(self, status: ConnectionStatus, **changes: object) -> None:
+        from dataclasses import replace
+
+        if "next_poll" not in changes:
+            changes["next_poll"] = self._status.next_poll
+        status = replace(status, **changes)  # type: ignore[arg-type]
+        if status != self._status:
+            self._status = status
+            self.status_changed.emit(status)
+
+    # --- sleep / clock-jump detection --------------------------------------------------------
+
+    @Slot()
+    def _on_heartbeat_timeout(self) -> None:
+        now = self._clock.now()
+        last, self._last_beat = self._last_beat, now
+        if last is None:
+            return
+        expected = timedelta(milliseconds=HEARTBEAT_MS * self._time_scale)
+        drift = (now - last) - expected
+        if abs(drift) > CLOCK_JUMP:
+            log.info(
+                "the clock jumped (sleep or time change)",
+                extra={"event": "clock.jump", "jump_s": round(drift.total_seconds())},
+            )
+            self.note_resume()
+
+
+class WorkerBridge(QObject):
+    """Lives on the GUI thread; its signals reach the worker as queued calls.
+
+    Signals:
+        poll_requested(): refresh now (lifts stops: the person acted).
+        resume_requested(): the computer woke up or the network came back.
+        client_replaced(object): a new client factory (the account changed).
+        stop_requested(): release everything; the thread then quits.
+    """
+
+    poll_requested = Signal()
+    resume_requested = Signal()
+    client_replaced = Signal(object)
+    stop_requested = Signal()
+
+
+class WorkerThread:
+    """Owns a ShareWorker and its QThread: start, ask through `bridge`, stop in bounded time."""
+
+    def __init__(self, worker: ShareWorker) -> None:
+        self.worker = worker
+        self.bridge = WorkerBridge()
+        self.thread = QThread()
+        self.thread.setObjectName("share-worker")
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.start)
+        self.bridge.poll_requested.connect(worker.poll_now)
+        self.bridge.resume_requested.connect(worker.note_resume)
+        self.bridge.client_replaced.connect(worker.replace_client)
+        self.bridge.stop_requested.connect(worker.stop)
+        worker.stopped.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
+        self.thread.finished.connect(worker.deleteLater)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 2000) -> bool:
+        """Asks the worker to stop and waits at most `timeout_ms` for its thread to end.
+
+        A request in flight is not interrupted; if it outlasts the wait, False is returned and
+        the caller decides (the app exits anyway: everything committed is already on disk).
+        """
+        if not self.thread.isRunning():
+            return True
+        self.bridge.stop_requested.emit()
+        finished = bool(self.thread.wait(timeout_ms))
+        if not finished:
+            log.warning("the worker thread did not stop in time")
+        return finished

@@ -1,0 +1,97 @@
+"""The real `cgm-tray` processes: `now --demo --json` headless, and `now` against `fake-share`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CGM_TRAY = [sys.executable, "-m", "cgmtray"]
+
+
+def _headless_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    env["HOME"] = str(tmp_path / "home")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "home" / ".config")
+    env["XDG_DATA_HOME"] = str(tmp_path / "home" / ".local" / "share")
+    return env
+
+
+@pytest.fixture
+def fake_share_process(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    process = subprocess.Popen(
+        [*CGM_TRAY, "fake-share", "--account", "dave:pa55-word!"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_headless_env(tmp_path),
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_now_demo_json_on_a_machine_with_no_display(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CGM_TRAY, "now", "--demo", "--json", "--basedir", str(tmp_path / "base")],
+        capture_output=True,
+        text=True,
+        env=_headless_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"value_mgdl", "mmol", "trend", "arrow", "time", "age_s"}
+    assert "PySide6" not in result.stderr
+
+
+def test_fake_share_prints_its_url_first_and_now_reads_from_it(
+    fake_share_process: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    url, _ = fake_share_process
+    assert url.startswith("http://127.0.0.1:")
+    assert url.endswith("/ShareWebServices/Services/")
+    result = subprocess.run(
+        [
+            *CGM_TRAY,
+            "now",
+            "--basedir",
+            str(tmp_path / "base"),
+            "--share-url",
+            url,
+            "--username",
+            "dave",
+            "--password-stdin",
+            "--log-json",
+        ],
+        input="pa55-word!\n",
+        capture_output=True,
+        text=True,
+        env=_headless_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mg/dL" in result.stdout or "LOW" in result.stdout or "HIGH" in result.stdout
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert {"share.request", "share.login"} <= {e["event"] for e in events}
+    assert all("ts" in e for e in events)
+    assert "pa55-word!" not in result.stderr
+    assert "dave" not in result.stderr

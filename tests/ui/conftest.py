@@ -1,0 +1,43 @@
+"""ui tier: Qt offscreen, and no thread or active timer may outlive a test."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _live_qt_objects() -> list[object]:
+    """Active QTimers and running QThreads still reachable from Python."""
+    from PySide6.QtCore import QThread, QTimer
+
+    gc.collect()
+    live: list[object] = []
+    for obj in gc.get_objects():
+        try:
+            if (isinstance(obj, QTimer) and obj.isActive()) or (
+                isinstance(obj, QThread) and obj.isRunning()
+            ):
+                live.append(obj)
+        except RuntimeError:  # the C++ object is already gone
+            continue
+    return live
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads_or_timers(qapp: object) -> Iterator[None]:
+    before = set(threading.enumerate())
+    qt_before = {id(t) for t in _live_qt_objects()}
+    yield
+    from PySide6.QtCore import QCoreApplication
+
+    QCoreApplication.processEvents()
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert leaked == [], f"threads outlived the test: {leaked}"
+    live = [t for t in _live_qt_objects() if id(t) not in qt_before]
+    assert live == [], f"QTimers or QThreads outlived the test: {live}"

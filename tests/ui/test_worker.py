@@ -1,0 +1,159 @@
+"""ShareWorker on its own QThread against the fake service over loopback, on a shared fast clock."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QThread
+from pytestqt.qtbot import QtBot
+
+from cgmtray.domain.clock import ScaledClock
+from cgmtray.domain.connection import ConnectionStatus, LinkState
+from cgmtray.domain.readings import Reading
+from cgmtray.fakeshare.sensor import SimulatedSensor
+from cgmtray.fakeshare.server import FakeShare
+from cgmtray.share.client import ClientConfig, ShareClient
+from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
+from cgmtray.storage.history import HistoryStore
+from cgmtray.ui.worker import ShareWorker, WorkerThread
+
+#: Virtual seconds per real second: a reading every 5 virtual minutes arrives every 0.5 s.
+SPEED = 600.0
+T0 = datetime(2026, 11, 21, 9, 0, 3, tzinfo=UTC)
+USER, PASSWORD = "erin@example.com", "pa55word-Erin"
+
+
+@pytest.fixture
+def clock() -> ScaledClock:
+    return ScaledClock(SPEED, virtual_origin=T0, real_origin=datetime.now(UTC))
+
+
+@pytest.fixture
+def fake(clock: ScaledClock) -> Iterator[FakeShare]:
+    with FakeShare(clock) as server:
+        server.add_account(Region.US, USER, PASSWORD)
+        sensor = SimulatedSensor(seed=7, start=T0 - timedelta(hours=24), lag_s=20.0)
+        server.attach_sensor(Region.US, USER, sensor)
+        yield server
+
+
+def _worker(fake: FakeShare, clock: ScaledClock, tmp_path: Path) -> WorkerThread:
+    config = ClientConfig(region=Region.US, username=USER, base_url=fake.base_url(Region.US))
+
+    def factory() -> ShareClient:
+        return ShareClient(config, PASSWORD, clock=clock)
+
+    worker = ShareWorker(
+        factory, clock=clock, store_path=str(tmp_path / "history.sqlite3"), time_scale=SPEED
+    )
+    return WorkerThread(worker)
+
+
+@pytest.fixture
+def running(fake: FakeShare, clock: ScaledClock, tmp_path: Path) -> Iterator[WorkerThread]:
+    thread = _worker(fake, clock, tmp_path)
+    yield thread
+    assert thread.stop(5000)
+
+
+def test_worker_runs_on_its_own_thread_and_backfills_a_day(
+    qtbot: QtBot, running: WorkerThread, tmp_path: Path
+) -> None:
+    emitted_on: list[QThread] = []
+    running.worker.readings_received.connect(
+        lambda _r: emitted_on.append(QThread.currentThread()), Qt.ConnectionType.DirectConnection
+    )
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000) as blocker:
+        running.start()
+    readings: tuple[Reading, ...] = blocker.args[0]
+    assert len(readings) >= 280  # 24 h of 5-minute readings, newest first
+    assert readings == tuple(sorted(readings, reverse=True))
+    assert emitted_on
+    assert emitted_on[0] is running.thread
+    assert emitted_on[0] is not QThread.currentThread()
+    with HistoryStore(tmp_path / "history.sqlite3", read_only=True) as store:
+        assert store.count() == len(readings)
+
+
+def test_the_next_reading_arrives_by_itself(qtbot: QtBot, running: WorkerThread) -> None:
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000) as first:
+        running.start()
+    newest = first.args[0][0].time
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000) as second:
+        pass
+    assert second.args[0][0].time > newest
+
+
+def test_session_expiry_is_renewed_without_the_gui_noticing(
+    qtbot: QtBot, running: WorkerThread, fake: FakeShare
+) -> None:
+    statuses: list[ConnectionStatus] = []
+    running.worker.status_changed.connect(statuses.append)
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
+        running.start()
+    statuses.clear()
+    fake.expire_sessions()
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
+        pass
+    assert all(s.state is LinkState.OK for s in statuses)
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1  # the account id was reused
+    assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 2  # start, then exactly one renewal
+
+
+def test_the_gui_thread_never_touches_the_network(
+    qtbot: QtBot, running: WorkerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connecting_threads: set[int] = set()
+    original = socket.socket.connect
+
+    def recording_connect(self: socket.socket, address: object) -> None:
+        connecting_threads.add(threading.get_ident())
+        original(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
+        running.start()
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
+        running.bridge.poll_requested.emit()
+    assert connecting_threads  # the worker did connect...
+    assert threading.main_thread().ident not in connecting_threads  # ...never from the GUI thread
+
+
+def test_rejected_password_stops_polling_and_says_so(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    fake.add_account(Region.US, USER, "a-new-password")
+    thread = _worker(fake, clock, tmp_path)
+    statuses: list[ConnectionStatus] = []
+    thread.worker.status_changed.connect(statuses.append)
+    try:
+        with qtbot.waitSignal(thread.worker.auth_failed, timeout=10_000) as failed:
+            thread.start()
+        assert "region" in failed.args[0]
+        qtbot.waitUntil(
+            lambda: (
+                bool(statuses)
+                and statuses[-1].state is LinkState.SIGN_IN_REJECTED
+                and statuses[-1].next_poll is None
+            ),
+            timeout=5000,
+        )
+        assert fake.counters.sign_ins() == 1  # one attempt, and nothing is planned after it
+        assert fake.counters.failed_sign_ins() == 1
+    finally:
+        assert thread.stop(5000)
+
+
+def test_stop_ends_the_thread_quickly(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    thread = _worker(fake, clock, tmp_path)
+    with qtbot.waitSignal(thread.worker.readings_received, timeout=10_000):
+        thread.start()
+    assert thread.stop(2000)
+    assert not thread.thread.isRunning()
