@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -19,14 +19,21 @@ from PySide6.QtWidgets import (
 )
 
 from cgmtray import APP_NAME
+from cgmtray.domain import display
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
 from cgmtray.domain.display import DisplayModel
+from cgmtray.domain.ranges import Thresholds
+from cgmtray.domain.units import Unit
 from cgmtray.ui.icon import render_icon, render_image
 
 log = logging.getLogger(__name__)
 
 #: Snooze choices offered per kind, in minutes (urgent low is capped at 30 by the rules).
 SNOOZE_CHOICES_MIN = (30, 60, 120, 240)
+#: What the icon shows before the first model arrives (a moment at start).
+STARTING_MODEL = display.model(
+    (), datetime.now(UTC), unit=Unit.MGDL, thresholds=Thresholds(), connection="Starting…"
+)
 #: While no tray exists, check this often whether one has appeared.
 TRAY_RECHECK_MS = 10_000
 
@@ -148,8 +155,8 @@ class TrayPresenter(QObject):
             tray.setIcon(render_icon(self._model))
             tray.setToolTip(self._model.tooltip)
         else:
-            tray.setIcon(QIcon())
-            tray.setToolTip(APP_NAME)
+            tray.setIcon(render_icon(STARTING_MODEL))
+            tray.setToolTip(f"{APP_NAME}: starting…")
         tray.show()
         self._tray = tray
 
