@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from cgmtray import APP_NAME, __version__
@@ -45,6 +46,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: b
     )
 
 
+def _aware_datetime(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time with its UTC offset, e.g. 2026-01-01T00:00Z")
+    return when
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cgm-tray",
@@ -63,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="X",
-        help="with --demo: run the simulated sensor X times faster than real time",
+        help="run the clock X times faster than real time (for demos and tests)",
+    )
+    parser.add_argument(
+        "--clock-epoch",
+        type=_aware_datetime,
+        default=None,
+        help=argparse.SUPPRESS,  # with --speed: share one accelerated clock with `fake-share`
     )
     parser.add_argument(
         "--password-stdin",

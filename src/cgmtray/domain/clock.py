@@ -74,3 +74,14 @@ class ScaledClock:
     def now(self) -> datetime:
         elapsed = self._real.now() - self._real_origin
         return self._virtual_origin + elapsed * self._speed
+
+
+def shared_clock(speed: float, epoch: datetime) -> Clock:
+    """A clock that processes started with the same `speed` and `epoch` agree on.
+
+    Virtual time equals real time at `epoch` and runs `speed` times faster after it; speed 1 is
+    the system clock.
+    """
+    if speed == 1.0:
+        return SystemClock()
+    return ScaledClock(speed, virtual_origin=epoch, real_origin=epoch)

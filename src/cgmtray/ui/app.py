@@ -13,14 +13,21 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QSocketNotifier, Qt
+from PySide6.QtCore import (
+    QMessageLogContext,
+    QSocketNotifier,
+    Qt,
+    QtMsgType,
+    qInstallMessageHandler,
+)
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cgmtray import APP_ID, APP_NAME, __version__, logging_setup
-from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.clock import Clock, shared_clock
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
@@ -86,7 +93,28 @@ def run(args: argparse.Namespace) -> int:
         return code
 
 
+def _route_qt_messages() -> None:
+    """Qt's own messages go through our logging (so --log-json stays JSON), at debug level
+    unless Qt calls them critical or fatal."""
+    qt_log = logging.getLogger("qt")
+    levels = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.DEBUG,
+        QtMsgType.QtWarningMsg: logging.DEBUG,
+        QtMsgType.QtCriticalMsg: logging.WARNING,
+        QtMsgType.QtFatalMsg: logging.ERROR,
+    }
+
+    def handler(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        qt_log.log(
+            levels.get(kind, logging.DEBUG), "%s", message, extra={"category": context.category}
+        )
+
+    qInstallMessageHandler(handler)
+
+
 def _make_application() -> QApplication:
+    _route_qt_messages()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("cgm-tray")
@@ -171,7 +199,9 @@ def _saved_account(args: argparse.Namespace, paths: app_paths.AppPaths) -> Accou
         base_url=share_url,
         account_id=settings.account_id,
     )
-    return Account(config, password, SystemClock(), 1.0, settings)
+    speed = float(getattr(args, "speed", None) or 1.0)
+    epoch = getattr(args, "clock_epoch", None) or datetime.now(UTC)
+    return Account(config, password, shared_clock(speed, epoch), speed, settings)
 
 
 def _password(args: argparse.Namespace, region: Region, username: str) -> str:
