@@ -1,0 +1,73 @@
+"""The link status the tray shows: which states need the person, and the plain problem text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cgmtray.domain.clock import ManualClock, ScaledClock, SystemClock, shared_clock
+from cgmtray.domain.connection import ConnectionStatus, LinkState, state_of_failure
+from cgmtray.domain.failures import FailureClass
+
+
+@pytest.mark.parametrize(
+    ("failure", "state"),
+    [
+        (FailureClass.SESSION, LinkState.UNREACHABLE),
+        (FailureClass.TRANSIENT, LinkState.UNREACHABLE),
+        (FailureClass.RATE_LIMIT, LinkState.RATE_LIMITED),
+        (FailureClass.CREDENTIALS, LinkState.SIGN_IN_REJECTED),
+        (FailureClass.LOCKED, LinkState.LOCKED),
+        (FailureClass.CLIENT_BUG, LinkState.INTERNAL_ERROR),
+    ],
+)
+def test_every_failure_class_has_a_state(failure: FailureClass, state: LinkState) -> None:
+    assert state_of_failure(failure) is state
+
+
+@pytest.mark.parametrize(
+    ("state", "ok", "needs_user"),
+    [
+        (LinkState.STARTING, True, False),
+        (LinkState.OK, True, False),
+        (LinkState.UNREACHABLE, False, False),
+        (LinkState.RATE_LIMITED, False, False),
+        (LinkState.SIGN_IN_REJECTED, False, True),
+        (LinkState.LOCKED, False, True),
+        (LinkState.INTERNAL_ERROR, False, True),
+        (LinkState.STOPPED, False, True),
+    ],
+)
+def test_ok_and_needs_user(state: LinkState, ok: bool, needs_user: bool) -> None:
+    status = ConnectionStatus(state)
+    assert status.ok is ok
+    assert status.needs_user is needs_user
+    assert (status.problem is None) is ok
+
+
+def test_problem_prefers_the_specific_message() -> None:
+    assert ConnectionStatus(LinkState.LOCKED, message="Wait an hour.").problem == "Wait an hour."
+    assert ConnectionStatus(LinkState.UNREACHABLE).problem == "Can't reach Dexcom Share"
+    assert "region" in (ConnectionStatus(LinkState.SIGN_IN_REJECTED).problem or "")
+
+
+def test_shared_clock_agrees_across_instances_and_runs_fast() -> None:
+    epoch = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    real = ManualClock(epoch + timedelta(seconds=10))
+    first = ScaledClock(60, virtual_origin=epoch, real_origin=epoch, real=real)
+    assert first.now() == epoch + timedelta(minutes=10)
+    assert first.speed == 60
+    made = shared_clock(60, epoch)
+    assert isinstance(made, ScaledClock)
+    assert made.speed == 60
+
+
+def test_shared_clock_at_speed_one_is_the_system_clock() -> None:
+    assert isinstance(shared_clock(1.0, datetime(2026, 1, 1, tzinfo=UTC)), SystemClock)
+
+
+def test_scaled_clock_refuses_a_non_positive_speed() -> None:
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="positive"):
+        ScaledClock(0, virtual_origin=epoch, real_origin=epoch)
