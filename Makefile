@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM ?= offscreen
 # Tests never touch the real keyring.
 export PYTHON_KEYRING_BACKEND ?= keyring.backends.null.Keyring
 
-.PHONY: demo now-demo test lint typecheck unit sysdeps venv bench clean
+.PHONY: demo demo-now test lint typecheck unit sysdeps venv bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ venv: $(STAMP)
 sysdeps:
 	bash scripts/install-sysdeps.sh
 
+# The tray app on the simulated service. Without a display, `make demo-now` prints one reading instead.
 demo: $(STAMP)
+	env -u QT_QPA_PLATFORM $(BIN)/cgm-tray --demo
+
+demo-now: $(STAMP)
 	$(BIN)/cgm-tray now --demo
 
 lint: $(STAMP)
