@@ -457,16 +457,21 @@ def _after_sign_in(state: ScheduleState, now: datetime) -> ScheduleState:
 
 
 def _transient_delay(streak: int, unit: float) -> timedelta:
-    step = TRANSIENT_STEPS[min(streak, len(TRANSIENT_STEPS)) - 1]
+    step = TRANSIENT_STEPS[_step_index(streak, len(TRANSIENT_STEPS))]
     return step * (1 + TRANSIENT_JITTER * (2 * unit - 1))
 
 
 def _rate_limit_delay(streak: int, retry_after_s: float | None) -> timedelta:
-    step = RATE_LIMIT_STEPS[min(streak, len(RATE_LIMIT_STEPS)) - 1]
+    step = RATE_LIMIT_STEPS[_step_index(streak, len(RATE_LIMIT_STEPS))]
     if retry_after_s is None or not retry_after_s > 0:
         return step
     asked = min(MAX_RETRY_AFTER.total_seconds(), retry_after_s)
     return max(step, timedelta(seconds=asked))
+
+
+def _step_index(streak: int, steps: int) -> int:
+    """Failure number `streak` (1 for the first) uses this step; the last step repeats."""
+    return min(max(streak, 1), steps) - 1
 
 
 def _window(newest: datetime | None, at: datetime) -> tuple[int, int]:
