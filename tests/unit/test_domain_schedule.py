@@ -15,6 +15,7 @@ from cgmtray.domain.availability_lag import (
     DEFAULT_LAG,
     MAX_LAG,
     MIN_LAG,
+    MISS_STEP,
     SAMPLE_COUNT,
     estimate_lag,
     lag_sample,
@@ -178,9 +179,7 @@ def test_a_reading_found_only_after_a_miss_teaches_a_longer_lag() -> None:
     retry = planned_at(state, due)
     assert retry - due == MINUTE
     state = record_success(state, retry, [T0 + 4 * MINUTE], 1, False)
-    missed_by = due - (T0 + 4 * MINUTE)
-    assert state.learned_lag == missed_by + secs(15)
-    assert state.learned_lag > DEFAULT_LAG
+    assert state.learned_lag == DEFAULT_LAG + MISS_STEP
 
 
 def test_readings_found_at_first_look_slowly_teach_a_shorter_lag() -> None:
@@ -213,11 +212,11 @@ def test_older_readings_do_not_move_the_newest_back() -> None:
         ((), DEFAULT_LAG),
         ((5.0,), MIN_LAG),
         ((500.0,), MAX_LAG),
-        ((30.0, 40.0, 50.0), secs(40)),
-        ((20.0, 30.0), secs(25)),
+        ((30.0, 40.0, 50.0), secs(50)),
+        ((30.0, 20.0), secs(20)),
     ],
 )
-def test_lag_estimate_is_the_clamped_median(
+def test_lag_estimate_is_the_newest_clamped(
     samples: tuple[float, ...], expected: timedelta
 ) -> None:
     assert estimate_lag(samples) == expected
@@ -231,11 +230,11 @@ def test_lag_estimate_is_the_clamped_median(
         (secs(31), secs(-270), 24.0),  # first look: probe a little below the estimate
         (secs(20), secs(-280), 19.0),  # first look, sooner than the estimate
         (secs(0.5), secs(-280), 0.0),
-        (secs(90), secs(30), 45.0),  # after a miss at 30 s: just past the miss
-        (secs(40), secs(30), 40.0),  # ...but never past the poll that found it
+        (secs(90), secs(30), 34.0),  # after a miss: one step up from the estimate
+        (secs(31), secs(30), 31.0),  # ...but never past the poll that found it
     ],
 )
-def test_lag_sample_uses_both_the_hit_and_the_miss(
+def test_lag_steps_down_on_a_hit_and_up_on_a_miss(
     found_after: timedelta, last_empty_after: timedelta, expected: float | None
 ) -> None:
     reading = T0

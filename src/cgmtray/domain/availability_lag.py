@@ -1,16 +1,17 @@
 """How long after its timestamp a reading shows up on Share, learned from what the polls saw.
 
-A poll that finds a new reading only proves the lag was at most "found - reading time"; a poll that
-missed it proves the lag was longer than "missed - reading time". Taking the first bound alone as
-the sample (the naive median) ratchets the estimate upward, because every sample is at least the
-estimate that scheduled the poll. So each sample is built from both bounds: a reading found at
-first look nudges the estimate down a little (probing for a shorter lag), a reading found after a
-miss sets it just past the lower bound. The estimate is the median of the recent samples, clamped.
+The lag is tracked as a quantile, not averaged. A poll that finds a new reading at the first look
+proves only that the lag was at most "found - reading time"; a poll that missed it proves the lag
+was longer. So the estimate moves by fixed steps: down PROBE_DOWN after a first-look hit, up
+MISS_STEP after a miss. It settles where misses are PROBE_DOWN / (PROBE_DOWN + MISS_STEP) of the
+polls (10 %): late enough that nine polls in ten find their reading, early enough for a short wait.
+One reading minutes late moves it by one step only (a median of recent bounds was tried first: it
+slid down until a third of the polls missed, and a late burst held it high for hours; see
+docs/decisions.md and bench/freshness.py).
 """
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta
 
 #: The lag assumed before anything is learned (share-protocol.md section 7.3).
@@ -18,23 +19,23 @@ DEFAULT_LAG = timedelta(seconds=25)
 #: The learned lag is clamped to this range.
 MIN_LAG = timedelta(seconds=15)
 MAX_LAG = timedelta(seconds=120)
-#: How many recent samples the median is taken over.
+#: How many recent estimates are kept (the newest is the estimate; the rest are for the logs).
 SAMPLE_COUNT = 6
-#: A reading found at the first look: the sample is this much below the estimate.
+#: A reading found at the first look: the estimate moves down by this much.
 PROBE_DOWN = timedelta(seconds=1)
-#: A reading found after a miss: the sample is this much above the missed poll's bound.
-MISS_MARGIN = timedelta(seconds=15)
+#: A reading found only after a miss: the estimate moves up by this much (never past the bound
+#: the poll that found it proves).
+MISS_STEP = timedelta(seconds=9)
 #: A reading found later than this after its timestamp was not a live arrival (an upload backlog,
 #: or nobody polled): it says nothing about the lag.
 LIVE_LIMIT = timedelta(minutes=5)
 
 
 def estimate_lag(samples: tuple[float, ...]) -> timedelta:
-    """The lag to plan with: the median of the samples (seconds), clamped; the default if none."""
+    """The lag to plan with: the newest estimate (seconds), clamped; the default if none."""
     if not samples:
         return DEFAULT_LAG
-    median = timedelta(seconds=statistics.median(samples))
-    return min(MAX_LAG, max(MIN_LAG, median))
+    return min(MAX_LAG, max(MIN_LAG, timedelta(seconds=samples[-1])))
 
 
 def lag_sample(
@@ -43,7 +44,7 @@ def lag_sample(
     last_empty_poll_at: datetime,
     estimate: timedelta,
 ) -> float | None:
-    """The sample (seconds) a newly found reading gives, or None when it tells nothing.
+    """The next estimate (seconds) once a new reading was found, or None when it tells nothing.
 
     `last_empty_poll_at` is the previous successful poll, which did not return this reading.
     """
@@ -51,13 +52,12 @@ def lag_sample(
     if upper < timedelta(0) or upper > LIVE_LIMIT:
         return None
     if last_empty_poll_at > reading_time:
-        lower = last_empty_poll_at - reading_time
-        sample = min(upper, lower + MISS_MARGIN)
+        sample = min(upper, estimate + MISS_STEP)
     else:
         sample = max(timedelta(0), min(upper, estimate) - PROBE_DOWN)
     return sample.total_seconds()
 
 
 def with_sample(samples: tuple[float, ...], sample: float) -> tuple[float, ...]:
-    """The most recent SAMPLE_COUNT samples once `sample` is added."""
+    """The most recent SAMPLE_COUNT estimates once `sample` is added."""
     return (*samples, sample)[-SAMPLE_COUNT:]
