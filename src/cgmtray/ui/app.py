@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -155,6 +156,7 @@ def _assemble(
         store_path=str(history_path),
         newest_known=newest,
         time_scale=account.time_scale,
+        seed=secrets.randbelow(2**31),  # installs must not poll in step
     )
     settings = account.settings
     return Controller(
