@@ -45,7 +45,7 @@ class LineSink(io.StringIO):
 
     def write(self, text: str) -> int:
         written = super().write(text)
-        if self.getvalue().count("\n") >= 2:
+        if self.getvalue().count("\n") >= 3:
             self.two_lines.set()
         return written
 
@@ -128,7 +128,7 @@ def free_port() -> int:
 def test_the_first_line_is_the_base_url_and_the_demo_account_works() -> None:
     with serving([]) as running:
         assert URL_LINE.fullmatch(running.lines[0])
-        assert running.lines[1] == f"account: {DEMO_USERNAME} / {DEMO_PASSWORD}"
+        assert running.lines[2] == f"account: {DEMO_USERNAME} / {DEMO_PASSWORD}"
         readings = sign_in_and_read(
             running.base_url, DEMO_USERNAME, DEMO_PASSWORD, Region.US.application_id
         )
@@ -149,7 +149,7 @@ def test_accounts_get_a_sensor_each_and_passwords_are_not_printed() -> None:
     argv = ["--account", "alice:pw:with:colons", "--account", "bob@example.com:pw-bob"]
     with serving(argv) as running:
         assert "pw:with:colons" not in "\n".join(running.lines)
-        assert "alice" in running.lines[1]
+        assert "alice" in running.lines[2]
         app_id = Region.US.application_id
         alice = sign_in_and_read(running.base_url, "alice", "pw:with:colons", app_id)
         bob = sign_in_and_read(running.base_url, "bob@example.com", "pw-bob", app_id)

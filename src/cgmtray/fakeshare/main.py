@@ -1,4 +1,4 @@
-"""`cgm-tray fake-share`: the fake Share service on its own, printing its base URL first."""
+"""`cgm-tray fake-share`: the fake Share service on its own, printing its base and control URLs."""
 
 from __future__ import annotations
 
@@ -8,49 +8,27 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TextIO
 
-from cgmtray.fakeshare.demo import DEMO_HISTORY, DEMO_PASSWORD, DEMO_USERNAME, demo_clock
-from cgmtray.fakeshare.faults import Fault
+from cgmtray.domain.clock import shared_clock
+from cgmtray.fakeshare import control
+from cgmtray.fakeshare.control import FaultSpec
+from cgmtray.fakeshare.demo import DEMO_HISTORY, DEMO_PASSWORD, DEMO_USERNAME
 from cgmtray.fakeshare.sensor import SimulatedSensor
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
 
-_FAULTS_BY_NAME = {fault.value: fault for fault in Fault}
-
-
-@dataclass(frozen=True)
-class FaultSpec:
-    """A --fault option: which fault, how many requests, and its number (delay or Retry-After)."""
-
-    fault: Fault
-    count: int = 1
-    seconds: float | None = None
+__all__ = ["FaultSpec", "add_arguments", "main", "parse_account", "parse_fault_spec", "run"]
 
 
 def parse_fault_spec(text: str) -> FaultSpec:
     """`NAME[:SECONDS][:xN]`, e.g. "unavailable:x3", "slow:35", "rate-limit:60:x2"."""
-    name, *options = text.strip().lower().split(":")
-    fault = _FAULTS_BY_NAME.get(name)
-    if fault is None:
-        known = ", ".join(sorted(_FAULTS_BY_NAME))
-        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (known: {known})")
-    count = 1
-    seconds: float | None = None
-    for option in options:
-        try:
-            if option.startswith("x"):
-                count = int(option[1:])
-            else:
-                seconds = float(option)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad fault option {option!r} in {text!r}") from None
-    if count < 1 or (seconds is not None and seconds < 0):
-        raise argparse.ArgumentTypeError(f"bad fault count or seconds in {text!r}")
-    return FaultSpec(fault, count, seconds)
+    try:
+        return control.parse_fault_spec(text)
+    except control.FaultSpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_account(text: str) -> tuple[str, str]:
@@ -66,6 +44,16 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return value
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise argparse.ArgumentTypeError("give a time with its UTC offset, e.g. 2026-01-01T00:00Z")
+    return when.astimezone(UTC)
 
 
 def _port(text: str) -> int:
@@ -95,7 +83,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the region whose URL is printed and where accounts go (default: us)",
     )
     parser.add_argument(
+        "--control-port",
+        type=_port,
+        default=0,
+        help="port of the /_fake/ control listener for tests (default: a free one)",
+    )
+    parser.add_argument(
         "--speed", type=_positive_float, default=1.0, help="run the clock X times faster"
+    )
+    parser.add_argument(
+        "--clock-epoch",
+        type=_aware_datetime,
+        default=None,
+        metavar="ISO",
+        help=(
+            "with --speed: the moment virtual and real time agree (default: now); give the tray "
+            "app the same --speed and --clock-epoch and both run on one clock"
+        ),
     )
     parser.add_argument(
         "--session-ttl",
@@ -119,6 +123,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="lockout length in seconds, restarted by each attempt (default: 1800)",
     )
     parser.add_argument("--seed", type=int, default=1, help="simulated sensor seed (default: 1)")
+    parser.add_argument(
+        "--no-sensor",
+        action="store_true",
+        help="accounts start without readings (publish them through the control listener)",
+    )
     parser.add_argument(
         "--fault",
         type=parse_fault_spec,
@@ -147,12 +156,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(
     args: argparse.Namespace, *, stop_event: threading.Event | None = None, out: TextIO = sys.stdout
 ) -> int:
-    """Serves until SIGINT / SIGTERM or `stop_event`; the first printed line is the base URL."""
+    """Serves until SIGINT / SIGTERM or `stop_event`. The first printed line is the base URL, the
+    second `control: http://127.0.0.1:PORT/_fake/`."""
     region = Region(args.region)
     stop = stop_event if stop_event is not None else threading.Event()
+    epoch = args.clock_epoch if args.clock_epoch is not None else datetime.now(UTC)
     fake = FakeShare(
-        demo_clock(args.speed),
+        shared_clock(args.speed, epoch),
+        regions=(region, *(other for other in Region if other is not region)),
         ports={region: args.port},
+        control_port=args.control_port,
         session_ttl=timedelta(seconds=args.session_ttl),
         lockout_after=args.lockout_after,
         lockout_period=timedelta(seconds=args.lockout_period),
@@ -162,19 +175,22 @@ def run(
         fake.start()
     except OSError as error:
         reason = error.strerror or str(error)
-        sys.stderr.write(f"cgm-tray fake-share: cannot listen on port {args.port}: {reason}\n")
+        ports = f"{args.port} or {args.control_port}" if args.control_port else str(args.port)
+        sys.stderr.write(f"cgm-tray fake-share: cannot listen on port {ports}: {reason}\n")
         return 1
     try:
         accounts: list[tuple[str, str]] = args.account or [(DEMO_USERNAME, DEMO_PASSWORD)]
         history_start = fake.now() - DEMO_HISTORY
         for index, (username, password) in enumerate(accounts):
             fake.add_account(region, username, password)
-            sensor = SimulatedSensor(seed=args.seed + index, start=history_start)
-            fake.attach_sensor(region, username, sensor)
+            if not args.no_sensor:
+                sensor = SimulatedSensor(seed=args.seed + index, start=history_start)
+                fake.attach_sensor(region, username, sensor)
         fake.set_legacy_format(args.legacy_format)
         for spec in args.fault or []:
-            _inject(fake, spec)
+            control.inject(fake, spec)
         print(fake.base_url(region), file=out, flush=True)
+        print(f"control: {fake.control_url}", file=out, flush=True)
         if args.account:
             names = ", ".join(username for username, _password in accounts)
             print(f"accounts ({region.value}): {names}", file=out, flush=True)
@@ -189,15 +205,6 @@ def run(
     finally:
         fake.stop()
     return 0
-
-
-def _inject(fake: FakeShare, spec: FaultSpec) -> None:
-    if spec.fault is Fault.SLOW:
-        fake.inject_fault(spec.fault, count=spec.count, delay_s=spec.seconds or 35.0)
-    elif spec.fault is Fault.RATE_LIMIT and spec.seconds is not None:
-        fake.inject_fault(spec.fault, count=spec.count, retry_after_s=round(spec.seconds))
-    else:
-        fake.inject_fault(spec.fault, count=spec.count)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import ipaddress
 import logging
 import secrets
 import selectors
@@ -22,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.readings import Reading
+from cgmtray.fakeshare import control
 from cgmtray.fakeshare.bodies import HTML_TYPE, JSON_TYPE, TEXT_TYPE, SubCodeStyle, error_body
 from cgmtray.fakeshare.counters import (
     NO_ANSWER_STATUS,
@@ -75,21 +77,31 @@ class _BodyTooLargeError(Exception):
     pass
 
 
-class _RegionServer(ThreadingHTTPServer):
-    """The HTTP server of one region; tracks its open connections so stop() can close them."""
+class _FakeServer(ThreadingHTTPServer):
+    """One listener of the fake; tracks its open connections so stop() can close them.
+
+    `region` is the region it serves (a control listener: the default region of its requests).
+    """
 
     daemon_threads = True
     block_on_close = False
     request_queue_size = 64
     timeout = 1.0  # handle_request() never blocks longer than this
 
-    def __init__(self, fake: FakeShare, region: Region, host: str, port: int) -> None:
+    def __init__(
+        self,
+        fake: FakeShare,
+        region: Region,
+        host: str,
+        port: int,
+        handler: type[BaseHTTPRequestHandler],
+    ) -> None:
         self.fake = fake
         self.region = region
         self.closing = threading.Event()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
-        super().__init__((host, port), _ShareRequestHandler)
+        super().__init__((host, port), handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for the host's name; loopback needs no lookup.
@@ -111,20 +123,37 @@ class _RegionServer(ThreadingHTTPServer):
             self._connections.pop(connection, None)
 
     def close_connections(self) -> list[threading.Thread]:
-        """Shuts every open connection; returns the threads that were serving them."""
+        """Shuts every open connection but the calling thread's own (a control request that
+        stopped this listener still answers); returns the threads that were serving them."""
         with self._connections_lock:
             open_connections = list(self._connections.items())
-        for connection, _thread in open_connections:
+        for connection, thread in open_connections:
+            if thread is threading.current_thread():
+                continue
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         return [thread for _connection, thread in open_connections]
 
 
-class _ShareRequestHandler(BaseHTTPRequestHandler):
-    """Turns HTTP requests into service requests, applies faults, writes Share-like answers."""
+class _RegionServer(_FakeServer):
+    """The Share listener of one region (it also answers the control paths)."""
+
+    def __init__(self, fake: FakeShare, region: Region, host: str, port: int) -> None:
+        super().__init__(fake, region, host, port, _ShareRequestHandler)
+
+
+class _ControlServer(_FakeServer):
+    """The control listener: only /_fake/ paths; stays up through a refused-connection outage."""
+
+    def __init__(self, fake: FakeShare, region: Region, host: str, port: int) -> None:
+        super().__init__(fake, region, host, port, _ControlRequestHandler)
+
+
+class _TrackedHandler(BaseHTTPRequestHandler):
+    """What every listener's handler shares: connection tracking, quiet logs, control answers."""
 
     protocol_version = "HTTP/1.1"
-    server: _RegionServer
+    server: _FakeServer
     timeout = 120
     # Headers and body go out in separate writes; without TCP_NODELAY each answer waits ~40 ms
     # on the client's delayed ACK.
@@ -150,6 +179,92 @@ class _ShareRequestHandler(BaseHTTPRequestHandler):
         # The request line carries session ids: log nothing of it.
         return
 
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0 or length > MAX_BODY_BYTES:
+            raise _BodyTooLargeError
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyTooLargeError
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _serve_control(self, method: str, *, on_share_listener: bool) -> None:
+        """Answers a /_fake/ request: loopback clients only, never counted, never faulted."""
+        parts = urlsplit(self.path)
+        if not _is_loopback(self.client_address[0]):
+            self._send_control(control.ControlReply(403, {"error": "loopback clients only"}))
+            return
+        try:
+            body = self._read_body()
+        except (_BodyTooLargeError, ValueError):
+            self.close_connection = True
+            self._send_control(control.ControlReply(413, {"error": "the body is too large"}))
+            return
+        if on_share_listener:
+            # One request per connection: an outage may have just stopped this listener.
+            self.close_connection = True
+        fake = self.server.fake
+        reply = control.handle(
+            fake, method, parts.path, parts.query, body, region=self.server.region
+        )
+        self._send_control(reply)
+
+    def _send_control(self, reply: control.ControlReply) -> None:
+        body = reply.body()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+
+class _ControlRequestHandler(_TrackedHandler):
+    """The control listener's handler: /_fake/ paths in JSON, a JSON 404 for anything else."""
+
+    def do_GET(self) -> None:
+        self._serve_control("GET", on_share_listener=False)
+
+    def do_POST(self) -> None:
+        self._serve_control("POST", on_share_listener=False)
+
+    def do_PUT(self) -> None:
+        self._serve_control("PUT", on_share_listener=False)
+
+    def do_DELETE(self) -> None:
+        self._serve_control("DELETE", on_share_listener=False)
+
+    def do_PATCH(self) -> None:
+        self._serve_control("PATCH", on_share_listener=False)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _ShareRequestHandler(_TrackedHandler):
+    """Turns HTTP requests into service requests, applies faults, writes Share-like answers."""
+
+    server: _RegionServer
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -168,6 +283,9 @@ class _ShareRequestHandler(BaseHTTPRequestHandler):
     # -- one request ---------------------------------------------------------------------------
 
     def _serve(self, method: str) -> None:
+        if control.is_control_path(urlsplit(self.path).path):
+            self._serve_control(method, on_share_listener=True)
+            return
         fake = self.server.fake
         region = self.server.region
         received_at = fake.now()
@@ -236,29 +354,6 @@ class _ShareRequestHandler(BaseHTTPRequestHandler):
             case Fault.RESET:  # handled before a reply is built
                 raise AssertionError("RESET has no reply")
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY_BYTES:
-            raise _BodyTooLargeError
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(parts)
-            total += size
-            if total > MAX_BODY_BYTES:
-                raise _BodyTooLargeError
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
         self.send_header("x-trace-id", str(uuid.uuid4()))
@@ -312,7 +407,7 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
 
 @dataclass
 class _Listener:
-    server: _RegionServer
+    server: _FakeServer
     thread: threading.Thread
     wake_reader: socket.socket
     wake_writer: socket.socket
@@ -323,6 +418,11 @@ class FakeShare:
 
     Accounts, sessions, lockout, reads, uploads, fault injection and request counters, all on an
     injected clock. Use as a context manager, or start() / stop().
+
+    Every listener also answers the control paths under /_fake/ (see `control`); with
+    `control_port` (0: a free one) a separate control listener serves only those and stays up
+    through a refused-connection outage. Its requests concern the first of `regions` unless they
+    name one.
     """
 
     def __init__(
@@ -337,6 +437,7 @@ class FakeShare:
         credential_error_style: CredentialErrorStyle = "2025",
         ports: Mapping[Region, int] | None = None,
         subcode_style: SubCodeStyle = "xml",
+        control_port: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._host = host
@@ -346,6 +447,8 @@ class FakeShare:
         self._requested_ports = dict(ports or {})
         self._ports: dict[Region, int] = {}
         self._listeners: dict[Region, _Listener] = {}
+        self._control_port = control_port
+        self._control: _Listener | None = None
         self._refusing = False
         self._outage = False
         self.service = ShareService(
@@ -372,6 +475,12 @@ class FakeShare:
                 for region in self._regions:
                     port = self._ports.get(region, self._requested_ports.get(region, 0))
                     self._open(region, port)
+                if self._control_port is not None:
+                    self._control = self._listen(
+                        _ControlServer(self, self._regions[0], self._host, self._control_port),
+                        "fake-share-control",
+                    )
+                    self._control_port = self._control.server.server_port
             except BaseException:
                 self._close_all()
                 raise
@@ -382,6 +491,9 @@ class FakeShare:
             self._refusing = False
             listeners = list(self._listeners.values())
             self._listeners.clear()
+            if self._control is not None:
+                listeners.append(self._control)
+                self._control = None
         self._close(listeners)
 
     def __enter__(self) -> FakeShare:
@@ -399,7 +511,7 @@ class FakeShare:
     @property
     def running(self) -> bool:
         with self._lock:
-            return bool(self._listeners) or self._refusing
+            return bool(self._listeners) or self._refusing or self._control is not None
 
     def base_url(self, region: Region = Region.US) -> str:
         """Exactly `http://127.0.0.1:PORT/ShareWebServices/Services/`."""
@@ -414,6 +526,14 @@ class FakeShare:
     @property
     def regions(self) -> tuple[Region, ...]:
         return self._regions
+
+    @property
+    def control_url(self) -> str:
+        """`http://127.0.0.1:PORT/_fake/` of the control listener (made with `control_port`)."""
+        with self._lock:
+            if self._control is None:
+                raise RuntimeError("the fake service has no control listener (or not yet)")
+            return f"http://{self._host}:{self._control.server.server_port}{control.CONTROL_PREFIX}"
 
     # -- clock ---------------------------------------------------------------------------------
 
@@ -456,6 +576,18 @@ class FakeShare:
         """Adds one reading, visible from `available_at` (default: its own time)."""
         when = available_at if available_at is not None else reading.time
         self.service.publish(region, username, PublishedReading(reading, when, offset_minutes))
+
+    def all_readings(
+        self,
+        region: Region,
+        username: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+    ) -> list[PublishedReading]:
+        """Every reading the account holds from `since`, visible yet or not, newest first: the
+        sensors' up to `until` (default: now), published ones up to `until` (default: all)."""
+        return self.service.all_readings(region, username, since, until)
 
     def remove_reading(self, region: Region, username: str, when: datetime) -> None:
         """Hides the reading at WT `when` (published or from a sensor)."""
@@ -558,20 +690,24 @@ class FakeShare:
 
     def _open(self, region: Region, port: int) -> None:
         server = _RegionServer(self, region, self._host, port)
+        self._listeners[region] = self._listen(server, f"fake-share-{region.value}")
+        self._ports[region] = server.server_port
+
+    @staticmethod
+    def _listen(server: _FakeServer, name: str) -> _Listener:
         wake_reader, wake_writer = socket.socketpair()
         thread = threading.Thread(
-            target=_serve_until_woken,
-            args=(server, wake_reader),
-            name=f"fake-share-{region.value}",
-            daemon=True,
+            target=_serve_until_woken, args=(server, wake_reader), name=name, daemon=True
         )
-        self._listeners[region] = _Listener(server, thread, wake_reader, wake_writer)
-        self._ports[region] = server.server_port
         thread.start()
+        return _Listener(server, thread, wake_reader, wake_writer)
 
     def _close_all(self) -> None:
         listeners = list(self._listeners.values())
         self._listeners.clear()
+        if self._control is not None:
+            listeners.append(self._control)
+            self._control = None
         self._close(listeners)
 
     @staticmethod
@@ -592,7 +728,7 @@ class FakeShare:
                 thread.join(_JOIN_TIMEOUT_S)
 
 
-def _serve_until_woken(server: _RegionServer, wake_reader: socket.socket) -> None:
+def _serve_until_woken(server: _FakeServer, wake_reader: socket.socket) -> None:
     """Accepts connections until a byte arrives on `wake_reader` (no polling interval)."""
     with selectors.DefaultSelector() as selector:
         selector.register(server.socket, selectors.EVENT_READ)

@@ -260,6 +260,28 @@ class ShareService:
         with self.lock:
             return self._window(self.account(region, username), minutes, max_count)
 
+    def all_readings(
+        self, region: Region, username: str, since: datetime, until: datetime | None
+    ) -> list[PublishedReading]:
+        """Every reading the account holds from `since` on, visible yet or not, newest first:
+        the sensors' up to `until` (default: now), published ones up to `until` (default: all)."""
+        since = require_aware_utc(since)
+        with self.lock:
+            account = self.account(region, username)
+            sensor_end = require_aware_utc(until) if until is not None else self.now()
+            merged: dict[datetime, PublishedReading] = {}
+            for sensor in account.sensors:
+                for published in sensor.readings_between(
+                    since, sensor_end + timedelta(microseconds=1)
+                ):
+                    merged[published.reading.time] = published
+            for when, published in account.published.items():
+                if since <= when and (until is None or when <= until):
+                    merged[when] = published
+            found = [p for when, p in merged.items() if when not in account.removed]
+        found.sort(key=lambda p: p.reading.time, reverse=True)
+        return found
+
     # -- requests -----------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Reply:

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             "CGM Tray started",
             extra={"event": "app.started", "version": __version__, "demo": bool(args.demo)},
         )
-        controller.quit_requested.connect(app.quit)
+        controller.quit_requested.connect(lambda: app.exit(0))
         controller.start()
         code = app.exec()
         log.info("CGM Tray stopping", extra={"event": "app.stopping"})
@@ -254,7 +254,9 @@ def _signals_quit(app: QApplication) -> Iterator[None]:
         with contextlib.suppress(OSError):
             reader.recv(64)
         log.info("signal received: quitting")
-        app.quit()
+        # exit(), not quit(): Qt 6's quit() first asks every window to close, and the status
+        # window refuses (closing it must not quit the app), which would cancel the quit.
+        app.exit(0)
 
     notifier.activated.connect(on_signal)
     try:

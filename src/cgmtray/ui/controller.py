@@ -189,6 +189,7 @@ class Controller(QObject):
             "kind": decision.kind.value,
             "action": decision.action.value,
             "urgent": decision.urgent,
+            "at": decision.at.isoformat(),
         }
         if decision.action is alerts.DecisionAction.CLEAR:
             log.info("alert cleared", extra={"event": "alert.cleared", **extra})

@@ -1,0 +1,658 @@
+"""The fake's /_fake/ control channel over loopback HTTP, and the fake-share options it needs."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Trend
+from cgmtray.fakeshare import control
+from cgmtray.fakeshare.control import FaultSpec, FaultSpecError, parse_fault_spec
+from cgmtray.fakeshare.faults import Fault
+from cgmtray.fakeshare.main import add_arguments, run
+from cgmtray.fakeshare.server import FakeShare
+from cgmtray.share.regions import (
+    APP_ID_US_OUS,
+    ENDPOINT_AUTHENTICATE,
+    ENDPOINT_LOGIN_BY_ID,
+    ENDPOINT_READ,
+    ENDPOINT_SYSTEM_UTC_TIME,
+    Region,
+)
+
+USERNAME = "alice@example.com"
+PASSWORD = "s3cret-Passw0rd!"
+START = datetime(2025, 6, 15, 12, 0, 0, tzinfo=UTC)
+US = Region.US
+OUS = Region.OUS
+TIMEOUT = 5.0
+CONTROL_LINE = re.compile(r"control: (http://127\.0\.0\.1:\d+/_fake/)")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> Iterator[FakeShare]:
+    """A started fake (US and OUS) with a control listener and one US account, no readings."""
+    with FakeShare(clock, regions=[US, Region.OUS], control_port=0) as started:
+        started.add_account(US, USERNAME, PASSWORD)
+        yield started
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+def port_of(url: str) -> int:
+    return int(url.split(":")[2].split("/")[0])
+
+
+def region_control_url(fake: FakeShare, region: Region = US) -> str:
+    return f"http://127.0.0.1:{fake.port(region)}/_fake/"
+
+
+def call(
+    base: str, method: str, name: str, body: object = None, **params: str
+) -> requests.Response:
+    return requests.request(method, base + name, json=body, params=params or None, timeout=TIMEOUT)
+
+
+def sign_in(fake: FakeShare, http: requests.Session) -> str:
+    base = fake.base_url(US)
+    account_id = http.post(
+        base + ENDPOINT_AUTHENTICATE,
+        json={"accountName": USERNAME, "password": PASSWORD, "applicationId": APP_ID_US_OUS},
+        timeout=TIMEOUT,
+    ).json()
+    session_id = http.post(
+        base + ENDPOINT_LOGIN_BY_ID,
+        json={"accountId": account_id, "password": PASSWORD, "applicationId": APP_ID_US_OUS},
+        timeout=TIMEOUT,
+    ).json()
+    assert isinstance(session_id, str)
+    return session_id
+
+
+def read(fake: FakeShare, http: requests.Session, session_id: str) -> requests.Response:
+    params: dict[str, str | int] = {"sessionId": session_id, "minutes": 1440, "maxCount": 288}
+    return http.post(
+        fake.base_url(US) + ENDPOINT_READ,
+        params=params,
+        json={},
+        timeout=TIMEOUT,
+    )
+
+
+def reading(when: datetime, mgdl: int = 120, trend: str = "Flat") -> dict[str, object]:
+    return {"time": when.isoformat(), "mgdl": mgdl, "trend": trend}
+
+
+# --- shape ---------------------------------------------------------------------------------------
+
+
+def test_the_control_listener_has_its_own_port_and_lists_its_endpoints(fake: FakeShare) -> None:
+    url = fake.control_url
+    assert CONTROL_LINE.fullmatch(f"control: {url}")
+    assert port_of(url) not in {fake.port(region) for region in fake.regions}
+    listed = call(url, "GET", "").json()["endpoints"]
+    assert "POST /_fake/publish" in listed
+    assert "GET /_fake/counters" in listed
+
+
+def test_every_region_listener_also_answers_control_paths(
+    fake: FakeShare, clock: ManualClock
+) -> None:
+    for base in (fake.control_url, region_control_url(fake, US), region_control_url(fake, OUS)):
+        response = call(base, "GET", "now")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/json"
+        assert datetime.fromisoformat(response.json()["now"]) == clock.now()
+
+
+def test_now_follows_the_fakes_clock(fake: FakeShare, clock: ManualClock) -> None:
+    clock.advance(timedelta(minutes=17))
+    assert datetime.fromisoformat(call(fake.control_url, "GET", "now").json()["now"]) == (
+        START + timedelta(minutes=17)
+    )
+
+
+def test_control_requests_are_never_counted_nor_faulted(fake: FakeShare) -> None:
+    fake.inject_fault(Fault.UNAVAILABLE_HTML)
+    for base in (fake.control_url, region_control_url(fake)):
+        assert call(base, "GET", "counters").status_code == 200
+        assert call(base, "POST", "expire-sessions").status_code == 200
+    assert fake.counters.total() == 0
+    assert fake.pending_faults() == 1  # still waiting for a Share request
+    assert requests.get(
+        fake.base_url() + ENDPOINT_SYSTEM_UTC_TIME, timeout=TIMEOUT
+    ).status_code == (503)
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "status"),
+    [
+        ("GET", "no-such-thing", 404),
+        ("POST", "now", 405),
+        ("GET", "publish", 405),
+        ("DELETE", "counters", 405),
+    ],
+)
+def test_unknown_paths_and_wrong_methods_get_a_json_error(
+    fake: FakeShare, method: str, name: str, status: int
+) -> None:
+    for base in (fake.control_url, region_control_url(fake)):
+        response = call(base, method, name)
+        assert response.status_code == status
+        assert "error" in response.json()
+
+
+def test_the_control_listener_serves_nothing_but_control_paths(fake: FakeShare) -> None:
+    port = port_of(fake.control_url)
+    response = requests.get(
+        f"http://127.0.0.1:{port}/ShareWebServices/Services/" + ENDPOINT_SYSTEM_UTC_TIME,
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 404
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"'])
+def test_a_body_that_is_not_a_json_object_is_a_400(fake: FakeShare, body: bytes) -> None:
+    response = requests.post(fake.control_url + "fault", data=body, timeout=TIMEOUT)
+    assert response.status_code == 400
+    assert "JSON" in response.json()["error"]
+
+
+# --- publish and readings ------------------------------------------------------------------------
+
+
+def test_published_readings_are_served_once_available(
+    fake: FakeShare, clock: ManualClock, http: requests.Session
+) -> None:
+    session_id = sign_in(fake, http)
+    body = {
+        "username": USERNAME,
+        "readings": [
+            reading(START - timedelta(minutes=10), 64, "FortyFiveDown"),
+            reading(START - timedelta(minutes=5), 66, "Flat"),
+        ],
+        "available_at": None,
+    }
+    assert call(fake.control_url, "POST", "publish", body).json() == {"published": 2}
+    later = {
+        "username": USERNAME,
+        "readings": [reading(START + timedelta(minutes=5), 63)],
+        "available_at": (START + timedelta(minutes=5, seconds=30)).isoformat(),
+    }
+    assert call(region_control_url(fake), "POST", "publish", later).status_code == 200
+    served = read(fake, http, session_id).json()
+    assert [(r["Value"], r["Trend"]) for r in served] == [(66, "Flat"), (64, "FortyFiveDown")]
+    clock.advance(timedelta(minutes=5, seconds=29))
+    assert len(read(fake, http, session_id).json()) == 2
+    clock.advance(timedelta(seconds=1))
+    assert [r["Value"] for r in read(fake, http, session_id).json()] == [63, 66, 64]
+
+
+def test_each_reading_may_carry_its_own_available_at(fake: FakeShare, clock: ManualClock) -> None:
+    first = {**reading(START), "available_at": (START + timedelta(seconds=20)).isoformat()}
+    second = {**reading(START + timedelta(minutes=5)), "available_at": None}
+    body = {"username": USERNAME, "readings": [first, second], "available_at": "2030-01-01T00:00Z"}
+    assert call(fake.control_url, "POST", "publish", body).status_code == 200
+    listed = call(fake.control_url, "GET", "readings", username=USERNAME, until="2030-01-01T00:00Z")
+    found = {r["time"]: r for r in listed.json()["readings"]}
+    assert found[START.isoformat()]["available_at"] == (START + timedelta(seconds=20)).isoformat()
+    later = (START + timedelta(minutes=5)).isoformat()
+    assert found[later]["available_at"] == later
+
+
+def test_readings_lists_everything_the_account_holds_with_its_availability(
+    fake: FakeShare, clock: ManualClock
+) -> None:
+    times = [START - timedelta(minutes=5 * k) for k in range(3)] + [START + timedelta(minutes=5)]
+    body = {
+        "username": USERNAME,
+        "readings": [
+            {**reading(when, 100 + k), "available_at": (when + timedelta(seconds=20)).isoformat()}
+            for k, when in enumerate(times)
+        ],
+    }
+    call(fake.control_url, "POST", "publish", body)
+    listed = call(fake.control_url, "GET", "readings", username=USERNAME).json()
+    assert datetime.fromisoformat(listed["now"]) == START
+    rows = listed["readings"]
+    assert [datetime.fromisoformat(r["time"]) for r in rows] == sorted(times, reverse=True)
+    by_time = {datetime.fromisoformat(r["time"]): r for r in rows}
+    assert by_time[START]["available"] is False  # 20 s of upload lag still to go
+    assert by_time[START - timedelta(minutes=5)]["available"] is True
+    assert by_time[START + timedelta(minutes=5)]["available"] is False
+    assert by_time[START - timedelta(minutes=10)]["mgdl"] == 102
+    window = call(
+        fake.control_url,
+        "GET",
+        "readings",
+        username=USERNAME,
+        since=(START - timedelta(minutes=5)).isoformat(),
+        until=START.isoformat(),
+    ).json()["readings"]
+    assert [datetime.fromisoformat(r["time"]) for r in window] == [
+        START,
+        START - timedelta(minutes=5),
+    ]
+
+
+def test_readings_include_a_sensors_readings_not_yet_uploaded(
+    fake: FakeShare, clock: ManualClock
+) -> None:
+    from cgmtray.fakeshare.sensor import SimulatedSensor
+
+    fake.attach_sensor(US, USERNAME, SimulatedSensor(start=START - timedelta(hours=1), lag_s=60))
+    rows = call(fake.control_url, "GET", "readings", username=USERNAME).json()["readings"]
+    assert 11 <= len(rows) <= 13
+    newest = rows[0]
+    age = START - datetime.fromisoformat(newest["time"])
+    assert newest["available"] is (age >= timedelta(seconds=60))
+    assert all(r["available"] for r in rows[1:])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"readings": []},
+        {"username": USERNAME},
+        {"username": USERNAME, "readings": [{"time": "2025-06-15T12:00:00", "mgdl": 100}]},
+        {"username": USERNAME, "readings": [{"time": "yesterday", "mgdl": 100}]},
+        {"username": USERNAME, "readings": [{"time": "2025-06-15T12:00Z", "mgdl": 38}]},
+        {"username": USERNAME, "readings": [{"time": "2025-06-15T12:00Z", "mgdl": "100"}]},
+        {"username": USERNAME, "readings": [{"time": "2025-06-15T12:00Z", "mgdl": True}]},
+        {"username": USERNAME, "readings": [{**reading(START), "trend": "Sideways"}]},
+        {"username": USERNAME, "readings": [{**reading(START), "trend": 10}]},
+        {"username": USERNAME, "readings": [reading(START)], "available_at": 5},
+        {"username": USERNAME, "readings": [reading(START)], "region": "eu"},
+        {"username": USERNAME, "readings": ["120"]},
+    ],
+)
+def test_bad_publish_requests_are_a_400_and_publish_nothing(
+    fake: FakeShare, body: dict[str, Any]
+) -> None:
+    response = call(fake.control_url, "POST", "publish", body)
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert fake.all_readings(US, USERNAME, since=START - timedelta(days=1)) == []
+
+
+def test_an_unknown_account_is_a_404(fake: FakeShare) -> None:
+    body = {"username": "bob", "readings": [reading(START)]}
+    assert call(fake.control_url, "POST", "publish", body).status_code == 404
+    assert call(fake.control_url, "GET", "readings", username="bob").status_code == 404
+    ous = {"username": USERNAME, "readings": [reading(START)], "region": "ous"}
+    assert call(fake.control_url, "POST", "publish", ous).status_code == 404  # a US account
+    assert call(
+        region_control_url(fake, OUS), "GET", "readings", username=USERNAME
+    ).status_code == (404)
+
+
+def test_low_and_high_and_numeric_trends_are_accepted(fake: FakeShare) -> None:
+    body = {
+        "username": USERNAME,
+        "readings": [
+            reading(START, LOW_MGDL, "NotComputable"),
+            {"time": (START - timedelta(minutes=5)).isoformat(), "mgdl": HIGH_MGDL, "trend": 1},
+        ],
+    }
+    assert call(fake.control_url, "POST", "publish", body).status_code == 200
+    held = fake.all_readings(US, USERNAME, since=START - timedelta(hours=1))
+    assert [(p.reading.mgdl, p.reading.trend) for p in held] == [
+        (LOW_MGDL, Trend.NOT_COMPUTABLE),
+        (HIGH_MGDL, Trend.DOUBLE_UP),
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=288),
+            st.integers(min_value=LOW_MGDL, max_value=HIGH_MGDL),
+            st.sampled_from(list(Trend)),
+            st.integers(min_value=0, max_value=600),
+        ),
+        max_size=20,
+        unique_by=lambda item: item[0],
+    )
+)
+def test_what_is_published_is_what_readings_lists(
+    values: list[tuple[int, int, Trend, int]],
+) -> None:
+    clock = ManualClock(START)
+    fake = FakeShare(clock, regions=[US])  # the channel needs no listener to be understood
+    fake.add_account(US, USERNAME, PASSWORD)
+    items = [
+        {
+            "time": (START - timedelta(minutes=5 * slot)).isoformat(),
+            "mgdl": mgdl,
+            "trend": trend.wire_name,
+            "available_at": (START - timedelta(minutes=5 * slot, seconds=-lag)).isoformat(),
+        }
+        for slot, mgdl, trend, lag in values
+    ]
+    body = json.dumps({"username": USERNAME, "readings": items}).encode()
+    assert control.handle(fake, "POST", "/_fake/publish", "", body, region=US).status == 200
+    listed = control.handle(
+        fake, "GET", "/_fake/readings", f"username={USERNAME}", b"", region=US
+    ).payload["readings"]
+    assert isinstance(listed, list)
+    expected = sorted(
+        (
+            {
+                "time": item["time"],
+                "mgdl": item["mgdl"],
+                "trend": item["trend"],
+                "available_at": item["available_at"],
+                "available": datetime.fromisoformat(str(item["available_at"])) <= START,
+            }
+            for item in items
+        ),
+        key=lambda row: str(row["time"]),
+        reverse=True,
+    )
+    assert listed == expected
+
+
+# --- sessions, faults, outages -------------------------------------------------------------------
+
+
+def test_expire_sessions_makes_the_next_read_session_not_valid(
+    fake: FakeShare, http: requests.Session
+) -> None:
+    session_id = sign_in(fake, http)
+    assert read(fake, http, session_id).status_code == 200
+    assert call(fake.control_url, "POST", "expire-sessions").json()["expired"] is True
+    answer = read(fake, http, session_id)
+    assert answer.status_code == 500
+    assert answer.json()["Code"] == "SessionNotValid"
+    assert read(fake, http, sign_in(fake, http)).status_code == 200  # a new session works
+
+
+def test_expire_sessions_of_one_region(fake: FakeShare, http: requests.Session) -> None:
+    session_id = sign_in(fake, http)
+    call(fake.control_url, "POST", "expire-sessions", {"region": "ous"})
+    assert read(fake, http, session_id).status_code == 200
+
+
+def test_a_fault_spec_as_in_the_command_line(fake: FakeShare, http: requests.Session) -> None:
+    answer = call(fake.control_url, "POST", "fault", {"fault": "rate-limit:60:x2"})
+    assert answer.json() == {"pending": 2}
+    url = fake.base_url() + ENDPOINT_SYSTEM_UTC_TIME
+    replies = [http.get(url, timeout=TIMEOUT) for _ in range(3)]
+    assert [r.status_code for r in replies] == [429, 429, 200]
+    assert replies[0].headers["Retry-After"] == "60"
+
+
+def test_a_fault_for_one_endpoint_only(fake: FakeShare, http: requests.Session) -> None:
+    body = {"fault": "unavailable", "endpoint": ENDPOINT_READ}
+    assert call(fake.control_url, "POST", "fault", body).status_code == 200
+    session_id = sign_in(fake, http)  # sign-ins pass
+    assert read(fake, http, session_id).status_code == 503
+    assert read(fake, http, session_id).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"fault": "meteor"},
+        {"fault": "slow:soon"},
+        {"fault": 3},
+        {"fault": "reset", "endpoint": "X"},
+    ],
+)
+def test_bad_fault_requests_are_a_400(fake: FakeShare, body: dict[str, Any]) -> None:
+    response = call(fake.control_url, "POST", "fault", body)
+    assert response.status_code == 400
+    assert fake.pending_faults() == 0
+
+
+def test_an_outage_with_resets_leaves_the_control_paths_working(
+    fake: FakeShare, http: requests.Session
+) -> None:
+    share_url = fake.base_url() + ENDPOINT_SYSTEM_UTC_TIME
+    answer = call(region_control_url(fake), "POST", "outage", {"down": True})
+    assert answer.json() == {"down": True, "refuse": False}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(share_url, timeout=TIMEOUT)
+    assert call(region_control_url(fake), "GET", "now").status_code == 200
+    call(region_control_url(fake), "POST", "outage", {"down": False})
+    assert http.get(share_url, timeout=TIMEOUT).status_code == 200
+    counted = call(fake.control_url, "GET", "counters").json()
+    assert [(r["status"], r["code"]) for r in counted["log"]] == [
+        (0, "ConnectionReset"),
+        (200, ""),
+    ]
+
+
+def test_a_refusing_outage_keeps_the_control_listener_up(fake: FakeShare) -> None:
+    share_url = fake.base_url() + ENDPOINT_SYSTEM_UTC_TIME
+    port = fake.port(US)
+    answer = call(fake.control_url, "POST", "outage", {"down": True, "refuse": True})
+    assert answer.status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(share_url, timeout=TIMEOUT)
+    assert call(fake.control_url, "GET", "counters").status_code == 200
+    assert call(fake.control_url, "POST", "outage", {"down": False}).status_code == 200
+    assert fake.port(US) == port
+    assert requests.get(share_url, timeout=TIMEOUT).status_code == 200
+
+
+def test_a_refusing_outage_asked_of_a_share_listener_still_answers(fake: FakeShare) -> None:
+    answer = call(region_control_url(fake), "POST", "outage", {"down": True, "refuse": True})
+    assert answer.json() == {"down": True, "refuse": True}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(fake.base_url() + ENDPOINT_SYSTEM_UTC_TIME, timeout=TIMEOUT)
+    call(fake.control_url, "POST", "outage", {"down": False})
+    assert fake.running
+
+
+@pytest.mark.parametrize("body", [{}, {"down": "yes"}, {"down": True, "refuse": 1}])
+def test_bad_outage_requests_are_a_400(fake: FakeShare, body: dict[str, Any]) -> None:
+    assert call(fake.control_url, "POST", "outage", body).status_code == 400
+    assert not fake.outage
+
+
+# --- counters ------------------------------------------------------------------------------------
+
+
+def test_counters_count_per_endpoint_with_virtual_times(
+    fake: FakeShare, clock: ManualClock, http: requests.Session
+) -> None:
+    session_id = sign_in(fake, http)
+    clock.advance(timedelta(minutes=5))
+    read(fake, http, session_id)
+    http.post(
+        fake.base_url() + ENDPOINT_AUTHENTICATE,
+        json={"accountName": USERNAME, "password": "wrong", "applicationId": APP_ID_US_OUS},
+        timeout=TIMEOUT,
+    )
+    counted = call(fake.control_url, "GET", "counters").json()
+    assert counted["endpoints"] == {
+        ENDPOINT_AUTHENTICATE: 2,
+        ENDPOINT_LOGIN_BY_ID: 1,
+        ENDPOINT_READ: 1,
+    }
+    assert (counted["sign_ins"], counted["failed_sign_ins"], counted["reads"]) == (3, 1, 1)
+    assert counted["total"] == 4
+    times = [datetime.fromisoformat(r["time"]) for r in counted["log"]]
+    assert times == [START, START, START + timedelta(minutes=5), START + timedelta(minutes=5)]
+    assert counted["log"][-1] == {
+        "time": (START + timedelta(minutes=5)).isoformat(),
+        "region": "us",
+        "endpoint": ENDPOINT_AUTHENTICATE,
+        "status": 500,
+        "code": "AccountPasswordInvalid",
+    }
+    since = call(
+        fake.control_url, "GET", "counters", since=(START + timedelta(minutes=1)).isoformat()
+    ).json()
+    assert (since["total"], since["reads"], since["sign_ins"]) == (2, 1, 1)
+
+
+def test_no_secret_leaves_through_the_control_channel(
+    fake: FakeShare, http: requests.Session
+) -> None:
+    session_id = sign_in(fake, http)
+    read(fake, http, session_id)
+    account_id = fake.account_id(US, USERNAME)
+    for name in ("counters", "", "now"):
+        text = call(fake.control_url, "GET", name).text
+        assert PASSWORD not in text
+        assert session_id not in text
+        assert account_id not in text
+
+
+# --- fault specs ---------------------------------------------------------------------------------
+
+
+@given(
+    fault=st.sampled_from(list(Fault)),
+    count=st.integers(min_value=1, max_value=50),
+    seconds=st.none() | st.integers(min_value=0, max_value=600),
+)
+def test_fault_specs_read_back_what_they_say(fault: Fault, count: int, seconds: int | None) -> None:
+    text = fault.value + ("" if seconds is None else f":{seconds}") + f":x{count}"
+    expected = FaultSpec(fault, count, None if seconds is None else float(seconds))
+    assert parse_fault_spec(text.upper()) == expected
+
+
+@pytest.mark.parametrize("text", ["meteor", "slow:soon", "reset:x0", "slow:-1", "unavailable:xx"])
+def test_bad_fault_specs(text: str) -> None:
+    with pytest.raises(FaultSpecError):
+        parse_fault_spec(text)
+
+
+# --- the command's options -----------------------------------------------------------------------
+
+
+class _Lines(io.StringIO):
+    def __init__(self, wanted: int) -> None:
+        super().__init__()
+        self.wanted = wanted
+        self.ready = threading.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.getvalue().count("\n") >= self.wanted:
+            self.ready.set()
+        return written
+
+
+@contextmanager
+def fake_share_command(argv: list[str]) -> Iterator[list[str]]:
+    """Runs `fake-share` in a thread until the block ends; yields its first three lines."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    sink = _Lines(3)
+    results: list[int] = []
+    thread = threading.Thread(
+        target=lambda: results.append(run(args, stop_event=stop, out=sink)), name="control-test"
+    )
+    thread.start()
+    try:
+        assert sink.ready.wait(10), "fake-share printed too little"
+        yield sink.getvalue().splitlines()
+    finally:
+        stop.set()
+        thread.join(10)
+    assert results == [0]
+
+
+def test_the_second_line_is_the_control_url() -> None:
+    with fake_share_command(["--account", f"{USERNAME}:{PASSWORD}"]) as lines:
+        assert lines[0].endswith("/ShareWebServices/Services/")
+        match = CONTROL_LINE.fullmatch(lines[1])
+        assert match is not None
+        assert USERNAME in lines[2]
+        assert PASSWORD not in "\n".join(lines)
+        listed = call(match.group(1), "GET", "readings", username=USERNAME).json()
+        assert len(listed["readings"]) >= 285  # the simulated sensor's day
+
+
+def test_no_sensor_starts_the_accounts_empty() -> None:
+    with fake_share_command(["--account", f"{USERNAME}:{PASSWORD}", "--no-sensor"]) as lines:
+        control_url = CONTROL_LINE.fullmatch(lines[1])
+        assert control_url is not None
+        listed = call(control_url.group(1), "GET", "readings", username=USERNAME).json()
+        assert listed["readings"] == []
+
+
+def test_control_requests_concern_the_printed_region() -> None:
+    argv = ["--region", "jp", "--account", f"{USERNAME}:{PASSWORD}", "--no-sensor"]
+    with fake_share_command(argv) as lines:
+        control_url = CONTROL_LINE.fullmatch(lines[1])
+        assert control_url is not None
+        body = {"username": USERNAME, "readings": [reading(START)]}
+        assert call(control_url.group(1), "POST", "publish", body).json() == {"published": 1}
+        listed = call(
+            control_url.group(1), "GET", "readings", username=USERNAME, since=START.isoformat()
+        ).json()
+        assert listed["region"] == "jp"
+        assert len(listed["readings"]) == 1
+
+
+def test_speed_and_clock_epoch_give_the_shared_clock() -> None:
+    epoch = datetime.now(UTC) - timedelta(seconds=2)
+    argv = ["--speed", "100", "--clock-epoch", epoch.isoformat(), "--no-sensor"]
+    with fake_share_command(argv) as lines:
+        control_url = CONTROL_LINE.fullmatch(lines[1])
+        assert control_url is not None
+        before = datetime.now(UTC)
+        virtual = datetime.fromisoformat(call(control_url.group(1), "GET", "now").json()["now"])
+        after = datetime.now(UTC)
+    assert epoch + (before - epoch) * 100 <= virtual <= epoch + (after - epoch) * 100
+
+
+def test_the_control_port_option() -> None:
+    with FakeShare(ManualClock(START), regions=[US], control_port=0) as probe:
+        taken = probe.control_url
+    with fake_share_command(["--control-port", str(port_of(taken))]) as lines:
+        assert lines[1] == f"control: {taken}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--clock-epoch", "2026-01-01T00:00"], ["--clock-epoch", "soon"], ["--control-port", "-1"]],
+)
+def test_bad_options_are_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    assert capsys.readouterr().err
+
+
+def test_the_defaults_of_the_new_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.control_port, args.clock_epoch, args.no_sensor) == (0, None, False)
