@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtNetwork import QNetworkInformation
 
 from cgmtray.domain import alerts, display
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
@@ -98,6 +99,27 @@ class Controller(QObject):
         self._refresh()
         self._tick.start()
         self._worker.start()
+        self._watch_network()
+
+    def _watch_network(self) -> None:
+        """When the network comes back (Wi-Fi rejoined, cable in), poll at once."""
+        if not QNetworkInformation.loadDefaultBackend():
+            log.info("no network-information backend: relying on clock-jump and backoff")
+            return
+        info = QNetworkInformation.instance()
+        if info is not None:
+            info.reachabilityChanged.connect(self._on_network_reachability_changed)
+
+    @Slot(QNetworkInformation.Reachability)
+    def _on_network_reachability_changed(
+        self, reachability: QNetworkInformation.Reachability
+    ) -> None:
+        if reachability in (
+            QNetworkInformation.Reachability.Online,
+            QNetworkInformation.Reachability.Site,
+        ):
+            log.info("network is back: polling at once", extra={"event": "network.online"})
+            self._worker.bridge.resume_requested.emit()
 
     def stop(self) -> bool:
         """Stops the tick, the worker (bounded) and the notifier; True if the worker ended."""

@@ -1,0 +1,149 @@
+"""Controller wiring: readings reach the tray, alerts the notifier, asks the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from PySide6.QtNetwork import QNetworkInformation
+from pytestqt.qtbot import QtBot
+
+from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.connection import ConnectionStatus, LinkState
+from cgmtray.domain.display import Severity
+from cgmtray.domain.failures import FailureClass
+from cgmtray.domain.readings import Reading, Trend
+from cgmtray.domain.units import Unit
+from cgmtray.share.client import ShareClient
+from cgmtray.ui.controller import Controller, ViewSettings
+from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.tray import TrayPresenter
+from cgmtray.ui.worker import ShareWorker, WorkerThread
+
+NOW = datetime(2026, 11, 21, 15, 0, 4, tzinfo=UTC)
+
+
+class Rig:
+    """A controller with a real tray presenter and notifier, and a worker that is never started
+    (its signals are emitted by the test, as the worker thread would)."""
+
+    def __init__(self, unit: Unit = Unit.MGDL) -> None:
+        self.clock = ManualClock(NOW)
+        self.shown: list[NotificationRequest] = []
+        self.tray = TrayPresenter(force_status_window=True)
+        self.notifier = Notifier(
+            tray=None,
+            status_sink=self.shown.append,
+            sound=None,
+            bus_address="unix:path=/nonexistent/cgm-tray-test-bus",
+        )
+
+        def factory() -> ShareClient:
+            raise AssertionError("the worker is not started in these tests")
+
+        self.worker = WorkerThread(ShareWorker(factory, clock=self.clock, store_path=None))
+        self.controller = Controller(
+            clock=self.clock,
+            tray=self.tray,
+            notifier=self.notifier,
+            worker=self.worker,
+            view=ViewSettings(unit=unit),
+        )
+
+    def readings(self, *values: int, trend: Trend = Trend.FLAT) -> None:
+        """Readings 5 minutes apart, the newest 1 minute old, as the worker would deliver them."""
+        newest = NOW - timedelta(minutes=1)
+        batch = tuple(
+            Reading(newest - timedelta(minutes=5 * i), value, trend)
+            for i, value in enumerate(reversed(values))
+        )
+        self.worker.worker.readings_received.emit(batch)
+
+    def status(self, state: LinkState = LinkState.OK) -> None:
+        self.worker.worker.status_changed.emit(ConnectionStatus(state))
+
+
+@pytest.fixture
+def rig(qtbot: QtBot) -> Iterator[Rig]:
+    made = Rig()
+    yield made
+    made.controller.stop()
+
+
+def test_readings_reach_the_tray(rig: Rig) -> None:
+    rig.readings(138, 142)
+    model = rig.tray.model
+    assert model is not None
+    assert model.text == "142"
+    assert model.severity is Severity.IN_RANGE
+    assert "+4" in model.tooltip
+
+
+def test_no_alert_from_stored_history_before_the_first_fetch(rig: Rig, qtbot: QtBot) -> None:
+    rig.readings(50)
+    with qtbot.assertNotEmitted(rig.controller.decisions_made, wait=200):
+        rig.controller._on_tick_timeout()
+    assert rig.shown == []
+
+
+def test_an_urgent_low_reaches_the_notifier_as_urgent(rig: Rig, qtbot: QtBot) -> None:
+    rig.status(LinkState.OK)
+    rig.readings(60, 52)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    request = rig.shown[0]
+    assert request.kind == "urgent_low"
+    assert request.urgent
+    assert request.sound == "alarm"
+    assert "52 mg/dL" in request.title
+
+
+def test_alerts_speak_the_chosen_unit(qtbot: QtBot) -> None:
+    rig = Rig(unit=Unit.MMOL)
+    try:
+        rig.status(LinkState.OK)
+        rig.readings(60, 52)
+        qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+        assert "2.9 mmol/L" in rig.shown[0].title
+        assert "mg/dL" not in rig.shown[0].title + rig.shown[0].body
+    finally:
+        rig.controller.stop()
+
+
+def test_snooze_from_the_menu_is_capped_for_urgent_low(rig: Rig) -> None:
+    rig.status(LinkState.OK)
+    rig.readings(52)
+    rig.tray.snooze_requested.emit("urgent_low", 120)
+    from cgmtray.domain import alerts
+    from cgmtray.domain.alert_config import AlertKind
+
+    until = alerts.snoozed_until(rig.controller.alert_state, AlertKind.URGENT_LOW)
+    assert until == NOW + timedelta(minutes=30)
+
+
+def test_refresh_asks_the_worker(rig: Rig, qtbot: QtBot) -> None:
+    with qtbot.waitSignal(rig.worker.bridge.poll_requested, timeout=1000):
+        rig.tray.refresh_requested.emit()
+
+
+def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:
+    with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=1000):
+        rig.controller._on_network_reachability_changed(QNetworkInformation.Reachability.Online)
+    with qtbot.assertNotEmitted(rig.worker.bridge.resume_requested):
+        rig.controller._on_network_reachability_changed(
+            QNetworkInformation.Reachability.Disconnected
+        )
+
+
+def test_a_sign_in_problem_shows_on_the_icon_without_data(rig: Rig) -> None:
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(
+            LinkState.SIGN_IN_REJECTED,
+            message="Dexcom did not accept the password.",
+            failure=FailureClass.CREDENTIALS,
+        )
+    )
+    model = rig.tray.model
+    assert model is not None
+    assert model.severity is Severity.ERROR
+    assert "password" in model.tooltip
