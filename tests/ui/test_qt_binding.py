@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 
@@ -22,3 +22,19 @@ def test_void_qt_calls_do_not_eat_references_to_none() -> None:
         timer.setInterval(5)
         image.fill(0)
     assert sys.getrefcount(None) - before > -100
+
+
+class _Emitter(QObject):
+    happened = Signal()
+
+
+def test_signal_emits_do_not_eat_references_to_true() -> None:
+    """The same 6.12.0 build dropped one reference to True per Signal.emit() from Python."""
+    emitter = _Emitter()
+    emitter.happened.connect(lambda: None)
+    for _ in range(10):
+        emitter.happened.emit()
+    before = sys.getrefcount(True)
+    for _ in range(2000):
+        emitter.happened.emit()
+    assert sys.getrefcount(True) - before > -100

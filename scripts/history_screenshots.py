@@ -1,0 +1,142 @@
+"""Screenshots of the history window: 3 h, 24 h and 30 d, mg/dL and mmol/L, light and dark."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QPalette
+from PySide6.QtWidgets import QApplication
+
+from cgmtray.domain.alert_config import AlertSettings
+from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.readings import Reading
+from cgmtray.domain.units import Unit
+from cgmtray.fakeshare.sensor import SimulatedSensor
+from cgmtray.storage.history import MEMORY, HistoryStore
+from cgmtray.ui.history_window import HistoryWindow
+
+#: 05:15 in Berlin: the 3 h view holds the night's low (with LOW readings) and a sensor gap.
+NOW = datetime(2026, 11, 21, 4, 15, tzinfo=UTC)
+LOCAL_TZ = ZoneInfo("Europe/Berlin")
+GAPS = (
+    (datetime(2026, 11, 21, 3, 20, tzinfo=UTC), datetime(2026, 11, 21, 3, 45, tzinfo=UTC)),
+    (datetime(2026, 11, 20, 15, 0, tzinfo=UTC), datetime(2026, 11, 20, 16, 10, tzinfo=UTC)),
+    (datetime(2026, 11, 9, 6, 0, tzinfo=UTC), datetime(2026, 11, 9, 20, 0, tzinfo=UTC)),
+)
+RANGES = ("3h", "24h", "30d")
+SIZE = (1100, 600)
+
+
+def seeded_readings() -> list[Reading]:
+    """A simulated month and a bit (meals, a night low reaching LOW, gaps) ending at NOW."""
+    sensor = SimulatedSensor(
+        seed=3, start=NOW - timedelta(days=31), offset_minutes=60, gaps=GAPS, jitter_s=1.5
+    )
+    return [p.reading for p in sensor.readings_between(sensor.start, NOW + timedelta(seconds=1))]
+
+
+def dark_palette() -> QPalette:
+    """A plain dark palette, the kind a dark desktop theme gives Qt apps."""
+    palette = QPalette()
+    colours = {
+        QPalette.ColorRole.Window: "#1f2124",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#17181a",
+        QPalette.ColorRole.AlternateBase: "#25272a",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#2c2f33",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.Highlight: "#3d7bd9",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.PlaceholderText: "#9a9da3",
+        QPalette.ColorRole.Mid: "#45484d",
+        QPalette.ColorRole.Dark: "#111214",
+        QPalette.ColorRole.Light: "#3a3d42",
+        QPalette.ColorRole.ToolTipBase: "#2c2f33",
+        QPalette.ColorRole.ToolTipText: "#e6e6e6",
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7d8086"))
+    return palette
+
+
+def hover_reading(window: HistoryWindow) -> None:
+    """Points the mouse at the last LOW reading shown (or the newest), so the hover label shows."""
+    readings = window.shown_readings
+    lows = [r for r in readings if r.is_low]
+    target = lows[-1] if lows else readings[-1]
+    viewport = window.chart.plot_viewport
+    point = window.chart.viewport_point(target)
+    move = QMouseEvent(
+        QMouseEvent.Type.MouseMove,
+        QPointF(point),
+        viewport.mapToGlobal(QPointF(point)),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(viewport, move)
+
+
+def render(out_dir: Path) -> list[Path]:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    light = app.style().standardPalette()
+    store = HistoryStore(MEMORY)
+    store.add(seeded_readings())
+    written: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for theme, palette in (("light", light), ("dark", dark_palette())):
+            app.setPalette(palette)
+            for unit, unit_name in ((Unit.MGDL, "mgdl"), (Unit.MMOL, "mmol")):
+                for key in RANGES:
+                    window = HistoryWindow(
+                        store,
+                        clock=ManualClock(NOW),
+                        unit=unit,
+                        alerts=AlertSettings(),
+                        local_tz=LOCAL_TZ,
+                    )
+                    window.resize(*SIZE)
+                    window.show_range(key)
+                    window.present()
+                    app.processEvents()
+                    if key == "3h":
+                        hover_reading(window)
+                        app.processEvents()
+                    path = out_dir / f"history-{key}-{unit_name}-{theme}.png"
+                    window.grab().save(str(path))
+                    written.append(path)
+                    window.close()
+                    window.deleteLater()
+                    app.processEvents()
+    finally:
+        store.close()
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
+    args = parser.parse_args()
+    app = QApplication(sys.argv[:1])
+    for path in render(args.out):
+        print(path)
+    del app
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
