@@ -17,19 +17,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QMessageLogContext,
     QSocketNotifier,
     Qt,
+    QTimer,
     QtMsgType,
     qInstallMessageHandler,
 )
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cgmtray import APP_ID, APP_NAME, __version__, logging_setup
+from cgmtray.domain.alert_config import AlertSettings
 from cgmtray.domain.clock import Clock, shared_clock
 from cgmtray.domain.readings import Reading
+from cgmtray.domain.units import Unit
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
@@ -42,8 +46,13 @@ from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
+if TYPE_CHECKING:
+    from cgmtray.ui.history_window import HistoryOpener
+
 log = logging.getLogger(__name__)
 
+#: The history window is made this long after start, off the critical path of the tray icon.
+HISTORY_PREPARE_MS = 3000
 #: Quit waits at most this long for the worker before exiting anyway (committed data is safe).
 QUIT_WAIT_MS = 1500
 
@@ -78,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         store_dir = Path(stack.enter_context(tempfile.TemporaryDirectory())) if args.demo else None
         history_path = (store_dir / "history.sqlite3") if store_dir else paths.history_db
-        controller = _assemble(app, account, history_path, args)
+        state_file = paths.config_dir / "window-state.ini"
+        controller = _assemble(app, account, history_path, state_file, args)
         log.info(
             "CGM Tray started",
             extra={"event": "app.started", "version": __version__, "demo": bool(args.demo)},
@@ -127,8 +137,69 @@ def _make_application() -> QApplication:
     return app
 
 
+class LazyHistory:
+    """The history window, made on first use (or at idle after start-up), so that importing
+    pyqtgraph never delays the tray icon. Reads the store read-only on the GUI thread."""
+
+    def __init__(self, history_path: Path, clock: Clock, settings: Settings, state_file: Path):
+        self._path = history_path
+        self._clock = clock
+        self._view = (settings.unit, settings.alerts)
+        self._state_file = state_file
+        self._store: HistoryStore | None = None
+        self._opener: HistoryOpener | None = None
+
+    def _get(self) -> HistoryOpener:
+        if self._opener is None:
+            from PySide6.QtCore import QSettings
+
+            from cgmtray.ui.history_window import HistoryOpener, HistoryWindow
+
+            def make_window() -> HistoryWindow:
+                self._store = HistoryStore(self._path, read_only=True)
+                return HistoryWindow(
+                    self._store,
+                    clock=self._clock,
+                    unit=self._view[0],
+                    alerts=self._view[1],
+                    settings_store=QSettings(str(self._state_file), QSettings.Format.IniFormat),
+                )
+
+            self._opener = HistoryOpener(make_window)
+        return self._opener
+
+    def prepare(self) -> None:
+        try:
+            self._get().prepare()
+        except Exception:
+            log.exception("the history window could not be prepared")
+
+    def open(self) -> None:
+        self._get().open()
+
+    def add_readings(self, readings: tuple[Reading, ...]) -> None:
+        if self._opener is not None:
+            self._opener.add_readings(readings)
+
+    def apply_view(self, unit: Unit, alerts: AlertSettings) -> None:
+        self._view = (unit, alerts)
+        if self._opener is not None:
+            self._opener.apply_view(unit, alerts)
+
+    def close(self) -> None:
+        if self._opener is not None:
+            self._opener.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
 def _assemble(
-    app: QApplication, account: Account, history_path: Path, args: argparse.Namespace
+    app: QApplication,
+    account: Account,
+    history_path: Path,
+    state_file: Path,
+    args: argparse.Namespace,
 ) -> Controller:
     stored: list[Reading] = []
     newest = None
@@ -159,7 +230,8 @@ def _assemble(
         seed=secrets.randbelow(2**31),  # installs must not poll in step
     )
     settings = account.settings
-    return Controller(
+    history = LazyHistory(history_path, account.clock, settings, state_file)
+    controller = Controller(
         clock=account.clock,
         tray=tray,
         notifier=notifier,
@@ -167,8 +239,12 @@ def _assemble(
         view=ViewSettings(unit=settings.unit, alerts=settings.alerts),
         stored=stored,
         time_scale=account.time_scale,
+        history=history,
         open_about=_about_opener(),
     )
+    app.aboutToQuit.connect(history.close)
+    QTimer.singleShot(HISTORY_PREPARE_MS, history.prepare)
+    return controller
 
 
 def _demo_account(stack: contextlib.ExitStack, args: argparse.Namespace) -> Account:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtNetwork import QNetworkInformation
@@ -26,6 +27,16 @@ log = logging.getLogger(__name__)
 RECENT_SPAN = timedelta(hours=3)
 #: The display and the alert engine are re-evaluated this often (ages change, no-data comes due).
 TICK_MS = 20_000
+
+
+class HistoryView(Protocol):
+    """The history window as the controller sees it (made lazily by the app)."""
+
+    def open(self) -> None: ...
+
+    def add_readings(self, readings: tuple[Reading, ...]) -> None: ...
+
+    def apply_view(self, unit: Unit, alerts: AlertSettings) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class Controller(QObject):
         view: ViewSettings,
         stored: list[Reading] | None = None,
         time_scale: float = 1.0,
-        open_history: Callable[[], None] | None = None,
+        history: HistoryView | None = None,
         open_settings: Callable[[], None] | None = None,
         open_about: Callable[[], None] | None = None,
     ) -> None:
@@ -73,7 +84,7 @@ class Controller(QObject):
         self._status = ConnectionStatus(LinkState.STARTING)
         self._alert_state = alerts.initial_state()
         self._alerts_live = False
-        self._open_history = open_history
+        self._history = history
         self._open_settings = open_settings
         self._open_about = open_about
         self._tick = QTimer(self)
@@ -143,8 +154,10 @@ class Controller(QObject):
         return self._alert_state
 
     def apply_view(self, view: ViewSettings) -> None:
-        """New unit or alert settings: re-evaluated at once."""
+        """New unit or alert settings: re-evaluated at once, in the tray and the history window."""
         self._view = view
+        if self._history is not None:
+            self._history.apply_view(view.unit, view.alerts)
         self._update_menu_state()
         self._refresh()
 
@@ -158,6 +171,8 @@ class Controller(QObject):
         for time in [t for t in self._recent if t < newest - RECENT_SPAN]:
             del self._recent[time]
         self._refresh()
+        if self._history is not None:
+            self._history.add_readings(readings)
 
     @Slot(object)
     def _on_worker_status_changed(self, status: ConnectionStatus) -> None:
@@ -271,8 +286,8 @@ class Controller(QObject):
 
     @Slot()
     def _on_tray_open_history_requested(self) -> None:
-        if self._open_history is not None:
-            self._open_history()
+        if self._history is not None:
+            self._history.open()
 
     @Slot()
     def _on_tray_settings_requested(self) -> None:
@@ -293,7 +308,7 @@ class Controller(QObject):
         }
         self._tray.set_menu_state(
             MenuState(
-                history_available=self._open_history is not None,
+                history_available=self._history is not None,
                 settings_available=self._open_settings is not None,
                 snoozed_until=snoozed,
                 alerts=self._view.alerts,

@@ -376,7 +376,8 @@ class HistoryWindow(QWidget):
         if not readings:
             return f"No readings in the {self._range.title.lower()}."
         first = min(oldest or readings[0].time, readings[0].time)
-        if first > start:
+        # A store a reading or two short of the range is the range, not "less data".
+        if first > start + SHORT_HISTORY_TOLERANCE:
             since = local_time(first, self._local_tz)
             return (
                 f"The history holds {span_text(end - first)} of readings so far "
@@ -455,6 +456,10 @@ class HistoryWindow(QWidget):
     @Slot()
     def _on_export_shortcut_activated(self) -> None:
         self.export_csv()
+
+
+#: How much later than the range's start the history may begin before the window says it is short.
+SHORT_HISTORY_TOLERANCE = timedelta(minutes=15)
 
 
 class HistoryOpener(QObject):

@@ -1,0 +1,1040 @@
+"""The settings window: account (with test sign-in), display unit, alerts, start at login, data."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import shiboken6
+from PySide6.QtCore import QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cgmtray import APP_NAME
+from cgmtray.domain.alert_config import URGENT_LOW_SNOOZE_CAP, AlertKind, AlertSettings, KindConfig
+from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.ranges import Thresholds
+from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
+from cgmtray.domain.units import Unit, format_amount, mgdl_to_mmol, threshold_from_display
+from cgmtray.share.regions import Region
+from cgmtray.storage import autostart as autostart_entries
+from cgmtray.storage.autostart import AutostartEntry, AutostartError
+from cgmtray.storage.credentials import CredentialStoreError, PasswordStore
+from cgmtray.storage.history import HistoryStore
+from cgmtray.storage.settings import (
+    GLUCOSE_KINDS,
+    MAX_MINUTES,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+    RATE_KINDS,
+    Settings,
+    SettingsError,
+    save_settings,
+    threshold_problems,
+    validate,
+)
+from cgmtray.ui.sign_in_test import (
+    BackgroundTask,
+    OutcomeKind,
+    SignInAttempt,
+    SignInOutcome,
+    SignInTester,
+    TaskResult,
+    emit,
+)
+
+log = logging.getLogger(__name__)
+
+#: The four kinds whose thresholds bound the glucose ranges, in the order they must rise.
+RANGE_KINDS = (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH)
+#: Kinds that wait for the condition to last before alerting (the "Delay" column).
+DELAY_KINDS = frozenset(RANGE_KINDS)
+
+_OUTCOME_COLOURS = {
+    "good": "#2e9d4f",
+    "warn": "#d08a00",
+    "bad": "#d13b3b",
+    "busy": "#8a8a8a",
+}
+_TEST_HINT = "One sign-in attempt; it is never repeated by itself."
+#: Where the (empty) range of an export of an empty store sits.
+_EMPTY_RANGE_AT = datetime(2000, 1, 1, tzinfo=UTC)
+_OUTCOME_TONE = {
+    OutcomeKind.OK: "good",
+    OutcomeKind.NO_READINGS: "warn",
+    OutcomeKind.NO_RECENT_READINGS: "warn",
+    OutcomeKind.NETWORK: "warn",
+    OutcomeKind.RATE_LIMITED: "warn",
+    OutcomeKind.SERVICE: "warn",
+    OutcomeKind.CREDENTIALS: "bad",
+    OutcomeKind.LOCKED: "bad",
+    OutcomeKind.PROBLEM: "bad",
+}
+
+
+class Page(enum.IntEnum):
+    """The dialog's tabs, in order."""
+
+    ACCOUNT = 0
+    DISPLAY = 1
+    ALERTS = 2
+    GENERAL = 3
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """The account to sign in with changed (region, username or password): sign in anew.
+
+    `remembered` says whether the password is in the system keyring; if not, keep it in memory
+    for this session only. The password is never in the repr.
+    """
+
+    settings: Settings
+    password: str = field(repr=False)
+    remembered: bool
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the dialog's fields amount to: settings that may be saved, or what is wrong."""
+
+    settings: Settings | None
+    problems: tuple[str, ...] = ()
+    #: Save must wait (the keyring is still being checked), without a problem to show.
+    pending: bool = False
+
+
+def glucose_text(mgdl: float, unit: Unit) -> str:
+    """A glucose threshold as shown in the field: "70" or "3.9" (any amount, even out of range)."""
+    whole = round(mgdl)
+    if unit is Unit.MGDL:
+        return str(whole)
+    if MIN_REAL_MGDL <= whole <= MAX_REAL_MGDL:
+        return str(mgdl_to_mmol(whole))
+    return format_amount(mgdl, Unit.MMOL)
+
+
+def _number(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.strip().replace(",", "."))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _plain_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _minutes(span: timedelta | None) -> int:
+    return 0 if span is None else round(span / timedelta(minutes=1))
+
+
+def _kept_minutes(value: int, original: timedelta | None) -> timedelta:
+    """`value` minutes, or the original span when the spin box still shows it (no drift)."""
+    if original is not None and _minutes(original) == value:
+        return original
+    return timedelta(minutes=value)
+
+
+def _spin(low: int, high: int, suffix: str, *, never_at_zero: bool = False) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setSuffix(suffix)
+    spin.setAccelerated(True)
+    if never_at_zero:
+        spin.setSpecialValueText("never")
+    return spin
+
+
+class _KindRow:
+    """The widgets of one alert kind on the Alerts page, and how to read them back."""
+
+    def __init__(self, kind: AlertKind, config: KindConfig) -> None:
+        self.kind = kind
+        self.original = config
+        self.title = QLabel(kind.title)
+        self.enabled = QCheckBox()
+        self.enabled.setChecked(config.enabled)
+        self.enabled.setAccessibleName(f"{kind.title} on")
+        self.threshold: QLineEdit | None = None
+        self.unit_label = QLabel()
+        #: The mg/dL the threshold field's text stands for (kept when the text is untouched).
+        self.basis_mgdl: int | None = None
+        if kind is AlertKind.URGENT_LOW:
+            self.enabled.setEnabled(False)
+            self.enabled.setToolTip("Urgent low is always on.")
+        if kind in GLUCOSE_KINDS or kind in RATE_KINDS or kind is AlertKind.NO_DATA:
+            self.threshold = QLineEdit()
+            self.threshold.setAccessibleName(f"{kind.title} threshold")
+            self.threshold.setMaximumWidth(64)
+        if kind in RATE_KINDS:
+            self.threshold_text = _plain_number(config.threshold)
+            self.unit_label.setText("mg/dL/min")
+            self.unit_label.setToolTip("mg/dL per minute, in either unit")
+        elif kind is AlertKind.NO_DATA:
+            self.threshold_text = _plain_number(config.threshold)
+            self.unit_label.setText("min")
+            self.unit_label.setToolTip("minutes without a reading")
+        if self.threshold is not None and kind not in GLUCOSE_KINDS:
+            self.threshold.setText(self.threshold_text)
+        self.repeat = _spin(0, MAX_MINUTES, " min", never_at_zero=True)
+        self.repeat.setValue(_minutes(config.repeat))
+        self.repeat.setAccessibleName(f"{kind.title} repeat")
+        self.sound = QCheckBox()
+        self.sound.setChecked(config.sound)
+        self.sound.setAccessibleName(f"{kind.title} sound")
+        cap = _minutes(URGENT_LOW_SNOOZE_CAP) if kind is AlertKind.URGENT_LOW else MAX_MINUTES
+        self.snooze = _spin(0, cap, " min")
+        self.snooze.setValue(min(cap, _minutes(config.snooze_cap)))
+        self.snooze.setAccessibleName(f"{kind.title} snooze limit")
+        self.delay: QSpinBox | None = None
+        if kind in DELAY_KINDS:
+            self.delay = _spin(0, MAX_MINUTES, " min")
+            self.delay.setValue(_minutes(config.persistence))
+            self.delay.setAccessibleName(f"{kind.title} delay")
+
+    def show_glucose(self, mgdl: float, unit: Unit) -> None:
+        if self.threshold is None or self.kind not in GLUCOSE_KINDS:
+            return
+        self.basis_mgdl = round(mgdl)
+        self.threshold.setText(glucose_text(mgdl, unit))
+        self.unit_label.setText(unit.label)
+
+    def glucose_mgdl(self, unit: Unit) -> int | None:
+        """The mg/dL the field means, or None if it is not a number."""
+        if self.threshold is None:
+            return None
+        if _number(self.threshold.text()) is None:
+            return None
+        return threshold_from_display(self.threshold.text(), unit, self.basis_mgdl)
+
+    def own_threshold(self) -> float | None:
+        """A rate or minutes threshold (not glucose), or None if not a number."""
+        if self.threshold is None:
+            return self.original.threshold
+        text = self.threshold.text().strip()
+        if text == self.threshold_text:
+            return self.original.threshold
+        number = _number(text)
+        return None if number is None else float(number)
+
+    def config(self, threshold: float) -> KindConfig:
+        repeat = self.repeat.value()
+        return KindConfig(
+            enabled=self.enabled.isChecked(),
+            threshold=threshold,
+            repeat=None if repeat == 0 else _kept_minutes(repeat, self.original.repeat),
+            sound=self.sound.isChecked(),
+            snooze_cap=_kept_minutes(self.snooze.value(), self.original.snooze_cap),
+            persistence=(
+                self.original.persistence
+                if self.delay is None
+                else _kept_minutes(self.delay.value(), self.original.persistence)
+            ),
+        )
+
+
+def _store_password(
+    store: PasswordStore,
+    region: str,
+    username: str,
+    password: str,
+    forget: tuple[str, str] | None,
+) -> None:
+    """Runs on a worker thread: saves the password, then forgets the old account's, if any."""
+    store.set(region, username, password)
+    if forget is not None and forget != (region, username):
+        try:
+            store.delete(*forget)
+        except (CredentialStoreError, ValueError):
+            log.warning("the old account's password could not be removed from the keyring")
+
+
+@dataclass(frozen=True)
+class _KeyringStatus:
+    usable: bool
+    saved: bool
+    problem: str | None = None
+
+
+def _check_keyring(store: PasswordStore, region: str, username: str) -> _KeyringStatus:
+    """Runs on a worker thread: is there a keyring, and a password saved for this account?"""
+    try:
+        usable = store.available()
+        saved = bool(usable and username and store.get(region, username))
+    except CredentialStoreError as error:
+        return _KeyringStatus(False, False, str(error))
+    except ValueError:
+        return _KeyringStatus(store.available(), False)
+    return _KeyringStatus(usable, saved)
+
+
+def _export_history(history_path: Path, target: Path) -> int:
+    """Runs on a worker thread: every stored reading to `target` as CSV; the count written."""
+    with HistoryStore(history_path, read_only=True) as store:
+        oldest, newest = store.oldest_time(), store.newest_time()
+        start = oldest if oldest is not None else _EMPTY_RANGE_AT
+        end = newest + timedelta(milliseconds=1) if newest is not None else _EMPTY_RANGE_AT
+        with target.open("w", newline="", encoding="utf-8") as out:
+            return store.export_csv(start, end, out)
+
+
+def _left_bar(selector: str, colour: str) -> str:
+    """A style sheet drawing a coloured bar down the left edge (colour is never the only cue)."""
+    return f"{selector} {{ border: 0px; border-left: 4px solid {colour}; padding-left: 8px; }}"
+
+
+def _still_there(widget: QWidget) -> bool:
+    """False once Qt has deleted the widget (a late background result must then be dropped)."""
+    return bool(shiboken6.isValid(widget))
+
+
+class SettingsDialog(QDialog):
+    """Account, display, alerts and general settings; nothing is saved until Save.
+
+    Save writes the settings file (and the password to the keyring, off the GUI thread), turns
+    start at login on or off, then emits. Cancel and Esc change nothing.
+
+    Signals:
+        settings_saved(Settings): the settings were saved; apply unit and alerts at once.
+        account_changed(AccountChange): region, username or password changed; sign in anew.
+        keyring_checked(): the look at the keyring is done (Save may need it).
+        test_finished(SignInOutcome): a test sign-in ended and its message is shown.
+        export_finished(str): the history export ended; the message shown.
+    """
+
+    settings_saved = Signal(object)
+    account_changed = Signal(object)
+    keyring_checked = Signal()
+    test_finished = Signal(object)
+    export_finished = Signal(str)
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        settings_path: Path,
+        password_store: PasswordStore,
+        clock: Clock | None = None,
+        autostart: AutostartEntry | None = None,
+        launch_command: Sequence[str] | None = None,
+        history_path: Path | None = None,
+        log_dir: Path | None = None,
+        share_urls: Mapping[Region, str] | None = None,
+        notice: str | None = None,
+        open_url: Callable[[QUrl], object] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"{APP_NAME} Settings")
+        self.setObjectName("settings-dialog")
+        self._original = settings
+        self._settings_path = settings_path
+        self._store = password_store
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._autostart = autostart
+        self._launch_command = list(launch_command) if launch_command is not None else None
+        self._history_path = history_path
+        self._log_dir = log_dir
+        self._share_urls = dict(share_urls or {})
+        self._open_url: Callable[[QUrl], object] = (
+            open_url if open_url is not None else QDesktopServices.openUrl
+        )
+        self._unit = settings.unit
+        self._keyring: _KeyringStatus | None = None
+        self._keyring_failed_on_save: str | None = None
+        self._password_generation = 0
+        #: (region, username, password generation or None for any) a test must not repeat.
+        self._blocked: tuple[str, str, int | None] | None = None
+        self._learned: tuple[str, str, str] | None = None
+        self._saving = False
+        self._tasks: set[BackgroundTask] = set()
+        self._tester = SignInTester(clock=self._clock, password_store=password_store, parent=self)
+        self._tester.finished.connect(self._on_tester_finished)
+
+        tabs = QTabWidget()
+        tabs.setObjectName("settings-tabs")
+        tabs.addTab(self._account_page(), "&Account")
+        tabs.addTab(self._display_page(), "&Display")
+        tabs.addTab(self._alerts_page(), "A&lerts")
+        tabs.addTab(self._general_page(), "&General")
+        self.tabs = tabs
+
+        self.notice_label = QLabel(notice or "")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setVisible(bool(notice))
+        self.notice_label.setFrameShape(QFrame.Shape.StyledPanel)
+        self.notice_label.setContentsMargins(8, 6, 8, 6)
+
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("settings-problems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet(_left_bar("QLabel", _OUTCOME_COLOURS["bad"]))
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        save = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        save.setText("&Save")
+        save.setDefault(True)
+        self.save_button = save
+        self.cancel_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self._on_buttons_accepted)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.notice_label)
+        layout.addWidget(tabs)
+        layout.addWidget(self.problems_label)
+        layout.addWidget(self.buttons)
+
+        self._show_unit(self._unit)
+        self._connect_revalidation()
+        self._check_keyring()
+        self._revalidate()
+        if not settings.username:
+            self.username_edit.setFocus()
+
+    # --- pages --------------------------------------------------------------------------------
+
+    def _account_page(self) -> QWidget:
+        page = QWidget()
+        self.region_combo = QComboBox()
+        for region in Region:
+            self.region_combo.addItem(region.display_name, region.value)
+        index = self.region_combo.findData(self._original.region)
+        self.region_combo.setCurrentIndex(max(0, index))
+
+        self.username_edit = QLineEdit(self._original.username)
+        self.username_edit.setPlaceholderText("username, e-mail or phone number (+11234567890)")
+        self.username_edit.setAccessibleName("Dexcom username, e-mail or phone number")
+        self.password_edit = QLineEdit()
+        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password_edit.setAccessibleName("Dexcom password")
+        self.keyring_label = QLabel("Checking the system keyring…")
+        self.keyring_label.setWordWrap(True)
+        self.keyring_label.setObjectName("keyring-status")
+        self.keyring_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+        who = QLabel(
+            "Use the Dexcom app login of the person who wears the sensor (or of the parent who "
+            "set it up for a child) — not a follower's login. Share must be on in their Dexcom "
+            "app, with at least one follower."
+        )
+        who.setWordWrap(True)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        region_label = QLabel("&Region:")
+        region_label.setBuddy(self.region_combo)
+        username_label = QLabel("&Username:")
+        username_label.setBuddy(self.username_edit)
+        password_label = QLabel("&Password:")
+        password_label.setBuddy(self.password_edit)
+        form.addRow(region_label, self.region_combo)
+        form.addRow(username_label, self.username_edit)
+        form.addRow(password_label, self.password_edit)
+        form.addRow("", self.keyring_label)
+
+        self.test_button = QPushButton("&Test sign-in")
+        self.test_button.setAutoDefault(False)
+        self.test_button.clicked.connect(self._on_test_button_clicked)
+        self.test_hint = QLabel(_TEST_HINT)
+        self.test_hint.setWordWrap(True)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_hint, 1)
+
+        self.test_headline = QLabel()
+        self.test_headline.setObjectName("test-headline")
+        font = self.test_headline.font()
+        font.setBold(True)
+        self.test_headline.setFont(font)
+        self.test_message = QLabel()
+        self.test_message.setObjectName("test-message")
+        self.test_message.setWordWrap(True)
+        self.test_result = QFrame()
+        self.test_result.setObjectName("test-result")
+        result_layout = QVBoxLayout(self.test_result)
+        result_layout.setContentsMargins(10, 4, 4, 4)
+        result_layout.addWidget(self.test_headline)
+        result_layout.addWidget(self.test_message)
+        self.test_result.setVisible(False)
+
+        layout = QVBoxLayout(page)
+        layout.addWidget(who)
+        layout.addLayout(form)
+        layout.addLayout(test_row)
+        layout.addWidget(self.test_result)
+        layout.addStretch(1)
+        return page
+
+    def _display_page(self) -> QWidget:
+        page = QWidget()
+        self.unit_mgdl = QRadioButton("&mg/dL (milligrams per decilitre)")
+        self.unit_mmol = QRadioButton("mm&ol/L (millimoles per litre)")
+        self._unit_group = QButtonGroup(page)
+        self._unit_group.addButton(self.unit_mgdl)
+        self._unit_group.addButton(self.unit_mmol)
+        (self.unit_mmol if self._unit is Unit.MMOL else self.unit_mgdl).setChecked(True)
+        self.unit_mmol.toggled.connect(self._on_unit_mmol_toggled)
+        box = QGroupBox("Glucose unit")
+        box_layout = QVBoxLayout(box)
+        box_layout.addWidget(self.unit_mgdl)
+        box_layout.addWidget(self.unit_mmol)
+        note = QLabel(
+            "The tray, notifications, history and the alert thresholds all use this unit. "
+            "Thresholds you do not change keep their exact value when you switch."
+        )
+        note.setWordWrap(True)
+        layout = QVBoxLayout(page)
+        layout.addWidget(box)
+        layout.addWidget(note)
+        layout.addStretch(1)
+        return page
+
+    def _alerts_page(self) -> QWidget:
+        page = QWidget()
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(12)
+        headers = ("Alert", "On", "Threshold", "", "Repeat", "Sound", "Snooze up to", "Delay")
+        for column, header in enumerate(headers):
+            label = QLabel(f"<b>{header}</b>")
+            grid.addWidget(label, 0, column)
+        self.kind_rows: dict[AlertKind, _KindRow] = {}
+        for row_index, kind in enumerate(AlertKind, start=1):
+            row = _KindRow(kind, self._original.alerts[kind])
+            self.kind_rows[kind] = row
+            grid.addWidget(row.title, row_index, 0)
+            grid.addWidget(row.enabled, row_index, 1)
+            if row.threshold is not None:
+                grid.addWidget(row.threshold, row_index, 2)
+                grid.addWidget(row.unit_label, row_index, 3)
+            grid.addWidget(row.repeat, row_index, 4)
+            grid.addWidget(row.sound, row_index, 5)
+            grid.addWidget(row.snooze, row_index, 6)
+            if row.delay is not None:
+                grid.addWidget(row.delay, row_index, 7)
+        grid.setColumnStretch(8, 1)
+        note = QLabel(
+            "Urgent low is always on and can be snoozed for 30 minutes at most. "
+            "Delay: how long a value must stay past the threshold before the alert."
+        )
+        note.setWordWrap(True)
+        layout = QVBoxLayout(page)
+        layout.addLayout(grid)
+        layout.addWidget(note)
+        layout.addStretch(1)
+        return page
+
+    def _general_page(self) -> QWidget:
+        page = QWidget()
+        self.start_at_login_box = QCheckBox(f"Start {APP_NAME} when I log &in")
+        self.start_at_login_box.setChecked(self._original.start_at_login)
+        if self._autostart is None:
+            self.start_at_login_box.setEnabled(False)
+            self.start_at_login_box.setToolTip("Not available on this system.")
+        else:
+            self.start_at_login_box.setToolTip(self._autostart.location)
+
+        self.retention_spin = _spin(MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, " days")
+        self.retention_spin.setValue(self._original.retention_days)
+        retention_label = QLabel("&Keep history for:")
+        retention_label.setBuddy(self.retention_spin)
+        retention_row = QHBoxLayout()
+        retention_row.addWidget(retention_label)
+        retention_row.addWidget(self.retention_spin)
+        retention_row.addStretch(1)
+
+        self.export_button = QPushButton("E&xport history…")
+        self.export_button.setAutoDefault(False)
+        self.export_button.setEnabled(self._history_path is not None)
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        self.export_status = QLabel()
+        self.export_status.setWordWrap(True)
+        self.log_button = QPushButton("Open log &folder")
+        self.log_button.setAutoDefault(False)
+        self.log_button.setEnabled(self._log_dir is not None)
+        self.log_button.clicked.connect(self._on_log_button_clicked)
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.export_button)
+        data_row.addWidget(self.log_button)
+        data_row.addStretch(1)
+
+        data_box = QGroupBox("Data")
+        data_layout = QVBoxLayout(data_box)
+        data_layout.addLayout(retention_row)
+        data_layout.addLayout(data_row)
+        data_layout.addWidget(self.export_status)
+
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.start_at_login_box)
+        layout.addWidget(data_box)
+        layout.addStretch(1)
+        return page
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def show_page(self, page: Page) -> None:
+        """Opens one tab (the first run opens the account page)."""
+        self.tabs.setCurrentIndex(int(page))
+        if page is Page.ACCOUNT:
+            (self.password_edit if self.username_edit.text() else self.username_edit).setFocus()
+
+    @property
+    def unit(self) -> Unit:
+        return self._unit
+
+    def draft(self) -> Draft:
+        """The settings the fields describe now, or the plain reasons they cannot be saved."""
+        problems: list[str] = []
+        alerts = self._alerts_from_fields(problems)
+        if alerts is None:
+            return Draft(None, tuple(problems))
+        region, username = self._account_fields()
+        account_id = self._account_id_for(region, username)
+        settings = dataclasses.replace(
+            self._original,
+            region=region,
+            username=username,
+            account_id=account_id,
+            unit=self._unit,
+            alerts=alerts,
+            start_at_login=self.start_at_login_box.isChecked(),
+            retention_days=self.retention_spin.value(),
+        )
+        problems += validate(settings, require_username=True)
+        pending = False
+        if not self.password_edit.text() and username:
+            if self._account_is_new(region, username):
+                problems.append("Enter the password of this Dexcom account.")
+            elif self._keyring is None:
+                pending = True
+            elif not self._keyring.saved:
+                problems.append("Enter the password: none is saved for this account.")
+        if problems:
+            return Draft(None, tuple(problems))
+        return Draft(settings, (), pending)
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def _account_fields(self) -> tuple[str, str]:
+        region = str(self.region_combo.currentData())
+        return region, self.username_edit.text().strip()
+
+    def _account_is_new(self, region: str, username: str) -> bool:
+        return (
+            not self._original.username
+            or region != self._original.region
+            or username != self._original.username
+        )
+
+    def _account_id_for(self, region: str, username: str) -> str | None:
+        if self._learned is not None and self._learned[:2] == (region, username):
+            return self._learned[2]
+        if self._account_is_new(region, username):
+            return None
+        return self._original.account_id
+
+    def _alerts_from_fields(self, problems: list[str]) -> AlertSettings | None:
+        configs: dict[AlertKind, KindConfig] = {}
+        glucose: dict[AlertKind, int] = {}
+        for kind, row in self.kind_rows.items():
+            if kind in GLUCOSE_KINDS:
+                value = row.glucose_mgdl(self._unit)
+                if value is None:
+                    problems.append(f"{kind.title}: enter a number.")
+                    continue
+                glucose[kind] = value
+                configs[kind] = row.config(value)
+            else:
+                own = row.own_threshold()
+                if own is None:
+                    problems.append(f"{kind.title}: enter a number.")
+                    continue
+                configs[kind] = row.config(own)
+        if problems:
+            return None
+        urgent_low, low, high, urgent_high = (glucose[kind] for kind in RANGE_KINDS)
+        problems += threshold_problems(urgent_low, low, high, urgent_high, self._unit)
+        if problems:
+            return None
+        return AlertSettings(configs)
+
+    def _connect_revalidation(self) -> None:
+        self.region_combo.currentIndexChanged.connect(self._on_account_field_changed)
+        self.username_edit.textChanged.connect(self._on_account_field_changed)
+        self.password_edit.textChanged.connect(self._on_password_edit_text_changed)
+        for row in self.kind_rows.values():
+            if row.threshold is not None:
+                row.threshold.textChanged.connect(self._on_field_changed)
+
+    @Slot()
+    def _on_field_changed(self) -> None:
+        self._revalidate()
+
+    @Slot()
+    def _on_account_field_changed(self) -> None:
+        self._show_keyring_status()
+        self._revalidate()
+
+    @Slot(str)
+    def _on_password_edit_text_changed(self, _text: str) -> None:
+        self._password_generation += 1
+        self._show_keyring_status()
+        self._revalidate()
+
+    def _revalidate(self) -> None:
+        draft = self.draft()
+        self.problems_label.setText("\n".join(draft.problems))
+        self.problems_label.setVisible(bool(draft.problems))
+        self.save_button.setEnabled(
+            draft.settings is not None and not draft.pending and not self._saving
+        )
+        self.cancel_button.setEnabled(not self._saving)
+        self._update_test_button()
+
+    # --- unit -----------------------------------------------------------------------------------
+
+    @Slot(bool)
+    def _on_unit_mmol_toggled(self, mmol: bool) -> None:
+        new_unit = Unit.MMOL if mmol else Unit.MGDL
+        if new_unit is self._unit:
+            return
+        old_unit, self._unit = self._unit, new_unit
+        for kind in GLUCOSE_KINDS:
+            row = self.kind_rows[kind]
+            mgdl = row.glucose_mgdl(old_unit)
+            if mgdl is not None:
+                row.show_glucose(mgdl, new_unit)
+            else:
+                row.unit_label.setText(new_unit.label)
+        self._revalidate()
+
+    def _show_unit(self, unit: Unit) -> None:
+        for kind in GLUCOSE_KINDS:
+            self.kind_rows[kind].show_glucose(self._original.alerts[kind].threshold, unit)
+
+    # --- keyring --------------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[], object], done: Callable[[TaskResult], None]) -> None:
+        task = BackgroundTask(work, name="settings-dialog")
+        self._tasks.add(task)
+
+        def finished(result: TaskResult) -> None:
+            self._tasks.discard(task)
+            if _still_there(self):
+                done(result)
+
+        task.finished.connect(finished)
+        task.start()
+
+    def _check_keyring(self) -> None:
+        store, region, username = self._store, self._original.region, self._original.username
+        self._run(lambda: _check_keyring(store, region, username), self._on_keyring_checked)
+
+    def _on_keyring_checked(self, result: TaskResult) -> None:
+        status = result.value
+        if not isinstance(status, _KeyringStatus):
+            status = _KeyringStatus(False, False, type(result.error).__name__)
+        self._keyring = status
+        self._show_keyring_status()
+        self._revalidate()
+        emit(self.keyring_checked)
+
+    def _keeps_passwords(self) -> bool:
+        status = self._keyring
+        return (
+            self._store.persistent
+            and status is not None
+            and status.usable
+            and self._keyring_failed_on_save is None
+        )
+
+    def _show_keyring_status(self) -> None:
+        status = self._keyring
+        if status is None:
+            text = "Checking the system keyring…"
+        elif self._keyring_failed_on_save is not None:
+            text = (
+                f"The password could not be saved in the system keyring "
+                f"({self._keyring_failed_on_save}). Save again to keep it only while "
+                f"{APP_NAME} runs; you will be asked for it next time."
+            )
+        elif not self._keeps_passwords():
+            reason = f" ({status.problem})" if status.problem else ""
+            text = (
+                f"No system keyring is available{reason}: the password is kept only while "
+                f"{APP_NAME} runs, and asked again next time."
+            )
+        elif status.saved and not self._account_is_new(*self._account_fields()):
+            if self.password_edit.text():
+                text = "The new password will replace the saved one in the system keyring."
+            else:
+                text = (
+                    "The password is saved in the system keyring. Leave the field empty to keep it."
+                )
+        else:
+            text = "The password will be saved in the system keyring, never in a file."
+        self.keyring_label.setText(text)
+        saved = status is not None and status.saved
+        self.password_edit.setPlaceholderText(
+            "saved — type to replace"
+            if saved and not self._account_is_new(*self._account_fields())
+            else ""
+        )
+
+    # --- test sign-in -----------------------------------------------------------------------------
+
+    def _test_key(self) -> tuple[str, str]:
+        region, username = self._account_fields()
+        return region, username.casefold()
+
+    def _test_blocked(self) -> bool:
+        if self._blocked is None:
+            return False
+        region, username, generation = self._blocked
+        same_account = self._test_key() == (region, username)
+        return same_account and (generation is None or generation == self._password_generation)
+
+    def _update_test_button(self) -> None:
+        region, username = self._account_fields()
+        has_password = bool(self.password_edit.text()) or (
+            not self._account_is_new(region, username)
+            and self._keyring is not None
+            and self._keyring.saved
+        )
+        blocked = self._test_blocked()
+        self.test_button.setEnabled(
+            bool(username) and has_password and not self._tester.busy and not blocked
+        )
+        if self._tester.busy:
+            self.test_button.setText("Testing…")
+        else:
+            self.test_button.setText("&Test sign-in")
+        if blocked and self._blocked is not None and self._blocked[2] is None:
+            hint = "Locked by Dexcom: wait at least an hour before testing this account again."
+        elif blocked:
+            hint = "Change the username, password or region before testing again."
+        else:
+            hint = _TEST_HINT
+        self.test_hint.setText(hint)
+
+    @Slot()
+    def _on_test_button_clicked(self) -> None:
+        region_value, username = self._account_fields()
+        region = Region(region_value)
+        attempt = SignInAttempt(
+            region,
+            username,
+            self.password_edit.text(),
+            base_url=self._share_urls.get(region) or self._original.share_url,
+            unit=self._unit,
+            thresholds=self._thresholds_for_display(),
+        )
+        if self._tester.test(attempt):
+            self.test_result.setVisible(True)
+            self._show_outcome_text("Testing…", "Signing in to Dexcom Share once.", None)
+        self._update_test_button()
+
+    def _thresholds_for_display(self) -> Thresholds:
+        draft = self.draft()
+        if draft.settings is not None:
+            return draft.settings.alerts.thresholds()
+        return self._original.alerts.thresholds()
+
+    @Slot(object)
+    def _on_tester_finished(self, outcome: SignInOutcome) -> None:
+        region, username = self._test_key()
+        if outcome.kind is OutcomeKind.CREDENTIALS:
+            self._blocked = (region, username, self._password_generation)
+        elif outcome.kind is OutcomeKind.LOCKED:
+            self._blocked = (region, username, None)
+        else:
+            self._blocked = None
+        if outcome.signed_in and outcome.account_id:
+            self._learned = (*self._account_fields(), outcome.account_id)
+        self._show_outcome_text(outcome.headline, outcome.message, outcome.kind)
+        self._update_test_button()
+        emit(self.test_finished, outcome)
+
+    def _show_outcome_text(self, headline: str, message: str, kind: OutcomeKind | None) -> None:
+        tone = _OUTCOME_TONE[kind] if kind is not None else "busy"
+        self.test_result.setStyleSheet(_left_bar("QFrame#test-result", _OUTCOME_COLOURS[tone]))
+        self.test_headline.setText(headline)
+        self.test_message.setText(message)
+
+    # --- general page -----------------------------------------------------------------------------
+
+    @Slot()
+    def _on_export_button_clicked(self) -> None:
+        suggested = str(Path.home() / "cgm-tray-history.csv")
+        target, _filter = QFileDialog.getSaveFileName(
+            self, "Export history", suggested, "CSV files (*.csv)"
+        )
+        if target:
+            self.export_history_to(Path(target))
+
+    def export_history_to(self, target: Path) -> None:
+        """Writes every stored reading to `target` (CSV) off the GUI thread; says how it went."""
+        history = self._history_path
+        if history is None:
+            return
+        self.export_button.setEnabled(False)
+        self.export_status.setText("Exporting…")
+        self._run(
+            lambda: _export_history(history, target),
+            lambda result: self._on_export_done(target, result),
+        )
+
+    def _on_export_done(self, target: Path, result: TaskResult) -> None:
+        self.export_button.setEnabled(True)
+        if isinstance(result.value, int):
+            message = f"Exported {result.value:,} readings to {target}."
+        else:
+            error = result.error
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            message = f"The export to {target} failed ({reason})."
+        self.export_status.setText(message)
+        emit(self.export_finished, message)
+
+    @Slot()
+    def _on_log_button_clicked(self) -> None:
+        if self._log_dir is not None:
+            self._open_url(QUrl.fromLocalFile(str(self._log_dir)))
+
+    # --- save -----------------------------------------------------------------------------------
+
+    @Slot()
+    def _on_buttons_accepted(self) -> None:
+        draft = self.draft()
+        settings = draft.settings
+        if settings is None or draft.pending or self._saving:
+            return
+        password = self.password_edit.text()
+        self._saving = True
+        self._revalidate()
+        if password and self._keeps_passwords():
+            forget = None
+            if self._original.username and self._account_is_new(settings.region, settings.username):
+                forget = (self._original.region, self._original.username)
+            store = self._store
+            self._run(
+                lambda: _store_password(
+                    store, settings.region, settings.username, password, forget
+                ),
+                lambda result: self._on_password_stored(settings, password, result),
+            )
+            return
+        if password and not self._store.persistent:
+            try:
+                self._store.set(settings.region, settings.username, password)
+            except (CredentialStoreError, ValueError):
+                log.warning("the password could not be kept in memory")
+        self._finish_save(settings, password, remembered=False)
+
+    def _on_password_stored(self, settings: Settings, password: str, result: TaskResult) -> None:
+        if result.error is not None:
+            self._saving = False
+            self._keyring_failed_on_save = (
+                str(result.error)
+                if isinstance(result.error, CredentialStoreError)
+                else type(result.error).__name__
+            )
+            self._show_keyring_status()
+            self._show_problem(
+                "The password could not be saved in the system keyring; nothing was saved. "
+                f"Press Save again to keep the password only while {APP_NAME} runs."
+            )
+            self._revalidate_keep_problem()
+            return
+        self._finish_save(settings, password, remembered=True)
+
+    def _finish_save(self, settings: Settings, password: str, *, remembered: bool) -> None:
+        try:
+            self._apply_start_at_login(settings.start_at_login)
+        except AutostartError as error:
+            self._saving = False
+            self._show_problem(f"Start at login could not be changed: {error} Nothing was saved.")
+            self._revalidate_keep_problem()
+            return
+        try:
+            save_settings(settings, self._settings_path)
+        except (OSError, SettingsError) as error:
+            self._saving = False
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            self._show_problem(f"The settings could not be saved ({reason}).")
+            self._revalidate_keep_problem()
+            return
+        # A new account always comes with a typed password (validation asks for one).
+        account_changed = bool(password)
+        log.info(
+            "settings saved",
+            extra={"event": "settings.saved", "account_changed": account_changed},
+        )
+        self._saving = False
+        emit(self.settings_saved, settings)
+        if account_changed:
+            emit(self.account_changed, AccountChange(settings, password, remembered))
+        self.accept()
+
+    def _apply_start_at_login(self, wanted: bool) -> None:
+        """Writes the entry (keeping its command current) or removes it; both are idempotent."""
+        entry = self._autostart
+        if entry is None:
+            return
+        if wanted:
+            entry.enable(self._launch_command or autostart_entries.launch_command())
+        else:
+            entry.disable()
+
+    def _show_problem(self, text: str) -> None:
+        self.problems_label.setText(text)
+        self.problems_label.setVisible(True)
+
+    def _revalidate_keep_problem(self) -> None:
+        shown = self.problems_label.text()
+        self._revalidate()
+        if not self.problems_label.isVisible():
+            self._show_problem(shown)
+
+    # --- closing --------------------------------------------------------------------------------
+
+    def reject(self) -> None:
+        """Cancel / Esc: nothing is saved (ignored while a save is being finished)."""
+        if self._saving:
+            return
+        super().reject()
+
+    def wait_for_background(self, timeout_ms: int = 5000) -> bool:
+        """Blocks until the dialog's background calls returned (tests, app shutdown)."""
+        done = self._tester.wait(timeout_ms)
+        return all(task.wait(timeout_ms) for task in list(self._tasks)) and done
