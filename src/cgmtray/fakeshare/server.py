@@ -100,6 +100,9 @@ class _FakeServer(ThreadingHTTPServer):
         self.region = region
         self.closing = threading.Event()
         self._connections: dict[socket.socket, threading.Thread] = {}
+        # Every handler thread not yet known to have ended: a thread is untracked from its
+        # connection in finish() but is still alive for a moment after, and stop() must join it.
+        self._handler_threads: list[threading.Thread] = []
         self._connections_lock = threading.Lock()
         super().__init__((host, port), handler)
 
@@ -115,8 +118,11 @@ class _FakeServer(ThreadingHTTPServer):
         logger.debug("fake share: connection error on %s", self.region.value, exc_info=True)
 
     def track(self, connection: socket.socket) -> None:
+        current = threading.current_thread()
         with self._connections_lock:
-            self._connections[connection] = threading.current_thread()
+            self._connections[connection] = current
+            self._handler_threads = [t for t in self._handler_threads if t.is_alive()]
+            self._handler_threads.append(current)
 
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -127,12 +133,13 @@ class _FakeServer(ThreadingHTTPServer):
         stopped this listener still answers); returns the threads that were serving them."""
         with self._connections_lock:
             open_connections = list(self._connections.items())
+            threads = list(self._handler_threads)
         for connection, thread in open_connections:
             if thread is threading.current_thread():
                 continue
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-        return [thread for _connection, thread in open_connections]
+        return threads
 
 
 class _RegionServer(_FakeServer):

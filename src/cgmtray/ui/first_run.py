@@ -10,7 +10,6 @@ from PySide6.QtWidgets import QDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 from cgmtray import APP_NAME
 from cgmtray.storage.settings import Settings
 from cgmtray.ui.settings_dialog import AccountChange, Page, SettingsDialog
-from cgmtray.ui.sign_in_test import emit
 
 
 def needs_first_run(settings: Settings) -> bool:
@@ -81,11 +80,11 @@ class WelcomeWindow(QDialog):
 
     @Slot()
     def _on_sign_in_button_clicked(self) -> None:
-        emit(self.sign_in_requested)
+        self.sign_in_requested.emit()
 
     @Slot()
     def _on_demo_button_clicked(self) -> None:
-        emit(self.demo_requested)
+        self.demo_requested.emit()
 
 
 class FirstRunFlow(QObject):
@@ -144,22 +143,22 @@ class FirstRunFlow(QObject):
     @Slot()
     def _on_welcome_demo_requested(self) -> None:
         self._finish()
-        emit(self.demo_chosen)
+        self.demo_chosen.emit()
 
     @Slot()
     def _on_welcome_rejected(self) -> None:
         if not self._finished:
             self._finish()
-            emit(self.abandoned)
+            self.abandoned.emit()
 
     @Slot(object)
     def _on_dialog_settings_saved(self, settings: Settings) -> None:
-        emit(self.settings_saved, settings)
+        self.settings_saved.emit(settings)
 
     @Slot(object)
     def _on_dialog_account_changed(self, change: AccountChange) -> None:
         self._finish()
-        emit(self.account_ready, change)
+        self.account_ready.emit(change)
 
     @Slot()
     def _on_dialog_rejected(self) -> None:

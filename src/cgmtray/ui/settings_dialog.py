@@ -67,7 +67,6 @@ from cgmtray.ui.sign_in_test import (
     SignInOutcome,
     SignInTester,
     TaskResult,
-    emit,
 )
 
 log = logging.getLogger(__name__)
@@ -768,7 +767,7 @@ class SettingsDialog(QDialog):
         self._keyring = status
         self._show_keyring_status()
         self._revalidate()
-        emit(self.keyring_checked)
+        self.keyring_checked.emit()
 
     def _keeps_passwords(self) -> bool:
         status = self._keyring
@@ -884,7 +883,7 @@ class SettingsDialog(QDialog):
             self._learned = (*self._account_fields(), outcome.account_id)
         self._show_outcome_text(outcome.headline, outcome.message, outcome.kind)
         self._update_test_button()
-        emit(self.test_finished, outcome)
+        self.test_finished.emit(outcome)
 
     def _show_outcome_text(self, headline: str, message: str, kind: OutcomeKind | None) -> None:
         tone = _OUTCOME_TONE[kind] if kind is not None else "busy"
@@ -924,7 +923,7 @@ class SettingsDialog(QDialog):
             reason = getattr(error, "strerror", None) or type(error).__name__
             message = f"The export to {target} failed ({reason})."
         self.export_status.setText(message)
-        emit(self.export_finished, message)
+        self.export_finished.emit(message)
 
     @Slot()
     def _on_log_button_clicked(self) -> None:
@@ -1001,9 +1000,9 @@ class SettingsDialog(QDialog):
             extra={"event": "settings.saved", "account_changed": account_changed},
         )
         self._saving = False
-        emit(self.settings_saved, settings)
+        self.settings_saved.emit(settings)
         if account_changed:
-            emit(self.account_changed, AccountChange(settings, password, remembered))
+            self.account_changed.emit(AccountChange(settings, password, remembered))
         self.accept()
 
     def _apply_start_at_login(self, wanted: bool) -> None:

@@ -1,23 +1,20 @@
 """Test sign-in: one attempt with a fresh ShareClient on a thread of its own, and what it means.
 
 Also holds BackgroundTask, the small helper that runs one blocking call (a sign-in, a keyring
-read or write, an export) on a thread of its own so the GUI never waits, and `emit`, which
-works around PySide6 6.12 dropping a reference to True on every `Signal.emit()` from Python.
+read or write, an export) on a thread of its own so the GUI never waits.
 """
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import ClassVar
 
-from PySide6.QtCore import QObject, Qt, Signal, SignalInstance, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from cgmtray.domain import display
 from cgmtray.domain.clock import Clock, SystemClock
@@ -45,50 +42,6 @@ log = logging.getLogger(__name__)
 #: The test reads the last day (so an old last reading still shows how old it is), two readings.
 TEST_READ_MINUTES = 1440
 TEST_READ_COUNT = 2
-
-
-# --- emitting signals without losing True -----------------------------------------------------
-
-_PROBE_EMITS = 256
-
-
-class _EmitProbe(QObject):
-    ping = Signal()
-
-
-def _emit_drops_true() -> bool:
-    """True when `SignalInstance.emit()` returns True without a reference of its own.
-
-    Seen with PySide6 6.12 on Python 3.11, where True is not immortal: each emit drops one
-    reference, and once the count reaches zero the interpreter aborts (bool_dealloc).
-    The probe's own losses are paid back here.
-    """
-    if sys.version_info >= (3, 12):
-        return False  # True is immortal: its count cannot run out
-    probe = _EmitProbe()
-    before = sys.getrefcount(True)
-    for _ in range(_PROBE_EMITS):
-        probe.ping.emit()
-    lost = before - sys.getrefcount(True)
-    drops = lost >= _PROBE_EMITS // 2
-    if drops:
-        for _ in range(_PROBE_EMITS):
-            _give_back_true()
-    return drops
-
-
-def _give_back_true() -> None:
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
-
-
-_EMIT_DROPS_TRUE = _emit_drops_true()
-
-
-def emit(signal: SignalInstance, *args: object) -> None:
-    """`signal.emit(*args)`, paying back the reference to True that PySide6 6.12 drops."""
-    signal.emit(*args)
-    if _EMIT_DROPS_TRUE:
-        _give_back_true()
 
 
 # --- running one call off the GUI thread --------------------------------------------------------
@@ -153,13 +106,13 @@ class BackgroundTask(QObject):
             result = TaskResult(value=self._work())
         except BaseException as exc:  # handed to the GUI thread, never lost
             result = TaskResult(error=exc)
-        emit(self._returned, result)
+        self._returned.emit(result)
 
     @Slot(object)
     def _on_returned(self, result: TaskResult) -> None:
         self._thread.join()  # it has returned; this only waits for the thread to end
         BackgroundTask._running.discard(self)
-        emit(self.finished, result)
+        self.finished.emit(result)
 
 
 # --- one test sign-in ---------------------------------------------------------------------------
@@ -460,7 +413,7 @@ class SignInTester(QObject):
         task.finished.connect(self._on_task_finished, Qt.ConnectionType.QueuedConnection)
         self._task = task
         task.start()
-        emit(self.started)
+        self.started.emit()
         return True
 
     def wait(self, timeout_ms: int) -> bool:
@@ -475,4 +428,4 @@ class SignInTester(QObject):
             outcome = result.value
         else:
             outcome = outcome_for_error(result.error or RuntimeError(), Region.US)
-        emit(self.finished, outcome)
+        self.finished.emit(outcome)
