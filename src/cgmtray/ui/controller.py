@@ -17,6 +17,7 @@ from cgmtray.domain.clock import Clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.units import Unit
+from cgmtray.share.client import ShareClient
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.tray import MenuState, TrayPresenter
 from cgmtray.ui.worker import WorkerThread
@@ -152,6 +153,11 @@ class Controller(QObject):
     @property
     def alert_state(self) -> alerts.AlertState:
         return self._alert_state
+
+    def replace_client(self, factory: Callable[[], ShareClient]) -> None:
+        """The account changed: the worker signs in anew with a new client."""
+        self._status = ConnectionStatus(LinkState.STARTING)
+        self._worker.bridge.client_replaced.emit(factory)
 
     def apply_view(self, view: ViewSettings) -> None:
         """New unit or alert settings: re-evaluated at once, in the tray and the history window."""

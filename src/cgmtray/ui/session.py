@@ -1,0 +1,395 @@
+"""The running session: decides how to start (demo, first run, saved account), then owns the
+controller and the settings dialog for the rest of the app's life."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from cgmtray import logging_setup
+from cgmtray.domain.clock import Clock, shared_clock
+from cgmtray.domain.readings import Reading
+from cgmtray.share.client import ClientConfig, ShareClient
+from cgmtray.share.regions import Region
+from cgmtray.storage import autostart
+from cgmtray.storage import paths as app_paths
+from cgmtray.storage.credentials import CredentialStore, MemoryCredentialStore, PasswordStore
+from cgmtray.storage.history import HistoryError, HistoryStore
+from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
+from cgmtray.ui.history_access import LazyHistory
+from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.sign_in_test import BackgroundTask, TaskResult
+from cgmtray.ui.sound import AlarmSound
+from cgmtray.ui.tray import TrayPresenter
+from cgmtray.ui.worker import ShareWorker, WorkerThread
+
+if TYPE_CHECKING:
+    from cgmtray.ui.settings_dialog import SettingsDialog
+
+log = logging.getLogger(__name__)
+
+#: The history window is made this long after start, off the critical path of the tray icon.
+HISTORY_PREPARE_MS = 3000
+
+
+@dataclass(frozen=True)
+class Account:
+    """Everything needed to make a ShareClient, and how fast the clock runs."""
+
+    config: ClientConfig
+    password: str
+    clock: Clock
+    time_scale: float
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class KeyringAnswer:
+    """What the start-up keyring lookup found (made off the GUI thread)."""
+
+    store: PasswordStore
+    password: str | None
+    problem: str | None
+
+
+def _look_up_password(region: str, username: str) -> KeyringAnswer:
+    """Runs on a background thread: picks the keyring backend and reads the password."""
+    store = CredentialStore()
+    if not store.available():
+        return KeyringAnswer(
+            MemoryCredentialStore(),
+            None,
+            "No system keyring works on this computer, so the password is kept in memory for "
+            "this session only. Enter it to start.",
+        )
+    password = store.get(region, username)
+    if not password:
+        return KeyringAnswer(store, None, "Enter the Dexcom password to start.")
+    return KeyringAnswer(store, password, None)
+
+
+class AppSession(QObject):
+    """Starts the app the right way and keeps what the running app needs.
+
+    Signals:
+        quit_requested(): Quit from the menu, or nothing to run (welcome closed, password
+            dialog cancelled before start). The process connects it to `QApplication.exit`.
+    """
+
+    quit_requested = Signal()
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        paths: app_paths.AppPaths,
+        stack: contextlib.ExitStack,
+    ) -> None:
+        super().__init__()
+        self._args = args
+        self._paths = paths
+        self._stack = stack
+        self._settings = Settings()
+        self._password_store: PasswordStore = MemoryCredentialStore()
+        self._controller: Controller | None = None
+        self._account: Account | None = None
+        self._history: LazyHistory | None = None
+        self._dialog: SettingsDialog | None = None
+        self._first_run: object | None = None
+        self._tasks: set[BackgroundTask] = set()
+        self._demo = bool(args.demo)
+        self._prepare_timer = QTimer(self)
+        self._prepare_timer.setSingleShot(True)
+
+    # --- start ------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Chooses the way in: demo, welcome window, or the saved account (keyring off-thread)."""
+        if self._demo:
+            self._start_demo()
+            return
+        loaded = load_settings(self._paths.settings_file)
+        self._settings = loaded.settings
+        if loaded.problem:
+            log.warning("settings: %s", loaded.problem)
+        if loaded.should_save:
+            with contextlib.suppress(ValueError, OSError):
+                save_settings(loaded.settings, self._paths.settings_file)
+        from cgmtray.ui.first_run import needs_first_run
+
+        if needs_first_run(self._settings):
+            self._show_first_run(loaded.problem)
+            return
+        if getattr(self._args, "password_stdin", False):
+            password = sys.stdin.readline().rstrip("\r\n")
+            if password:
+                self._start_account(self._settings, password)
+                return
+            self._ask_for_password("No password arrived on standard input. Enter it to start.")
+            return
+        region, username = self._settings.region, self._settings.username
+        task = BackgroundTask(lambda: _look_up_password(region, username), name="keyring-read")
+        task.finished.connect(self._on_keyring_task_finished)
+        self._run(task)
+
+    @Slot(object)
+    def _on_keyring_task_finished(self, result: TaskResult) -> None:
+        if result.error is not None:
+            log.warning("the system keyring could not be read: %s", type(result.error).__name__)
+            self._ask_for_password(
+                "The system keyring could not be read, so the password is kept in memory for "
+                "this session only. Enter it to start."
+            )
+            return
+        answer = result.value
+        assert isinstance(answer, KeyringAnswer)
+        self._password_store = answer.store
+        if answer.password is None:
+            self._ask_for_password(answer.problem)
+            return
+        self._start_account(self._settings, answer.password)
+
+    def _show_first_run(self, notice: str | None) -> None:
+        from cgmtray.ui.first_run import FirstRunFlow
+
+        flow = FirstRunFlow(lambda: self._make_dialog(notice))
+        flow.account_ready.connect(self._on_account_changed)
+        flow.settings_saved.connect(self._on_settings_saved)
+        flow.demo_chosen.connect(self._start_demo)
+        flow.abandoned.connect(self.quit_requested)
+        self._first_run = flow
+        flow.start()
+
+    def _ask_for_password(self, notice: str | None) -> None:
+        """The account is known but not its password: the settings dialog asks for it."""
+        self.open_settings(notice=notice, page_account=True)
+
+    @Slot()
+    def _start_demo(self) -> None:
+        from cgmtray.fakeshare.demo import DemoService
+
+        self._demo = True
+        speed = float(getattr(self._args, "speed", None) or 1.0)
+        demo = self._stack.enter_context(DemoService(speed=speed))
+        config = ClientConfig(region=demo.region, username=demo.username, base_url=demo.base_url)
+        settings = Settings(username=demo.username)
+        store_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+        self._start(
+            Account(config, demo.password, demo.clock, speed, settings),
+            store_dir / "history.sqlite3",
+        )
+
+    def _start_account(self, settings: Settings, password: str) -> None:
+        logging_setup.register_secret(password)
+        logging_setup.register_secret(settings.username)
+        self._settings = settings
+        share_url = self._args.share_url or settings.share_url
+        config = ClientConfig(
+            region=Region(settings.region),
+            username=settings.username,
+            base_url=share_url,
+            account_id=settings.account_id,
+        )
+        speed = float(getattr(self._args, "speed", None) or 1.0)
+        epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
+        clock = shared_clock(speed, epoch)
+        self._start(Account(config, password, clock, speed, settings), self._paths.history_db)
+
+    def _start(self, account: Account, history_path: Path) -> None:
+        self._account = account
+        controller = self._assemble(account, history_path)
+        self._controller = controller
+        log.info(
+            "CGM Tray started",
+            extra={"event": "app.started", "demo": self._demo},
+        )
+        controller.quit_requested.connect(self.quit_requested)
+        controller.start()
+        self._prune_history(history_path, account.settings.retention_days, account.clock)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def _assemble(self, account: Account, history_path: Path) -> Controller:
+        stored: list[Reading] = []
+        newest = None
+        try:
+            with HistoryStore(history_path) as store:
+                newest = store.newest_time()
+                if newest is not None:
+                    stored = store.range(newest - RECENT_SPAN, newest + RECENT_SPAN)
+        except HistoryError as error:
+            log.warning("the history store is unusable (%s); starting without history", error)
+
+        tray = TrayPresenter(
+            force_status_window=getattr(self._args, "status_window", False), parent=self
+        )
+        sound = AlarmSound(parent=self)
+
+        def to_status_window(request: NotificationRequest) -> None:
+            tray.show_status_message(request.title, request.body)
+
+        notifier = Notifier(tray=tray.tray, status_sink=to_status_window, sound=sound, parent=self)
+        worker = ShareWorker(
+            self._client_factory(account.config, account.password, account.clock),
+            clock=account.clock,
+            store_path=str(history_path),
+            newest_known=newest,
+            time_scale=account.time_scale,
+            seed=secrets.randbelow(2**31),  # installs must not poll in step
+        )
+        settings = account.settings
+        history = LazyHistory(
+            history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
+        )
+        self._history = history
+        from cgmtray.ui.app import about_opener
+
+        controller = Controller(
+            clock=account.clock,
+            tray=tray,
+            notifier=notifier,
+            worker=WorkerThread(worker),
+            view=ViewSettings(unit=settings.unit, alerts=settings.alerts),
+            stored=stored,
+            time_scale=account.time_scale,
+            history=history,
+            open_settings=None if self._demo else self.open_settings,
+            open_about=about_opener(),
+        )
+        self._prepare_timer.timeout.connect(history.prepare)
+        self._prepare_timer.start(HISTORY_PREPARE_MS)
+        return controller
+
+    @staticmethod
+    def _client_factory(
+        config: ClientConfig, password: str, clock: Clock
+    ) -> Callable[[], ShareClient]:
+        def factory() -> ShareClient:
+            return ShareClient(config, password, clock=clock)
+
+        return factory
+
+    def open_settings(self, *, notice: str | None = None, page_account: bool = False) -> None:
+        """Shows the one settings dialog (raised if already open)."""
+        from cgmtray.ui.settings_dialog import Page
+
+        dialog = self._dialog
+        if dialog is not None and dialog.isVisible():
+            dialog.raise_()
+            dialog.activateWindow()
+            return
+        dialog = self._make_dialog(notice)
+        dialog.settings_saved.connect(self._on_settings_saved)
+        dialog.account_changed.connect(self._on_account_changed)
+        dialog.rejected.connect(self._on_dialog_rejected)
+        if page_account or notice:
+            dialog.show_page(Page.ACCOUNT)
+        self._dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+
+    def _make_dialog(self, notice: str | None) -> SettingsDialog:
+        from cgmtray.ui.settings_dialog import SettingsDialog
+
+        # With a loopback Share URL (tests, the fake service) every region's test goes there.
+        share_url = self._args.share_url or self._settings.share_url
+        share_urls = dict.fromkeys(Region, share_url) if share_url else None
+        return SettingsDialog(
+            self._settings,
+            settings_path=self._paths.settings_file,
+            password_store=self._password_store,
+            autostart=autostart.for_platform(),
+            history_path=self._paths.history_db,
+            log_dir=self._paths.log_dir,
+            share_urls=share_urls,
+            notice=notice,
+        )
+
+    @Slot()
+    def _on_dialog_rejected(self) -> None:
+        """Cancelled before anything runs (the password was asked at start): nothing to show."""
+        if self._controller is None:
+            log.info("no account to start with: quitting")
+            self.quit_requested.emit()
+
+    @Slot(object)
+    def _on_settings_saved(self, settings: Settings) -> None:
+        """Display and alert changes apply at once; the account is handled separately."""
+        self._settings = settings
+        if self._controller is not None:
+            self._controller.apply_view(ViewSettings(unit=settings.unit, alerts=settings.alerts))
+            if self._account is not None:
+                self._account = replace(self._account, settings=settings)
+                self._prune_history(
+                    self._paths.history_db, settings.retention_days, self._account.clock
+                )
+
+    @Slot(object)
+    def _on_account_changed(self, change: object) -> None:
+        """A new account or password: sign in anew (the only thing that re-signs in)."""
+        from cgmtray.ui.settings_dialog import AccountChange
+
+        assert isinstance(change, AccountChange)
+        if not change.remembered:
+            memory = MemoryCredentialStore()
+            memory.set(change.settings.region, change.settings.username, change.password)
+            self._password_store = memory
+        if self._controller is None or self._account is None:
+            self._start_account(change.settings, change.password)
+            return
+        logging_setup.register_secret(change.password)
+        logging_setup.register_secret(change.settings.username)
+        share_url = self._args.share_url or change.settings.share_url
+        config = ClientConfig(
+            region=Region(change.settings.region),
+            username=change.settings.username,
+            base_url=share_url,
+            account_id=change.settings.account_id,
+        )
+        clock = self._account.clock
+        self._account = replace(self._account, config=config, password=change.password)
+        self._controller.replace_client(self._client_factory(config, change.password, clock))
+
+    def _prune_history(self, path: Path, retention_days: int, clock: Clock) -> None:
+        before = clock.now() - timedelta(days=retention_days)
+
+        def prune() -> int:
+            with HistoryStore(path) as store:
+                return store.prune(before)
+
+        task = BackgroundTask(prune, name="history-prune")
+        task.finished.connect(self._on_prune_finished)
+        self._run(task)
+
+    @Slot(object)
+    def _on_prune_finished(self, result: TaskResult) -> None:
+        if result.error is not None:
+            log.warning("old history could not be pruned: %s", type(result.error).__name__)
+
+    def _run(self, task: BackgroundTask) -> None:
+        self._tasks.add(task)
+        task.finished.connect(lambda _result, t=task: self._tasks.discard(t))
+        task.start()
+
+    # --- end --------------------------------------------------------------------------------
+
+    def stop(self) -> bool:
+        """Stops the controller (bounded); True when the worker thread ended."""
+        self._prepare_timer.stop()
+        if self._history is not None:
+            self._history.close()
+        if self._controller is None:
+            return True
+        return self._controller.stop()
