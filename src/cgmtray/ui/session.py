@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from cgmtray import logging_setup
 from cgmtray.domain.clock import Clock, shared_clock
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
     from cgmtray.ui.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
-
-#: The history window is made this long after start, off the critical path of the tray icon.
-HISTORY_PREPARE_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -109,8 +106,6 @@ class AppSession(QObject):
         self._first_run: object | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
-        self._prepare_timer = QTimer(self)
-        self._prepare_timer.setSingleShot(True)
 
     # --- start ------------------------------------------------------------------------------
 
@@ -255,7 +250,7 @@ class AppSession(QObject):
         self._history = history
         from cgmtray.ui.app import about_opener
 
-        controller = Controller(
+        return Controller(
             clock=account.clock,
             tray=tray,
             notifier=notifier,
@@ -267,9 +262,6 @@ class AppSession(QObject):
             open_settings=None if self._demo else self.open_settings,
             open_about=about_opener(),
         )
-        self._prepare_timer.timeout.connect(history.prepare)
-        self._prepare_timer.start(HISTORY_PREPARE_MS)
-        return controller
 
     @staticmethod
     def _client_factory(
@@ -387,7 +379,6 @@ class AppSession(QObject):
 
     def stop(self) -> bool:
         """Stops the controller (bounded); True when the worker thread ended."""
-        self._prepare_timer.stop()
         if self._history is not None:
             self._history.close()
         if self._controller is None:

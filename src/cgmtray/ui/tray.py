@@ -48,6 +48,12 @@ class MenuState:
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
+def _badge_of(model: DisplayModel) -> tuple[object, ...]:
+    """What the icon draws: a model with the same badge needs no repaint."""
+    trend = model.reading.trend if model.reading is not None else None
+    return (model.text, model.arrow, trend, model.severity, model.range, model.stale)
+
+
 def _snooze_label(minutes: int) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h"
 
@@ -106,10 +112,16 @@ class TrayPresenter(QObject):
         return self._model
 
     def show_model(self, model: DisplayModel) -> None:
-        """Redraws the icon, tooltip and (if open) the status window for a new model."""
-        if model == self._model:
+        """Shows a new model: the icon is repainted only when what it draws changed (value,
+        arrow, colour, stale look), the tooltip whenever its text changed (the age ticks)."""
+        previous, self._model = self._model, model
+        if previous is not None and _badge_of(previous) == _badge_of(model):
+            if previous.tooltip != model.tooltip:
+                if self._tray is not None:
+                    self._tray.setToolTip(model.tooltip)
+                if self._window is not None:
+                    self._window.show_model(model)
             return
-        self._model = model
         icon = render_icon(model)
         if self._tray is not None:
             self._tray.setIcon(icon)
@@ -196,9 +208,14 @@ class TrayPresenter(QObject):
         menu = self._menu
         menu.clear()
         model = self._model
+        # The most important line of the menu: enabled (so it is not drawn faded), bold, and
+        # opening the history when chosen.
         status = menu.addAction(model.status_line if model else "Starting…")
-        status.setEnabled(False)
         status.setObjectName("status-line")
+        bold = status.font()
+        bold.setBold(True)
+        status.setFont(bold)
+        status.triggered.connect(self.open_history_requested)
         menu.addSeparator()
 
         history = menu.addAction("Open &history…")

@@ -1,0 +1,203 @@
+"""The real app as a child process (its JSON log events timed as they arrive), and a saved
+account for it against a fake Share service; shared by the benchmarks and the screenshots."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cgmtray.domain.readings import Reading
+
+
+def poll_until(
+    check: Callable[[], bool], timeout: float, interval: float = 0.01, what: str = "condition"
+) -> None:
+    """Calls `check` until it is true; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout} s")
+        time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
+    """Terminates a child we started (SIGTERM, then SIGKILL), reaps it, returns its status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    return int(process.returncode)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One JSON log line of the app and when (perf_counter) we read it."""
+
+    at: float
+    fields: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.fields.get("event", ""))
+
+
+def interpreter_env(python: str) -> dict[str, str]:
+    """For another Python than ours (e.g. `--python python3.12`): PYTHONPATH to this checkout's
+    src and this virtualenv's packages, so it runs the same code with the same libraries."""
+    if python == sys.executable:
+        return {}
+    src = Path(__file__).resolve().parents[1] / "src"
+    return {"PYTHONPATH": f"{src}:{sysconfig.get_paths()['purelib']}"}
+
+
+class AppProcess:
+    """`python -m cgmtray ARGS --log-json`, its JSON log events collected as they arrive."""
+
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        *,
+        stdin_text: str = "",
+        python: str = sys.executable,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [python, "-m", "cgmtray", *args, "--log-json"],
+            env={**env, **interpreter_env(python)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.write(stdin_text)
+        self.process.stdin.close()
+        self._events: list[LogEvent] = []
+        self.other_lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._reader = threading.Thread(target=self._read, name="app-log-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            now = time.perf_counter()
+            with self._changed:
+                try:
+                    fields = json.loads(line)
+                except json.JSONDecodeError:
+                    self.other_lines.append(line.rstrip())
+                else:
+                    if isinstance(fields, dict):
+                        self._events.append(LogEvent(now, fields))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def events(self) -> list[LogEvent]:
+        with self._changed:
+            return list(self._events)
+
+    def wait_for(
+        self, match: Callable[[LogEvent], bool], timeout: float, *, after: int = 0
+    ) -> tuple[int, LogEvent]:
+        """The first event from index `after` on that matches, and its index; TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for index in range(after, len(self._events)):
+                    if match(self._events[index]):
+                        return index, self._events[index]
+                remaining = deadline - time.monotonic()
+                if self._ended or remaining <= 0:
+                    tail = [e.fields for e in self._events[-8:]]
+                    state = "exited" if self._ended else "timed out"
+                    raise TimeoutError(f"app {state} before the awaited event; last: {tail}")
+                self._changed.wait(remaining)
+
+    def death(self) -> str | None:
+        """Why the app is no longer running (exit status and its first non-JSON output line),
+        or None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        with self._changed:
+            fatal = next((line for line in self.other_lines if line.strip()), "")
+        return f"exit status {code}" + (f": {fatal}" if fatal else "")
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM of the process, in KiB."""
+        reason = self.death()
+        if reason is not None:
+            raise RuntimeError(f"the app is not running ({reason})")
+        values: dict[str, int] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+        return values
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM (the app quits cleanly), then its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout)
+        code = stop_process(self.process)
+        self._reader.join(timeout=timeout)
+        return code
+
+
+@contextlib.contextmanager
+def running_app(
+    args: list[str], env: Mapping[str, str], *, stdin_text: str = "", python: str = sys.executable
+) -> Iterator[AppProcess]:
+    """An AppProcess that is stopped however the block ends."""
+    app = AppProcess(args, env, stdin_text=stdin_text, python=python)
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+def prepare_account(
+    basedir: Path, *, username: str, share_url: str, stored: Iterable[Reading] = ()
+) -> None:
+    """Settings for `username` on the fake service at `share_url`, and a history store holding
+    `stored` (what the app shows at start, before its first fetch)."""
+    from cgmtray.storage import paths as app_paths
+    from cgmtray.storage.history import HistoryStore
+    from cgmtray.storage.settings import Settings, save_settings
+
+    paths = app_paths.ensure(app_paths.app_paths(basedir))
+    save_settings(
+        Settings(region="us", username=username, share_url=share_url), paths.settings_file
+    )
+    with HistoryStore(paths.history_db) as store:
+        store.add(stored)
