@@ -160,7 +160,7 @@ def test_an_injected_low_raises_one_alert_and_repeats_it_after_15_minutes(rig: R
     )
 
     events = tray.log.events
-    gap = evaluated_at(clock, events, repeat_index) - evaluated_at(clock, events, raise_index)
+    gap = evaluated_at(events, repeat_index) - evaluated_at(events, raise_index)
     # On time: the repeat interval, plus at most one evaluation tick and a few virtual seconds
     # of scheduling latency at this speed; never before (a second or two of measuring slack).
     assert LOW_REPEAT - timedelta(seconds=2) <= gap <= LOW_REPEAT + TICK + timedelta(seconds=10)
@@ -169,19 +169,10 @@ def test_an_injected_low_raises_one_alert_and_repeats_it_after_15_minutes(rig: R
     quit_and_check(rig, tray)
 
 
-def evaluated_at(clock: VirtualClock, events: list[Event], index: int) -> datetime:
-    """When the evaluation that decided `events[index]` ran (virtual): the first line of its
-    block of alert and notification lines. A slow notification (an alarm sound being set up)
-    delays the lines after it, so the decision's own line can be late; the worker thread's lines
-    may interleave."""
-    first = index
-    for earlier in range(index - 1, -1, -1):
-        event = events[earlier]
-        if str(event.get("event")).startswith(("alert.", "notify.", "sound.")):
-            first = earlier
-        elif event.get("logger") not in ("cgmtray.ui.worker", "cgmtray.share.client"):
-            break
-    return clock.of_event(events[first])
+def evaluated_at(events: list[Event], index: int) -> datetime:
+    """When the evaluation that decided `events[index]` ran, in virtual time: the decision's own
+    `at`, logged with it (exact, whatever the logging or notification latency)."""
+    return datetime.fromisoformat(str(events[index]["at"]))
 
 
 def is_low_alert(event: Event) -> bool:
