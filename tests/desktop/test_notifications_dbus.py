@@ -14,6 +14,7 @@ from jeepney import message_bus, new_signal
 from jeepney.io.blocking import Proxy, open_dbus_connection
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
+from tests.support.notifications import URGENT_LOW, MessageTray
 
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
@@ -30,14 +31,6 @@ else:
 
 pytestmark = pytest.mark.desktop
 
-URGENT_LOW = NotificationRequest(
-    key="urgent_low#1",
-    kind="urgent_low",
-    title="Urgent low: 52 mg/dL ↓",
-    body="Your glucose is urgently low. Eat or drink something sweet now.",
-    urgent=True,
-    sound="alarm",
-)
 HIGH = NotificationRequest(
     key="high#1",
     kind="high",
@@ -46,33 +39,6 @@ HIGH = NotificationRequest(
     urgent=False,
     sound="chime",
 )
-
-
-class MessageTray(QSystemTrayIcon):
-    """A tray that can show balloons (as on a desktop with a tray) and records them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[tuple[str, str, QSystemTrayIcon.MessageIcon, int]] = []
-
-    @staticmethod
-    def isSystemTrayAvailable() -> bool:  # noqa: N802 - Qt's name
-        return True
-
-    @staticmethod
-    def supportsMessages() -> bool:  # noqa: N802 - Qt's name
-        return True
-
-    def isVisible(self) -> bool:  # noqa: N802 - Qt's name
-        return True
-
-    def showMessage(self, *args: object) -> None:  # noqa: N802 - Qt's name
-        title, body, icon, msecs = args
-        assert isinstance(title, str)
-        assert isinstance(body, str)
-        assert isinstance(icon, QSystemTrayIcon.MessageIcon)
-        assert isinstance(msecs, int)
-        self.messages.append((title, body, icon, msecs))
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytestqt.qtbot import QtBot
+from tests.support.notifications import URGENT_LOW
 
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
@@ -35,15 +36,6 @@ else:
     )
 
 pytestmark = pytest.mark.desktop
-
-URGENT_LOW = NotificationRequest(
-    key="urgent_low#1",
-    kind="urgent_low",
-    title="Urgent low: 52 mg/dL ↓",
-    body="Your glucose is urgently low. Eat or drink something sweet now.",
-    urgent=True,
-    sound="alarm",
-)
 
 
 #: A rule that marks what dunst itself classed as critical, so the history can show it.

@@ -13,19 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
+from tests.support.notifications import URGENT_LOW, MessageTray
 
 from cgmtray.ui.dbus_notify import OutgoingNotification, notify_arguments
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
 
-URGENT_LOW = NotificationRequest(
-    key="urgent_low#1",
-    kind="urgent_low",
-    title="Urgent low: 52 mg/dL ↓",
-    body="Your glucose is urgently low. Eat or drink something sweet now.",
-    urgent=True,
-    sound="alarm",
-)
 URGENT_HIGH = NotificationRequest(
     key="urgent_high#1",
     kind="urgent_high",
@@ -44,45 +37,10 @@ LOW = NotificationRequest(
 )
 
 
-class MessageTray(QSystemTrayIcon):
-    """A tray on a desktop that shows balloons; records them instead of drawing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[tuple[str, str, QSystemTrayIcon.MessageIcon, int]] = []
-
-    @staticmethod
-    def isSystemTrayAvailable() -> bool:  # noqa: N802 - Qt's name
-        return True
-
-    @staticmethod
-    def supportsMessages() -> bool:  # noqa: N802 - Qt's name
-        return True
-
-    def isVisible(self) -> bool:  # noqa: N802 - Qt's name
-        return True
-
-    def showMessage(self, *args: object) -> None:  # noqa: N802 - Qt's name
-        title, body, icon, msecs = args
-        assert isinstance(title, str)
-        assert isinstance(body, str)
-        assert isinstance(icon, QSystemTrayIcon.MessageIcon)
-        assert isinstance(msecs, int)
-        self.messages.append((title, body, icon, msecs))
-
-
 @pytest.fixture(autouse=True)
 def no_session_bus(monkeypatch: pytest.MonkeyPatch) -> None:
     """UI tests never reach the real desktop's notification server."""
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert leaked == []
 
 
 @pytest.fixture

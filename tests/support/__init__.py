@@ -1,0 +1,1 @@
+"""Test doubles and sample values shared by more than one test tier."""
