@@ -8,8 +8,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TextIO
+from datetime import datetime, timedelta
+from typing import TextIO
 
 from cgmtray import logging_setup
 from cgmtray.domain import freshness, units
@@ -199,7 +199,7 @@ def _remember_account_id(settings: Settings, account_id: str, paths: app_paths.A
 
 
 def reading_json(
-    latest: Reading, previous: Reading | None, now: Any, skew: timedelta | None
+    latest: Reading, previous: Reading | None, now: datetime, skew: timedelta | None
 ) -> dict[str, object]:
     """The JSON of `cgm-tray now --json`: value (or LOW/HIGH), mmol, trend, arrow, time, age."""
     value: int | str = "LOW" if latest.is_low else "HIGH" if latest.is_high else latest.mgdl
@@ -219,7 +219,7 @@ def reading_json(
 
 
 def reading_line(
-    latest: Reading, previous: Reading | None, now: Any, unit: Unit, skew: timedelta | None
+    latest: Reading, previous: Reading | None, now: datetime, unit: Unit, skew: timedelta | None
 ) -> str:
     """The one line of `cgm-tray now`: "142 mg/dL → steady, 2 min ago"."""
     text = units.format_value(latest, unit)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,12 +15,11 @@ from cgmtray.storage.settings import Settings
 if TYPE_CHECKING:
     from cgmtray.ui.history_window import HistoryOpener
 
-log = logging.getLogger(__name__)
-
 
 class LazyHistory:
-    """The history window, made on first use (or at idle after start-up), so that importing
-    pyqtgraph never delays the tray icon. Reads the store read-only on the GUI thread."""
+    """The history window, made on first open, so that importing pyqtgraph (and its ~48 MB)
+    never delays the tray icon or weighs on a session that never opens it. Reads the store
+    read-only on the GUI thread."""
 
     def __init__(self, history_path: Path, clock: Clock, settings: Settings, state_file: Path):
         self._path = history_path
@@ -49,12 +47,6 @@ class LazyHistory:
 
             self._opener = HistoryOpener(make_window)
         return self._opener
-
-    def prepare(self) -> None:
-        try:
-            self._get().prepare()
-        except Exception:
-            log.exception("the history window could not be prepared")
 
     def open(self) -> None:
         self._get().open()

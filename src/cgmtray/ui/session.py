@@ -27,6 +27,7 @@ from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import CredentialStore, MemoryCredentialStore, PasswordStore
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.ui.about import about_opener
 from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
 from cgmtray.ui.history_access import LazyHistory
 from cgmtray.ui.notifier import NotificationRequest, Notifier
@@ -189,13 +190,7 @@ class AppSession(QObject):
         logging_setup.register_secret(password)
         logging_setup.register_secret(settings.username)
         self._settings = settings
-        share_url = self._args.share_url or settings.share_url
-        config = ClientConfig(
-            region=Region(settings.region),
-            username=settings.username,
-            base_url=share_url,
-            account_id=settings.account_id,
-        )
+        config = self._client_config(settings)
         speed = float(getattr(self._args, "speed", None) or 1.0)
         epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
         clock = shared_clock(speed, epoch)
@@ -248,8 +243,6 @@ class AppSession(QObject):
             history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
         )
         self._history = history
-        from cgmtray.ui.app import about_opener
-
         return Controller(
             clock=account.clock,
             tray=tray,
@@ -261,6 +254,15 @@ class AppSession(QObject):
             history=history,
             open_settings=None if self._demo else self.open_settings,
             open_about=about_opener(),
+        )
+
+    def _client_config(self, settings: Settings) -> ClientConfig:
+        """The client's account from the settings (and a --share-url, loopback only)."""
+        return ClientConfig(
+            region=Region(settings.region),
+            username=settings.username,
+            base_url=self._args.share_url or settings.share_url,
+            account_id=settings.account_id,
         )
 
     @staticmethod
@@ -343,13 +345,7 @@ class AppSession(QObject):
             return
         logging_setup.register_secret(change.password)
         logging_setup.register_secret(change.settings.username)
-        share_url = self._args.share_url or change.settings.share_url
-        config = ClientConfig(
-            region=Region(change.settings.region),
-            username=change.settings.username,
-            base_url=share_url,
-            account_id=change.settings.account_id,
-        )
+        config = self._client_config(change.settings)
         clock = self._account.clock
         self._account = replace(self._account, config=config, password=change.password)
         self._controller.replace_client(self._client_factory(config, change.password, clock))

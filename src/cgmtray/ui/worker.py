@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
@@ -146,7 +147,7 @@ class ShareWorker(QObject):
                 "polling stopped until the person acts",
                 extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": None},
             )
-            self._set_status(self._status, next_poll=None)
+            self._set_next_poll(None)
             return
         wait_s = max(0.0, (plan.at - now).total_seconds())
         wait_ms = min(MAX_TIMER_MS, round(wait_s * 1000 / self._time_scale))
@@ -155,7 +156,7 @@ class ShareWorker(QObject):
             extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": round(wait_s)},
         )
         self._timer.start(wait_ms)
-        self._set_status(self._status, next_poll=plan.at)
+        self._set_next_poll(plan.at)
 
     @Slot()
     def _on_timer_timeout(self) -> None:
@@ -201,7 +202,6 @@ class ShareWorker(QObject):
             return
         counts = client.last_call
         now = self._clock.now()
-        known = self._state.newest_reading
         self._state = schedule.record_success(
             self._state, now, [r.time for r in readings], counts.reads, counts.sign_ins > 0
         )
@@ -209,16 +209,15 @@ class ShareWorker(QObject):
             ConnectionStatus(LinkState.OK, server_skew=client.server_clock_skew, since=now)
         )
         if readings:
-            self._keep(readings, known)
+            self._keep(readings)
 
-    def _keep(self, readings: tuple[Reading, ...], known: datetime | None) -> None:
+    def _keep(self, readings: tuple[Reading, ...]) -> None:
         if self._store is not None:
             try:
                 self._store.add(readings)
             except Exception:
                 log.exception("could not write readings to the history store")
         # Everything returned goes to the GUI: late or backfilled readings matter to alerts too.
-        del known
         self.readings_received.emit(tuple(readings))
 
     def _on_failure(self, error: ShareError, reads: int, sign_ins: int) -> None:
@@ -244,12 +243,14 @@ class ShareWorker(QObject):
         if failure in (FailureClass.CREDENTIALS, FailureClass.LOCKED):
             self.auth_failed.emit(error.user_message)
 
-    def _set_status(self, status: ConnectionStatus, **changes: object) -> None:
-        from dataclasses import replace
+    def _set_status(self, status: ConnectionStatus) -> None:
+        """Reports a poll's outcome; the planned next poll carries over until the next plan."""
+        self._publish(replace(status, next_poll=self._status.next_poll))
 
-        if "next_poll" not in changes:
-            changes["next_poll"] = self._status.next_poll
-        status = replace(status, **changes)  # type: ignore[arg-type]
+    def _set_next_poll(self, at: datetime | None) -> None:
+        self._publish(replace(self._status, next_poll=at))
+
+    def _publish(self, status: ConnectionStatus) -> None:
         if status != self._status:
             self._status = status
             self.status_changed.emit(status)
