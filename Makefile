@@ -13,7 +13,7 @@ export PYTHON_KEYRING_BACKEND ?= keyring.backends.null.Keyring
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,package]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,8 +29,8 @@ demo-now: $(STAMP)
 	$(BIN)/cgm-tray now --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts packaging
+	$(BIN)/ruff format --check src tests bench scripts packaging
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
