@@ -6,6 +6,7 @@ import gc
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,15 @@ def _live_qt_objects() -> list[object]:
     return live
 
 
+def _still_running(thread: threading.Thread) -> bool:
+    """Whether a thread still runs. Python code run on a thread Python did not start (a QThread,
+    Qt's pools) leaves a _DummyThread that claims to be alive forever: ask the kernel instead."""
+    if isinstance(thread, threading._DummyThread):
+        native_id = thread.native_id
+        return native_id is not None and Path(f"/proc/self/task/{native_id}").exists()
+    return thread.is_alive()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_threads_or_timers(qapp: object) -> Iterator[None]:
     before = set(threading.enumerate())
@@ -37,7 +47,7 @@ def _no_leaked_threads_or_timers(qapp: object) -> Iterator[None]:
     from PySide6.QtCore import QCoreApplication
 
     QCoreApplication.processEvents()
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    leaked = [t for t in threading.enumerate() if t not in before and _still_running(t)]
     assert leaked == [], f"threads outlived the test: {leaked}"
     live = [t for t in _live_qt_objects() if id(t) not in qt_before]
     assert live == [], f"QTimers or QThreads outlived the test: {live}"

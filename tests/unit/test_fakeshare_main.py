@@ -14,13 +14,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
 
 from cgmtray.domain.clock import ManualClock, ScaledClock, SystemClock
-from cgmtray.fakeshare.demo import DEMO_PASSWORD, DEMO_USERNAME, DemoService
+from cgmtray.domain.ranges import GlucoseRange, Thresholds
+from cgmtray.fakeshare.demo import DEMO_PASSWORD, DEMO_USERNAME, DemoService, demo_offset_minutes
 from cgmtray.fakeshare.faults import Fault
 from cgmtray.fakeshare.main import FaultSpec, add_arguments, parse_account, parse_fault_spec, run
 from cgmtray.share.regions import (
@@ -296,6 +297,23 @@ def test_the_demo_service_has_a_day_of_history() -> None:
         )
         assert len(served) == len(demo.fake.readings(demo.region, demo.username))
     assert not demo.fake.running
+
+
+@pytest.mark.parametrize("hour", range(24))
+def test_a_demo_opens_mid_morning_in_range_whatever_the_hour(hour: int) -> None:
+    clock = ManualClock(datetime(2025, 6, 15, hour, 7, tzinfo=UTC))
+    offset = demo_offset_minutes(clock.now())
+    assert offset % 15 == 0
+    assert -12 * 60 <= offset <= 14 * 60
+    local = clock.now() + timedelta(minutes=offset)
+    assert time(9, 45) <= local.time() <= time(10, 15)
+    with DemoService(clock=clock, seed=hour) as demo:
+        readings = demo.fake.readings(demo.region, demo.username)
+        newest = readings[0].reading
+        assert Thresholds().classify(newest) is GlucoseRange.IN_RANGE
+        day = [published.reading for published in readings]
+        assert any(reading.mgdl < 70 for reading in day)  # the night low is in the chart
+        assert any(reading.mgdl > 250 for reading in day)  # and the dinner high
 
 
 def test_a_fast_demo_runs_on_a_scaled_clock() -> None:

@@ -16,6 +16,22 @@ DEMO_USERNAME: Final = "demo"
 DEMO_PASSWORD: Final = "demo-password"
 #: How much history the demo sensor has when the service starts.
 DEMO_HISTORY: Final = timedelta(hours=24)
+#: The publisher's local time of day when a demo starts: mid-morning, after breakfast's rise and
+#: before lunch, so a first look opens in range (not in the simulated night low with its alarm),
+#: with yesterday's dinner high and night low in the 24 h chart.
+DEMO_LOCAL_START_MINUTES: Final = 10 * 60
+#: Real UTC offsets are whole quarter hours.
+_OFFSET_STEP_MINUTES: Final = 15
+_MINUTES_PER_DAY: Final = 24 * 60
+
+
+def demo_offset_minutes(now: datetime) -> int:
+    """The publisher's UTC offset that puts `now` at DEMO_LOCAL_START_MINUTES local time (whole
+    quarter hours, within Share's -12:00..+14:00)."""
+    utc_minutes = now.hour * 60 + now.minute
+    offset = (DEMO_LOCAL_START_MINUTES - utc_minutes) % _MINUTES_PER_DAY
+    offset = round(offset / _OFFSET_STEP_MINUTES) * _OFFSET_STEP_MINUTES
+    return offset - _MINUTES_PER_DAY if offset > 14 * 60 else offset
 
 
 def demo_clock(speed: float) -> Clock:
@@ -50,7 +66,10 @@ class DemoService:
         self.username: str = DEMO_USERNAME
         self.password: str = DEMO_PASSWORD
         self.fake = FakeShare(self.clock, regions=(region,), ports={region: port})
-        self.sensor = SimulatedSensor(seed=seed, start=self.clock.now() - DEMO_HISTORY)
+        now = self.clock.now()
+        self.sensor = SimulatedSensor(
+            seed=seed, start=now - DEMO_HISTORY, offset_minutes=demo_offset_minutes(now)
+        )
         self.account_id = self.fake.add_account(region, DEMO_USERNAME, DEMO_PASSWORD)
         self.fake.attach_sensor(region, DEMO_USERNAME, self.sensor)
 
