@@ -14,8 +14,8 @@ from pytestqt.qtbot import QtBot
 from cgmtray.domain.display import Severity
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.ui.background import BackgroundTask
 from cgmtray.ui.session import AppSession
-from cgmtray.ui.sign_in_test import BackgroundTask
 
 
 def _args(**overrides: object) -> argparse.Namespace:

@@ -28,9 +28,10 @@ from cgmtray.storage.autostart import XdgAutostart
 from cgmtray.storage.credentials import SERVICE, CredentialStore, MemoryCredentialStore
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.ui.alerts_page import glucose_text
 from cgmtray.ui.controller import Controller, ViewSettings
 from cgmtray.ui.notifier import Notifier
-from cgmtray.ui.settings_dialog import AccountChange, Page, SettingsDialog, glucose_text
+from cgmtray.ui.settings_dialog import AccountChange, Page, SettingsDialog
 from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread

@@ -34,13 +34,12 @@ from cgmtray.share.errors import (
 )
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage.credentials import CredentialStoreError, MemoryCredentialStore
+from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.sign_in_test import (
-    BackgroundTask,
     OutcomeKind,
     SignInAttempt,
     SignInOutcome,
     SignInTester,
-    TaskResult,
     attempt_sign_in,
     outcome_for_error,
 )

@@ -28,10 +28,10 @@ from cgmtray.storage.credentials import CredentialStore, MemoryCredentialStore, 
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.storage.settings import Settings, load_settings, save_settings
 from cgmtray.ui.about import about_opener
+from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
 from cgmtray.ui.history_access import LazyHistory
 from cgmtray.ui.notifier import NotificationRequest, Notifier
-from cgmtray.ui.sign_in_test import BackgroundTask, TaskResult
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread

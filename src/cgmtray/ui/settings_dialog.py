@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import shiboken6
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -31,50 +29,39 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSizePolicy,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from cgmtray import APP_NAME
-from cgmtray.domain.alert_config import URGENT_LOW_SNOOZE_CAP, AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.ranges import Thresholds
-from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
-from cgmtray.domain.units import Unit, format_amount, mgdl_to_mmol, threshold_from_display
+from cgmtray.domain.units import Unit
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart as autostart_entries
 from cgmtray.storage.autostart import AutostartEntry, AutostartError
 from cgmtray.storage.credentials import CredentialStoreError, PasswordStore
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.settings import (
-    GLUCOSE_KINDS,
-    MAX_MINUTES,
     MAX_RETENTION_DAYS,
     MIN_RETENTION_DAYS,
-    RATE_KINDS,
     Settings,
     SettingsError,
     save_settings,
-    threshold_problems,
     validate,
 )
+from cgmtray.ui.alerts_page import AlertsPage, spin_box
+from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.sign_in_test import (
-    BackgroundTask,
     OutcomeKind,
     SignInAttempt,
     SignInOutcome,
     SignInTester,
-    TaskResult,
 )
 
 log = logging.getLogger(__name__)
 
-#: The four kinds whose thresholds bound the glucose ranges, in the order they must rise.
-RANGE_KINDS = (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH)
-#: Kinds that wait for the condition to last before alerting (the "Delay" column).
-DELAY_KINDS = frozenset(RANGE_KINDS)
 
 _OUTCOME_COLOURS = {
     "good": "#2e9d4f",
@@ -128,137 +115,6 @@ class Draft:
     problems: tuple[str, ...] = ()
     #: Save must wait (the keyring is still being checked), without a problem to show.
     pending: bool = False
-
-
-def glucose_text(mgdl: float, unit: Unit) -> str:
-    """A glucose threshold as shown in the field: "70" or "3.9" (any amount, even out of range)."""
-    whole = round(mgdl)
-    if unit is Unit.MGDL:
-        return str(whole)
-    if MIN_REAL_MGDL <= whole <= MAX_REAL_MGDL:
-        return str(mgdl_to_mmol(whole))
-    return format_amount(mgdl, Unit.MMOL)
-
-
-def _number(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text.strip().replace(",", "."))
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
-
-
-def _plain_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _minutes(span: timedelta | None) -> int:
-    return 0 if span is None else round(span / timedelta(minutes=1))
-
-
-def _kept_minutes(value: int, original: timedelta | None) -> timedelta:
-    """`value` minutes, or the original span when the spin box still shows it (no drift)."""
-    if original is not None and _minutes(original) == value:
-        return original
-    return timedelta(minutes=value)
-
-
-def _spin(low: int, high: int, suffix: str, *, never_at_zero: bool = False) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setSuffix(suffix)
-    spin.setAccelerated(True)
-    if never_at_zero:
-        spin.setSpecialValueText("never")
-    return spin
-
-
-class _KindRow:
-    """The widgets of one alert kind on the Alerts page, and how to read them back."""
-
-    def __init__(self, kind: AlertKind, config: KindConfig) -> None:
-        self.kind = kind
-        self.original = config
-        self.title = QLabel(kind.title)
-        self.enabled = QCheckBox()
-        self.enabled.setChecked(config.enabled)
-        self.enabled.setAccessibleName(f"{kind.title} on")
-        self.threshold: QLineEdit | None = None
-        self.unit_label = QLabel()
-        #: The mg/dL the threshold field's text stands for (kept when the text is untouched).
-        self.basis_mgdl: int | None = None
-        if kind is AlertKind.URGENT_LOW:
-            self.enabled.setEnabled(False)
-            self.enabled.setToolTip("Urgent low is always on.")
-        if kind in GLUCOSE_KINDS or kind in RATE_KINDS or kind is AlertKind.NO_DATA:
-            self.threshold = QLineEdit()
-            self.threshold.setAccessibleName(f"{kind.title} threshold")
-            self.threshold.setMaximumWidth(64)
-        if kind in RATE_KINDS:
-            self.threshold_text = _plain_number(config.threshold)
-            self.unit_label.setText("mg/dL/min")
-            self.unit_label.setToolTip("mg/dL per minute, in either unit")
-        elif kind is AlertKind.NO_DATA:
-            self.threshold_text = _plain_number(config.threshold)
-            self.unit_label.setText("min")
-            self.unit_label.setToolTip("minutes without a reading")
-        if self.threshold is not None and kind not in GLUCOSE_KINDS:
-            self.threshold.setText(self.threshold_text)
-        self.repeat = _spin(0, MAX_MINUTES, " min", never_at_zero=True)
-        self.repeat.setValue(_minutes(config.repeat))
-        self.repeat.setAccessibleName(f"{kind.title} repeat")
-        self.sound = QCheckBox()
-        self.sound.setChecked(config.sound)
-        self.sound.setAccessibleName(f"{kind.title} sound")
-        cap = _minutes(URGENT_LOW_SNOOZE_CAP) if kind is AlertKind.URGENT_LOW else MAX_MINUTES
-        self.snooze = _spin(0, cap, " min")
-        self.snooze.setValue(min(cap, _minutes(config.snooze_cap)))
-        self.snooze.setAccessibleName(f"{kind.title} snooze limit")
-        self.delay: QSpinBox | None = None
-        if kind in DELAY_KINDS:
-            self.delay = _spin(0, MAX_MINUTES, " min")
-            self.delay.setValue(_minutes(config.persistence))
-            self.delay.setAccessibleName(f"{kind.title} delay")
-
-    def show_glucose(self, mgdl: float, unit: Unit) -> None:
-        if self.threshold is None or self.kind not in GLUCOSE_KINDS:
-            return
-        self.basis_mgdl = round(mgdl)
-        self.threshold.setText(glucose_text(mgdl, unit))
-        self.unit_label.setText(unit.label)
-
-    def glucose_mgdl(self, unit: Unit) -> int | None:
-        """The mg/dL the field means, or None if it is not a number."""
-        if self.threshold is None:
-            return None
-        if _number(self.threshold.text()) is None:
-            return None
-        return threshold_from_display(self.threshold.text(), unit, self.basis_mgdl)
-
-    def own_threshold(self) -> float | None:
-        """A rate or minutes threshold (not glucose), or None if not a number."""
-        if self.threshold is None:
-            return self.original.threshold
-        text = self.threshold.text().strip()
-        if text == self.threshold_text:
-            return self.original.threshold
-        number = _number(text)
-        return None if number is None else float(number)
-
-    def config(self, threshold: float) -> KindConfig:
-        repeat = self.repeat.value()
-        return KindConfig(
-            enabled=self.enabled.isChecked(),
-            threshold=threshold,
-            repeat=None if repeat == 0 else _kept_minutes(repeat, self.original.repeat),
-            sound=self.sound.isChecked(),
-            snooze_cap=_kept_minutes(self.snooze.value(), self.original.snooze_cap),
-            persistence=(
-                self.original.persistence
-                if self.delay is None
-                else _kept_minutes(self.delay.value(), self.original.persistence)
-            ),
-        )
 
 
 def _store_password(
@@ -383,7 +239,9 @@ class SettingsDialog(QDialog):
         tabs.setObjectName("settings-tabs")
         tabs.addTab(self._account_page(), "&Account")
         tabs.addTab(self._display_page(), "&Display")
-        tabs.addTab(self._alerts_page(), "A&lerts")
+        self.alerts_page = AlertsPage(self._original.alerts, self._unit)
+        self.kind_rows = self.alerts_page.kind_rows
+        tabs.addTab(self.alerts_page, "A&lerts")
         tabs.addTab(self._general_page(), "&General")
         self.tabs = tabs
 
@@ -415,7 +273,6 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.problems_label)
         layout.addWidget(self.buttons)
 
-        self._show_unit(self._unit)
         self._connect_revalidation()
         self._check_keyring()
         self._revalidate()
@@ -520,40 +377,6 @@ class SettingsDialog(QDialog):
         layout.addStretch(1)
         return page
 
-    def _alerts_page(self) -> QWidget:
-        page = QWidget()
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(12)
-        headers = ("Alert", "On", "Threshold", "", "Repeat", "Sound", "Snooze up to", "Delay")
-        for column, header in enumerate(headers):
-            label = QLabel(f"<b>{header}</b>")
-            grid.addWidget(label, 0, column)
-        self.kind_rows: dict[AlertKind, _KindRow] = {}
-        for row_index, kind in enumerate(AlertKind, start=1):
-            row = _KindRow(kind, self._original.alerts[kind])
-            self.kind_rows[kind] = row
-            grid.addWidget(row.title, row_index, 0)
-            grid.addWidget(row.enabled, row_index, 1)
-            if row.threshold is not None:
-                grid.addWidget(row.threshold, row_index, 2)
-                grid.addWidget(row.unit_label, row_index, 3)
-            grid.addWidget(row.repeat, row_index, 4)
-            grid.addWidget(row.sound, row_index, 5)
-            grid.addWidget(row.snooze, row_index, 6)
-            if row.delay is not None:
-                grid.addWidget(row.delay, row_index, 7)
-        grid.setColumnStretch(8, 1)
-        note = QLabel(
-            "Urgent low is always on and can be snoozed for 30 minutes at most. "
-            "Delay: how long a value must stay past the threshold before the alert."
-        )
-        note.setWordWrap(True)
-        layout = QVBoxLayout(page)
-        layout.addLayout(grid)
-        layout.addWidget(note)
-        layout.addStretch(1)
-        return page
-
     def _general_page(self) -> QWidget:
         page = QWidget()
         self.start_at_login_box = QCheckBox(f"Start {APP_NAME} when I log &in")
@@ -564,7 +387,7 @@ class SettingsDialog(QDialog):
         else:
             self.start_at_login_box.setToolTip(self._autostart.location)
 
-        self.retention_spin = _spin(MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, " days")
+        self.retention_spin = spin_box(MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, " days")
         self.retention_spin.setValue(self._original.retention_days)
         retention_label = QLabel("&Keep history for:")
         retention_label.setBuddy(self.retention_spin)
@@ -615,7 +438,7 @@ class SettingsDialog(QDialog):
     def draft(self) -> Draft:
         """The settings the fields describe now, or the plain reasons they cannot be saved."""
         problems: list[str] = []
-        alerts = self._alerts_from_fields(problems)
+        alerts = self.alerts_page.alerts(problems)
         if alerts is None:
             return Draft(None, tuple(problems))
         region, username = self._account_fields()
@@ -663,38 +486,11 @@ class SettingsDialog(QDialog):
             return None
         return self._original.account_id
 
-    def _alerts_from_fields(self, problems: list[str]) -> AlertSettings | None:
-        configs: dict[AlertKind, KindConfig] = {}
-        glucose: dict[AlertKind, int] = {}
-        for kind, row in self.kind_rows.items():
-            if kind in GLUCOSE_KINDS:
-                value = row.glucose_mgdl(self._unit)
-                if value is None:
-                    problems.append(f"{kind.title}: enter a number.")
-                    continue
-                glucose[kind] = value
-                configs[kind] = row.config(value)
-            else:
-                own = row.own_threshold()
-                if own is None:
-                    problems.append(f"{kind.title}: enter a number.")
-                    continue
-                configs[kind] = row.config(own)
-        if problems:
-            return None
-        urgent_low, low, high, urgent_high = (glucose[kind] for kind in RANGE_KINDS)
-        problems += threshold_problems(urgent_low, low, high, urgent_high, self._unit)
-        if problems:
-            return None
-        return AlertSettings(configs)
-
     def _connect_revalidation(self) -> None:
         self.region_combo.currentIndexChanged.connect(self._on_account_field_changed)
         self.username_edit.textChanged.connect(self._on_account_field_changed)
         self.password_edit.textChanged.connect(self._on_password_edit_text_changed)
-        for row in self.kind_rows.values():
-            if row.threshold is not None:
-                row.threshold.textChanged.connect(self._on_field_changed)
+        self.alerts_page.changed.connect(self._on_field_changed)
 
     @Slot()
     def _on_field_changed(self) -> None:
@@ -728,19 +524,9 @@ class SettingsDialog(QDialog):
         new_unit = Unit.MMOL if mmol else Unit.MGDL
         if new_unit is self._unit:
             return
-        old_unit, self._unit = self._unit, new_unit
-        for kind in GLUCOSE_KINDS:
-            row = self.kind_rows[kind]
-            mgdl = row.glucose_mgdl(old_unit)
-            if mgdl is not None:
-                row.show_glucose(mgdl, new_unit)
-            else:
-                row.unit_label.setText(new_unit.label)
+        self._unit = new_unit
+        self.alerts_page.set_unit(new_unit)
         self._revalidate()
-
-    def _show_unit(self, unit: Unit) -> None:
-        for kind in GLUCOSE_KINDS:
-            self.kind_rows[kind].show_glucose(self._original.alerts[kind].threshold, unit)
 
     # --- keyring --------------------------------------------------------------------------------
 
