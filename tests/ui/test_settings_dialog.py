@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLineEdit
 from pytestqt.qtbot import QtBot
+from tests.support.fake_share import PASSWORD, USER, running_fake
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
 from cgmtray.domain.clock import ManualClock
@@ -37,7 +38,6 @@ from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-USER, PASSWORD = "erin@example.com", "pa55word-Erin"
 WAIT_MS = 15_000
 COMMAND = ["/usr/bin/cgm-tray"]
 
@@ -82,18 +82,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def fake(clock: ManualClock) -> Iterator[FakeShare]:
-    with FakeShare(clock) as server:
-        server.add_account(Region.US, USER, PASSWORD)
+    with running_fake(clock) as server:
         yield server
-    _join_finishing_handlers()
-
-
-def _join_finishing_handlers() -> None:
-    """The fake's stop() joins the handlers it still tracks; one that untracked itself may
-    still be closing its socket. Let it end, so the leak check sees only real leaks."""
-    for thread in threading.enumerate():
-        if "process_request_thread" in thread.name:
-            thread.join(5)
 
 
 class Harness:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
+from tests.support.fake_share import PASSWORD, USER, running_fake
 
 from cgmtray.domain.clock import ManualClock, SystemClock
 from cgmtray.domain.readings import Reading, Trend
@@ -45,7 +46,6 @@ from cgmtray.ui.sign_in_test import (
 )
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-USER, PASSWORD = "erin@example.com", "pa55word-Erin"
 WAIT_MS = 15_000
 
 
@@ -56,18 +56,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def fake(clock: ManualClock) -> Iterator[FakeShare]:
-    with FakeShare(clock) as server:
-        server.add_account(Region.US, USER, PASSWORD)
+    with running_fake(clock) as server:
         yield server
-    _join_finishing_handlers()
-
-
-def _join_finishing_handlers() -> None:
-    """The fake's stop() joins the handlers it still tracks; one that untracked itself may
-    still be closing its socket. Let it end, so the leak check sees only real leaks."""
-    for thread in threading.enumerate():
-        if "process_request_thread" in thread.name:
-            thread.join(5)
 
 
 def _publish(fake: FakeShare, minutes_ago: float, mgdl: int, trend: Trend = Trend.FLAT) -> None:
