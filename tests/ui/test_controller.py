@@ -31,7 +31,7 @@ class Rig:
     def __init__(self, unit: Unit = Unit.MGDL) -> None:
         self.clock = ManualClock(NOW)
         self.shown: list[NotificationRequest] = []
-        self.tray = TrayPresenter(force_status_window=True)
+        self.tray = TrayPresenter(force_status_window=True, clock=self.clock)
         self.notifier = Notifier(
             tray=None,
             status_sink=self.shown.append,
@@ -124,6 +124,32 @@ def test_snooze_from_the_menu_is_capped_for_urgent_low(rig: Rig) -> None:
 def test_refresh_asks_the_worker(rig: Rig, qtbot: QtBot) -> None:
     with qtbot.waitSignal(rig.worker.bridge.poll_requested, timeout=1000):
         rig.tray.refresh_requested.emit()
+
+
+def _menu_line(tray: TrayPresenter, name: str) -> str | None:
+    """The text of a named menu line as the menu shows it when opened, None if absent."""
+    tray.menu.aboutToShow.emit()
+    found = [action.text() for action in tray.menu.actions() if action.objectName() == name]
+    return found[0] if found else None
+
+
+def test_the_menu_says_when_the_next_check_is_after_a_refresh(rig: Rig) -> None:
+    assert _menu_line(rig.tray, "next-check") is None  # nothing planned while starting
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(LinkState.OK, next_poll=NOW + timedelta(seconds=20))
+    )
+    assert _menu_line(rig.tray, "next-check") == "Next check in 20 s"
+    rig.clock.advance(timedelta(seconds=19))
+    assert _menu_line(rig.tray, "next-check") == "Checking now…"
+
+
+def test_the_menu_says_checks_wait_for_the_person_after_a_rejection(rig: Rig) -> None:
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(LinkState.SIGN_IN_REJECTED, failure=FailureClass.CREDENTIALS)
+    )
+    line = _menu_line(rig.tray, "next-check")
+    assert line is not None
+    assert "Refresh now" in line
 
 
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:

@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cgmtray.domain.clock import ManualClock, ScaledClock, SystemClock, shared_clock
-from cgmtray.domain.connection import ConnectionStatus, LinkState, state_of_failure
+from cgmtray.domain.connection import (
+    ConnectionStatus,
+    LinkState,
+    next_check_line,
+    state_of_failure,
+)
 from cgmtray.domain.failures import FailureClass
 
 
@@ -71,3 +76,37 @@ def test_scaled_clock_refuses_a_non_positive_speed() -> None:
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="positive"):
         ScaledClock(0, virtual_origin=epoch, real_origin=epoch)
+
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("wait", "line"),
+    [
+        (timedelta(seconds=-30), "Checking now…"),
+        (timedelta(seconds=2), "Checking now…"),
+        (timedelta(seconds=2.5), "Next check in 3 s"),
+        (timedelta(seconds=18), "Next check in 18 s"),
+        (timedelta(seconds=59.5), "Next check in 1 min"),
+        (timedelta(seconds=60), "Next check in 1 min"),
+        (timedelta(seconds=61), "Next check in 2 min"),
+        (timedelta(minutes=5), "Next check in 5 min"),
+    ],
+)
+def test_the_menu_says_when_the_app_looks_next(wait: timedelta, line: str) -> None:
+    status = ConnectionStatus(LinkState.OK, next_poll=NOW + wait)
+    assert next_check_line(status, NOW) == line
+
+
+def test_nothing_planned_yet_says_nothing() -> None:
+    assert next_check_line(ConnectionStatus(LinkState.STARTING), NOW) is None
+
+
+@pytest.mark.parametrize(
+    "state", [LinkState.SIGN_IN_REJECTED, LinkState.LOCKED, LinkState.INTERNAL_ERROR]
+)
+def test_paused_checks_say_how_to_resume(state: LinkState) -> None:
+    line = next_check_line(ConnectionStatus(state, next_poll=NOW), NOW)
+    assert line is not None
+    assert "Refresh now" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,3 +79,23 @@ _DEFAULT_MESSAGES: dict[LinkState, str] = {
 def state_of_failure(failure: FailureClass) -> LinkState:
     """The link state a failure of this class puts the app in."""
     return _STATE_OF_FAILURE[failure]
+
+
+#: Up to this close, the next check counts as happening now.
+_NOW_WINDOW = timedelta(seconds=2)
+
+
+def next_check_line(status: ConnectionStatus, now: datetime) -> str | None:
+    """When the app looks again, for the menu: "Next check in 18 s", "Checking now…", or that
+    checks wait for the person; None when nothing is planned yet (starting up)."""
+    if status.needs_user:
+        return "Automatic checks paused: Refresh now tries again"
+    if status.next_poll is None:
+        return None
+    wait = status.next_poll - now
+    if wait <= _NOW_WINDOW:
+        return "Checking now…"
+    seconds = math.ceil(wait.total_seconds())
+    if seconds < 60:
+        return f"Next check in {seconds} s"
+    return f"Next check in {math.ceil(seconds / 60)} min"

@@ -183,6 +183,7 @@ class Controller(QObject):
     @Slot(object)
     def _on_worker_status_changed(self, status: ConnectionStatus) -> None:
         self._status = status
+        self._update_menu_state()
         if status.state is not LinkState.STARTING:
             # Alerts start with the first real outcome, so old stored history cannot raise a
             # stale "no data" alert in the moment before the first fetch.
@@ -318,5 +319,6 @@ class Controller(QObject):
                 settings_available=self._open_settings is not None,
                 snoozed_until=snoozed,
                 alerts=self._view.alerts,
+                connection=self._status,
             )
         )

@@ -193,7 +193,7 @@ class AppSession(QObject):
         config = self._client_config(settings)
         speed = float(getattr(self._args, "speed", None) or 1.0)
         epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
-        clock = shared_clock(speed, epoch)
+        clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
         self._start(Account(config, password, clock, speed, settings), self._paths.history_db)
 
     def _start(self, account: Account, history_path: Path) -> None:
@@ -222,7 +222,9 @@ class AppSession(QObject):
             log.warning("the history store is unusable (%s); starting without history", error)
 
         tray = TrayPresenter(
-            force_status_window=getattr(self._args, "status_window", False), parent=self
+            force_status_window=getattr(self._args, "status_window", False),
+            clock=account.clock,
+            parent=self,
         )
         sound = AlarmSound(parent=self)
 

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 from cgmtray import APP_NAME
 from cgmtray.domain import display
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
+from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_line
 from cgmtray.domain.display import DisplayModel
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.units import Unit
@@ -46,6 +48,10 @@ class MenuState:
     settings_available: bool = False
     snoozed_until: dict[AlertKind, datetime] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: The link's latest status: when the app looks next (shown under the status line).
+    connection: ConnectionStatus = field(
+        default_factory=lambda: ConnectionStatus(LinkState.STARTING)
+    )
 
 
 def _badge_of(model: DisplayModel) -> tuple[object, ...]:
@@ -77,8 +83,15 @@ class TrayPresenter(QObject):
     about_requested = Signal()
     quit_requested = Signal()
 
-    def __init__(self, *, force_status_window: bool = False, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        force_status_window: bool = False,
+        clock: Clock | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._model: DisplayModel | None = None
         self._menu_state = MenuState()
         self._menu = QMenu()
@@ -216,6 +229,11 @@ class TrayPresenter(QObject):
         bold.setBold(True)
         status.setFont(bold)
         status.triggered.connect(self.open_history_requested)
+        next_check = next_check_line(self._menu_state.connection, self._clock.now())
+        if next_check is not None:
+            when = menu.addAction(next_check)
+            when.setObjectName("next-check")
+            when.setEnabled(False)
         menu.addSeparator()
 
         history = menu.addAction("Open &history…")
