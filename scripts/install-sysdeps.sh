@@ -13,6 +13,8 @@ packages=(
   dunst libnotify-bin gnome-keyring libsecret-tools imagemagick xdotool
   # QtMultimedia (the alarm sound) loads libpulse even when no sound server runs
   libpulse0 libpulse-mainloop-glib0
+  # validators of the .desktop entry and the AppStream metainfo (tests/unit/test_desktop_metadata.py)
+  desktop-file-utils appstream
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -1,24 +1,31 @@
-"""The tray app's process: QApplication identity, Qt messages, signals, excepthook, clean exit."""
+"""The tray app's process: identity and icon, Qt messages, signals, excepthook, clean exit."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.resources
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from types import TracebackType
 
 from PySide6.QtCore import (
+    QByteArray,
     QMessageLogContext,
+    QRectF,
     QSocketNotifier,
+    Qt,
     QtMsgType,
     qInstallMessageHandler,
 )
+from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
 from cgmtray import APP_ID, APP_NAME, __version__, logging_setup
@@ -26,6 +33,13 @@ from cgmtray.storage import paths as app_paths
 from cgmtray.ui.session import AppSession
 
 log = logging.getLogger(__name__)
+
+#: Where the app icon ships (the wheel and the frozen app both carry cgmtray/assets).
+ICON_PACKAGE = "cgmtray.assets"
+ICON_SVG = "app-icon.svg"
+ICON_FALLBACK_PNG = "app-icon-256.png"
+#: Sizes the app icon is drawn at for title bars, task switchers, docks and dialogs.
+APP_ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,13 +86,56 @@ def _make_application() -> QApplication:
     _route_qt_messages()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    set_identity(app)
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+def set_identity(app: QApplication) -> None:
+    """Names, version, app id (the .desktop basename, so desktops match windows to the launcher)
+    and the icon every window shows."""
     app.setApplicationName("cgm-tray")
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setOrganizationDomain("cgmtray.github.io")
     app.setDesktopFileName(APP_ID)
-    app.setQuitOnLastWindowClosed(False)
-    return app
+    app.setWindowIcon(app_icon())
+
+
+def app_icon() -> QIcon:
+    """The app icon at every size of APP_ICON_SIZES, drawn from the packaged SVG; the packaged PNG
+    when the SVG cannot be drawn; an empty icon (and a warning) when neither loads."""
+    assets = importlib.resources.files(ICON_PACKAGE)
+    icon = QIcon()
+    try:
+        renderer = QSvgRenderer(QByteArray((assets / ICON_SVG).read_bytes()))
+    except OSError as error:
+        log.warning("app icon SVG unreadable: %s", error)
+    else:
+        if renderer.isValid():
+            for size in APP_ICON_SIZES:
+                icon.addPixmap(QPixmap.fromImage(_drawn(renderer, size)))
+            return icon
+    fallback = QPixmap()
+    try:
+        loaded = fallback.loadFromData((assets / ICON_FALLBACK_PNG).read_bytes(), "PNG")
+    except OSError:
+        loaded = False
+    if loaded:
+        icon.addPixmap(fallback)
+    else:
+        log.warning("app icon unavailable: windows show the platform's default icon")
+    return icon
+
+
+def _drawn(renderer: QSvgRenderer, size: int) -> QImage:
+    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    renderer.render(painter, QRectF(0, 0, size, size))
+    painter.end()
+    return image
 
 
 @contextlib.contextmanager
@@ -112,10 +169,16 @@ def _signals_quit(app: QApplication) -> Iterator[None]:
 
 
 def _install_excepthook() -> None:
-    """An unexpected error is logged (scrubbed of secrets) and the app keeps running."""
+    """An unexpected error is logged (scrubbed of secrets) and the app keeps running; errors
+    on other threads too (Python's default for those prints them unscrubbed)."""
 
     def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
         text = "".join(traceback.format_exception(kind, error, trace))
         log.error("unexpected error:\n%s", logging_setup.redact(text))
 
+    def thread_hook(failed: threading.ExceptHookArgs) -> None:
+        if failed.exc_value is not None:
+            hook(failed.exc_type, failed.exc_value, failed.exc_traceback)
+
     sys.excepthook = hook
+    threading.excepthook = thread_hook
