@@ -14,7 +14,7 @@ from jeepney import message_bus, new_signal
 from jeepney.io.blocking import Proxy, open_dbus_connection
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
-from tests.support.notifications import URGENT_LOW, MessageTray
+from tests.support.notifications import URGENT_LOW, MessageTray, quiet_alarm
 
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
@@ -56,10 +56,8 @@ def sink() -> list[NotificationRequest]:
 
 @pytest.fixture
 def sound(qtbot: QtBot) -> Iterator[AlarmSound]:
-    alarm = AlarmSound()
-    yield alarm
-    alarm.stop()
-    alarm.deleteLater()
+    with quiet_alarm() as alarm:
+        yield alarm
 
 
 def make_notifier(

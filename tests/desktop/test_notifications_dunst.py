@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytestqt.qtbot import QtBot
-from tests.support.notifications import URGENT_LOW
+from tests.support.notifications import URGENT_LOW, quiet_alarm
 
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
@@ -116,10 +116,8 @@ def history(env: dict[str, str]) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def sound(qtbot: QtBot) -> Iterator[AlarmSound]:
-    alarm = AlarmSound()
-    yield alarm
-    alarm.stop()
-    alarm.deleteLater()
+    with quiet_alarm() as alarm:
+        yield alarm
 
 
 @pytest.fixture

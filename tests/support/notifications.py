@@ -1,10 +1,18 @@
-"""Notifier test doubles: sample alert requests and a tray that records its balloons."""
+"""Notifier test doubles: sample alert requests, a silent alarm, a tray that records balloons."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
 
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from cgmtray.ui.notifier import NotificationRequest
+from cgmtray.ui.sound import AlarmSound
+
+#: A sound player that plays nothing: tests never make noise on a developer's desktop.
+SILENT_PLAYER: Final = ("true",)
 
 URGENT_LOW = NotificationRequest(
     key="urgent_low#1",
@@ -14,6 +22,17 @@ URGENT_LOW = NotificationRequest(
     urgent=True,
     sound="alarm",
 )
+
+
+@contextmanager
+def quiet_alarm() -> Iterator[AlarmSound]:
+    """A real AlarmSound (process, looping, stop) whose player is silent; stopped on exit."""
+    alarm = AlarmSound(player=SILENT_PLAYER)
+    try:
+        yield alarm
+    finally:
+        alarm.stop()
+        alarm.deleteLater()
 
 
 class MessageTray(QSystemTrayIcon):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
-from tests.support.notifications import URGENT_LOW, MessageTray
+from tests.support.notifications import SILENT_PLAYER, URGENT_LOW, MessageTray, quiet_alarm
 
 from cgmtray.ui.dbus_notify import OutgoingNotification, notify_arguments
 from cgmtray.ui.notifier import NotificationRequest, Notifier
@@ -45,10 +45,8 @@ def no_session_bus(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def sound(qtbot: QtBot) -> Iterator[AlarmSound]:
-    alarm = AlarmSound()
-    yield alarm
-    alarm.stop()
-    alarm.deleteLater()
+    with quiet_alarm() as alarm:
+        yield alarm
 
 
 @pytest.fixture
@@ -275,7 +273,7 @@ OPERATIONS = st.lists(
 def test_the_alarm_sounds_exactly_while_an_alarming_episode_is_open(
     qtbot: QtBot, operations: list[tuple[str, str, str | None]]
 ) -> None:
-    sound = AlarmSound()
+    sound = AlarmSound(player=SILENT_PLAYER)
     notifier = Notifier(tray=None, status_sink=lambda request: None, sound=sound)
     open_alarms: set[str] = set()
     try:
