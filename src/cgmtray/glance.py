@@ -22,7 +22,7 @@ from cgmtray.share.errors import InvalidRequestError, ShareError
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import CredentialStore, CredentialStoreError
-from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: Text
     paths = app_paths.app_paths(args.basedir)
     logging_setup.configure(json_lines=args.log_json, debug=args.debug, stream=stderr)
     try:
-        with _account(args, paths, stdin) as (account, clock, settings):
-            code = _fetch_and_print(account, clock, settings, paths, args.json, stdout, stderr)
+        with _account(args, paths, stdin) as (account, clock, _settings):
+            code = _fetch_and_print(account, clock, args.json, stdout, stderr)
     except UsageError as problem:
         print(f"cgm-tray: {problem}", file=stderr)
         return EXIT_USAGE
@@ -145,8 +145,6 @@ def _account(
 def _fetch_and_print(
     account: Account,
     clock: Clock,
-    settings: Settings | None,
-    paths: app_paths.AppPaths,
     as_json: bool,
     stdout: TextIO,
     stderr: TextIO,
@@ -166,8 +164,6 @@ def _fetch_and_print(
         return _EXIT_BY_FAILURE.get(error.failure_class, EXIT_INTERNAL)
     finally:
         client.close()
-    if settings is not None and client.account_id and client.account_id != settings.account_id:
-        _remember_account_id(settings, client.account_id, paths)
     if not readings:
         print(
             "cgm-tray: Dexcom Share has no readings from the last 24 hours. Check that Share is "
@@ -187,15 +183,6 @@ def _fetch_and_print(
         stdout.write(reading_line(latest, previous, now, account.unit, skew) + "\n")
     stdout.flush()
     return EXIT_OK
-
-
-def _remember_account_id(settings: Settings, account_id: str, paths: app_paths.AppPaths) -> None:
-    from dataclasses import replace
-
-    try:
-        save_settings(replace(settings, account_id=account_id), paths.settings_file)
-    except OSError as error:
-        log.warning("could not save the account id to the settings: %s", error)
 
 
 def reading_json(

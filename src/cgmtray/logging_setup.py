@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
+from urllib.parse import quote, quote_plus
 
 #: Anything shaped like a UUID (session ids, account ids) is replaced before a line is written.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -32,11 +33,25 @@ _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
 
 
+def _written_forms(secret: str) -> set[str]:
+    """The secret as text may carry it: itself, and escaped as in a repr, JSON or a URL."""
+    return {
+        secret,
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
+
+
 def register_secret(secret: str) -> None:
-    """Makes every later log line replace `secret` (a password, a username) with <redacted>."""
+    """Makes every later log line replace `secret` (a password, a username) with <redacted>,
+    also where it appears escaped (an error's repr of a request body, a URL)."""
     if len(secret) >= 3:
         with _secrets_lock:
-            _secrets.add(secret)
+            _secrets.update(_written_forms(secret))
 
 
 def redact(text: str) -> str:

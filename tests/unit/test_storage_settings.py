@@ -90,7 +90,7 @@ def test_defaults_are_the_design_defaults() -> None:
 def test_saved_settings_load_back_identical(path: Path) -> None:
     save_settings(customised(), path)
     result = load_settings(path)
-    assert result.settings == customised()
+    assert result.settings == replace(customised(), account_id=None)  # never written down
     assert result.problem is None
     assert not result.should_save
 
@@ -105,11 +105,8 @@ def test_file_layout_is_human_editable(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     document = tomllib.loads(text)
     assert document["version"] == SETTINGS_VERSION
-    assert document["account"] == {
-        "region": "ous",
-        "username": "+11234567890",
-        "account_id": ACCOUNT_ID,
-    }
+    assert document["account"] == {"region": "ous", "username": "+11234567890"}
+    assert ACCOUNT_ID not in text
     assert document["display"] == {"unit": "mmol/L"}
     assert document["alerts"]["low"] == {
         "enabled": True,
@@ -187,6 +184,17 @@ def test_settings_without_an_account_may_be_saved(path: Path) -> None:
 def test_repr_never_shows_the_account_id() -> None:
     assert ACCOUNT_ID not in repr(customised())
     assert ACCOUNT_ID not in repr(LoadResult(customised()))
+
+
+def test_an_account_id_in_an_older_file_is_used_then_dropped_from_the_file(path: Path) -> None:
+    write(path, f'version = 1\n[account]\nusername = "alice"\naccount_id = "{ACCOUNT_ID}"\n')
+    loaded = load_settings(path)
+    assert loaded.settings.account_id == ACCOUNT_ID
+    assert loaded.should_save
+    assert loaded.problem is None
+    save_settings(loaded.settings, path)
+    assert ACCOUNT_ID not in path.read_text(encoding="utf-8")
+    assert load_settings(path) == LoadResult(replace(loaded.settings, account_id=None))
 
 
 # --- passwords never live here ---------------------------------------------------------------
@@ -592,7 +600,7 @@ def test_any_toml_document_loads_into_valid_settings(document: dict[str, Any]) -
         target = Path(folder) / "settings.toml"
         save_settings(result.settings, target)
         again = load_settings(target)
-    assert again == LoadResult(result.settings)
+    assert again == LoadResult(replace(result.settings, account_id=None))  # never written
 
 
 @settings(max_examples=100, deadline=None)
@@ -636,4 +644,4 @@ def test_any_valid_settings_round_trip(
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "settings.toml"
         save_settings(original, target)
-        assert load_settings(target) == LoadResult(original)
+        assert load_settings(target) == LoadResult(replace(original, account_id=None))

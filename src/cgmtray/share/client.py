@@ -408,8 +408,13 @@ class ShareClient:
                 verify=True,
                 allow_redirects=False,
             )
-            status = response.status_code
-            content = response.content
+            try:
+                status = response.status_code
+                content = response.content
+            finally:
+                # A body that fails half-way (bad Content-Encoding, a connection closed early)
+                # must not leave its socket open until the garbage collector finds it.
+                response.close()
         except requests.RequestException as exc:
             self._log_request(endpoint, status, started)
             self._raise_transport_error(exc, endpoint)

@@ -62,7 +62,8 @@ class Settings:
     region: str = "us"
     #: The Dexcom login of the person who wears the sensor (username, e-mail or phone number).
     username: str = ""
-    #: Learned from Share and reused to skip name sign-ins; never shown in reprs or logs.
+    #: Learned from Share and reused to skip name sign-ins while the app runs. Never written to
+    #: the file (like session ids and the password), never shown in reprs or logs.
     account_id: str | None = field(default=None, repr=False)
     unit: Unit = Unit.MGDL
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -232,8 +233,6 @@ def _number(value: float) -> int | float:
 def to_toml_dict(settings: Settings) -> dict[str, Any]:
     """The settings as the TOML document's tables (the layout a person may edit)."""
     account: dict[str, Any] = {"region": settings.region, "username": settings.username}
-    if settings.account_id:
-        account["account_id"] = settings.account_id
     alerts: dict[str, Any] = {}
     for kind in AlertKind:
         config = settings.alerts.kinds[kind]
@@ -633,6 +632,8 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
 
     settings, value_problems = settings_from_document(document)
     problems += value_problems
+    if settings.account_id is not None:
+        should_save = True  # a file from an older version: use its account id, then drop it
     return LoadResult(settings, problem=" ".join(problems) or None, should_save=should_save)
 
 

@@ -214,9 +214,21 @@ class ShareWorker(QObject):
     def _keep(self, readings: tuple[Reading, ...]) -> None:
         if self._store is not None:
             try:
-                self._store.add(readings)
+                added = self._store.add(readings)
             except Exception:
                 log.exception("could not write readings to the history store")
+            else:
+                times = [r.time for r in readings]
+                log.info(  # committed: on disk even if the process dies the next moment
+                    "readings stored",
+                    extra={
+                        "event": "history.stored",
+                        "received": len(readings),
+                        "new": added,
+                        "oldest": min(times).isoformat(),
+                        "newest": max(times).isoformat(),
+                    },
+                )
         # Everything returned goes to the GUI: late or backfilled readings matter to alerts too.
         self.readings_received.emit(tuple(readings))
 
