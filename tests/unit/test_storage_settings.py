@@ -154,6 +154,19 @@ def test_save_creates_the_folder_and_leaves_no_temp_files(path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["settings.toml"]
 
 
+def test_a_save_clears_what_a_killed_save_left_but_not_a_save_in_progress(path: Path) -> None:
+    save_settings(Settings(), path)
+    killed = path.parent / ".settings.toml.abc123.tmp"
+    killed.write_text("version = 1\n[acc", encoding="utf-8")
+    an_hour_ago = killed.stat().st_mtime - 3600
+    os.utime(killed, (an_hour_ago, an_hour_ago))
+    running = path.parent / ".settings.toml.def456.tmp"  # another process, mid-save
+    running.write_text("version = 1\n", encoding="utf-8")
+    save_settings(customised(), path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [running.name, "settings.toml"]
+    assert load_settings(path).settings == replace(customised(), account_id=None)
+
+
 def test_failed_save_keeps_the_old_file_whole(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     save_settings(Settings(username="alice"), path)
     before = path.read_bytes()

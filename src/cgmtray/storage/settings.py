@@ -10,12 +10,13 @@ import logging
 import os
 import re
 import tempfile
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import tomli_w
@@ -266,6 +267,10 @@ _HEADER = (
 )
 
 
+#: A temp file from a save older than this is a leftover of a killed process.
+STALE_TEMP_AGE_S: Final = 600.0
+
+
 def save_settings(settings: Settings, path: Path) -> None:
     """Writes `settings` atomically (temp file, fsync, rename); the file is owner-only on POSIX.
 
@@ -296,6 +301,17 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
     if os.name == "posix":
         _fsync_directory(path.parent)
+    _remove_stale_temps(path)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files a save killed mid-write left behind (never read as settings), once they are
+    too old to belong to a save still running in another process."""
+    cutoff = time.time() - STALE_TEMP_AGE_S
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:
