@@ -560,13 +560,26 @@ def test_negative_request_counts_are_a_programming_error() -> None:
 # --- resume, user action, clock jumps -------------------------------------------------------
 
 
-def test_resume_polls_at_once_when_the_last_request_was_over_20_s_ago() -> None:
+def test_resume_polls_at_once_when_the_last_request_was_a_minute_ago() -> None:
     state = started(60)
-    woke = T0 + secs(45)
+    woke = T0 + secs(75)
     nxt = plan(note_resume(state, woke), woke)
     assert (nxt.at, nxt.reason) == (woke, PollReason.RESUME)
+
+
+def test_a_resume_soon_after_a_request_keeps_the_one_request_a_minute_floor() -> None:
+    """A false wake-up (or a network flap) must not add a request inside the 60 s floor."""
+    state = started(60)
+    soon = T0 + secs(22)
+    nxt = plan(note_resume(state, soon), soon)
+    assert nxt.at == T0 + secs(60)
+
+
+def test_refresh_now_may_come_20_s_after_the_last_request() -> None:
+    """The person asked: the one exception to the 60 s floor, and never below 20 s."""
+    state = started(60)
     soon = T0 + secs(5)
-    assert planned_at(note_resume(state, soon), soon) == T0 + secs(20)
+    assert planned_at(record_user_action(state, soon), soon) == T0 + secs(20)
 
 
 def test_resume_skips_a_transient_backoff_but_not_a_rate_limit() -> None:

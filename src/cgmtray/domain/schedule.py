@@ -22,7 +22,8 @@ from cgmtray.domain.failures import FailureClass
 READING_INTERVAL = timedelta(minutes=5)
 #: Routine polls are at least this far apart (one request per 60 s).
 REQUEST_FLOOR = timedelta(seconds=60)
-#: A poll asked for by a resume, a network change or the user may come this soon after the last.
+#: A poll the person asked for (Refresh now) may come this soon after the last request; a resume
+#: or a network change keeps the routine floor (a false wake-up must not add a request).
 PROMPT_FLOOR = timedelta(seconds=20)
 #: The aligned poll is delayed by up to this much, so many installs do not poll in step.
 ALIGN_JITTER = timedelta(seconds=10)
@@ -186,7 +187,8 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
         target, reason = min(block.retry_at, now + wait), _RETRY[block.kind]
     elif state.prompt is not None:
         target, reason = _prompt_target(state, now)
-        floor = PROMPT_FLOOR
+        if state.prompt is Prompt.USER:
+            floor = PROMPT_FLOOR
     else:
         target, reason = _routine_target(state, newest, now, seed)
     at = max(target, now)
