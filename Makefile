@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM ?= offscreen
 # Tests never touch the real keyring.
 export PYTHON_KEYRING_BACKEND ?= keyring.backends.null.Keyring
 
-.PHONY: demo demo-now test lint typecheck unit sysdeps venv bench clean
+.PHONY: demo demo-now test lint typecheck unit sysdeps venv bench clean package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,14 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: sysdeps $(STAMP) lint typecheck
+test: sysdeps $(STAMP) lint typecheck package
 	$(BIN)/coverage erase
 	$(BIN)/pytest --cov=cgmtray --cov-report= tests
 	$(BIN)/coverage report --include='src/cgmtray/domain/*' --fail-under=100
+
+# The wheel, the sdist and (on Linux) the frozen app in dist/, each smoke-run; tests/package checks more.
+package: $(STAMP)
+	$(BIN)/python packaging/build.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/freshness.py

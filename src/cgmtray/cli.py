@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=argparse.SUPPRESS,  # with --speed: share one accelerated clock with `fake-share`
     )
     parser.add_argument(
+        "--clock-file",
+        type=Path,
+        default=None,
+        help=argparse.SUPPRESS,  # with --speed: a JSON {"offset_s"} that moves the clock (soak)
+    )
+    parser.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input instead of the keyring",
@@ -135,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "clock_file", None) is not None and args.speed == 1.0:
+        parser.error("--clock-file needs --speed")
     from cgmtray import logging_setup
 
     if args.command == "fake-share":

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -21,7 +21,7 @@ from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.errors import InvalidRequestError, ShareError
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
-from cgmtray.storage.credentials import CredentialStore, CredentialStoreError
+from cgmtray.storage.credentials import CredentialStore, CredentialStoreError, PasswordStore
 from cgmtray.storage.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,39 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Account:
+    """Who to sign in as; the password and account id never show in the repr."""
+
     region: Region
     username: str
-    password: str
-    account_id: str | None
+    password: str = field(repr=False)
+    account_id: str | None = field(repr=False)
     base_url: str | None
     unit: Unit
+    #: The keyring the password came from: a learned or dropped account id is kept in step.
+    keyring: KeyringIds | None = None
+
+
+@dataclass(frozen=True)
+class KeyringIds:
+    """The keyring entry of one account's id, and what it held when `now` started."""
+
+    store: PasswordStore
+    region: str
+    username: str
+    stored: str | None = field(repr=False)
+
+    def keep(self, account_id: str | None) -> None:
+        """Stores a newly learned id or forgets a refused one; a keyring that cannot is left
+        as it is (the next run signs in by name)."""
+        if account_id == self.stored:
+            return
+        try:
+            if account_id is None:
+                self.store.delete_account_id(self.region, self.username)
+            else:
+                self.store.set_account_id(self.region, self.username, account_id)
+        except (CredentialStoreError, ValueError) as error:
+            log.debug("the account id was not kept in the keyring (%s)", type(error).__name__)
 
 
 def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -118,8 +145,9 @@ def _account(
             "--username and --password-stdin."
         )
     region = Region(args.region or settings.region)
+    store = CredentialStore()
     try:
-        saved = CredentialStore().get(region.value, settings.username)
+        saved = store.get(region.value, settings.username)
     except CredentialStoreError as error:
         raise UsageError(f"the system keyring could not be read: {error}") from None
     if not saved:
@@ -128,14 +156,19 @@ def _account(
             "sign in, or use --password-stdin."
         )
     logging_setup.register_secret(saved)
+    try:
+        stored_id = store.get_account_id(region.value, settings.username)
+    except CredentialStoreError:
+        stored_id = None  # a sign-in by name instead
     yield (
         Account(
             region,
             settings.username,
             saved,
-            settings.account_id,
+            stored_id or settings.account_id,
             args.share_url or settings.share_url,
             settings.unit,
+            KeyringIds(store, region.value, settings.username, stored_id),
         ),
         SystemClock(),
         settings,
@@ -163,6 +196,8 @@ def _fetch_and_print(
         print(f"cgm-tray: {error.user_message}", file=stderr)
         return _EXIT_BY_FAILURE.get(error.failure_class, EXIT_INTERNAL)
     finally:
+        if account.keyring is not None:
+            account.keyring.keep(client.account_id)
         client.close()
     if not readings:
         print(

@@ -1,21 +1,88 @@
-"""How the app starts: welcome window, the password asked when no keyring works, the demo."""
+"""How the app starts: welcome window, the password asked when no keyring works, the demo; the
+account id kept in the keyring across restarts."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import keyring
+import keyring.backend
 import pytest
-from PySide6.QtWidgets import QApplication
+from keyring.backends import fail
+from keyring.errors import PasswordDeleteError
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.qtbot import QtBot
+from tests.support.fake_share import PASSWORD, USER, running_fake
+from tests.support.refused_account_id import (
+    STALE_ACCOUNT_ID,
+    Refusal,
+    RefusingTransport,
+    client_factory,
+)
 
+from cgmtray.domain.clock import ManualClock, shared_clock
 from cgmtray.domain.display import Severity
+from cgmtray.domain.readings import Reading, Trend
+from cgmtray.fakeshare.faults import Fault
+from cgmtray.fakeshare.sensor import SimulatedSensor
+from cgmtray.fakeshare.server import FakeShare
+from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage import paths as app_paths
+from cgmtray.storage.credentials import SERVICE
 from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
 from cgmtray.ui.session import AppSession
+from cgmtray.ui.settings_dialog import SettingsDialog
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+WAIT_MS = 15_000
+#: Virtual seconds per real second where the schedule's waits would otherwise take minutes.
+FAST = 600.0
+
+
+class DictKeyring(keyring.backend.KeyringBackend):
+    """The test's own keyring: the app under test never reaches the real one."""
+
+    priority = -10  # never chosen by keyring's auto-detection
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+        self.threads: set[int] = set()
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.threads.add(threading.get_ident())
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.threads.add(threading.get_ident())
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.threads.add(threading.get_ident())
+        if (service, username) not in self.entries:
+            raise PasswordDeleteError("not found")
+        del self.entries[(service, username)]
+
+    def account_id(self, region: str = "us", username: str = USER) -> str | None:
+        return self.entries.get((SERVICE, f"account-id:{region}:{username}"))
+
+
+@pytest.fixture(autouse=True)
+def backend(monkeypatch: pytest.MonkeyPatch) -> DictKeyring:
+    """Every keyring the app picks in these tests is this one."""
+    test_keyring = DictKeyring()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: test_keyring)
+    return test_keyring
 
 
 def _args(**overrides: object) -> argparse.Namespace:
@@ -60,6 +127,7 @@ def test_no_account_opens_the_welcome_window(
     with qtbot.waitSignal(session.quit_requested, timeout=2000):
         for window in welcomes:
             window.close()  # closing it without a choice: nothing to run, the app quits
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=10_000)
     assert session.stop()
 
 
@@ -70,6 +138,7 @@ def test_without_a_keyring_the_password_is_asked_not_stored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())  # type: ignore[no-untyped-call]
     save_settings(Settings(region="us", username="fiona@example.com"), paths.settings_file)
     session = _session(_args(), paths, stack)
     session.begin()
@@ -113,3 +182,213 @@ def test_the_demo_shows_a_reading_in_the_tray(
     assert session.stop()
     stack.close()
     assert not list(paths.config_dir.glob("settings.toml"))
+
+
+# --- the account id across restarts --------------------------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeShare]:
+    with running_fake(ManualClock(T0)) as server:
+        server.publish(Region.US, USER, Reading(T0 - timedelta(minutes=2), 142, Trend.FLAT))
+        yield server
+
+
+def _saved_account(paths: app_paths.AppPaths, backend: DictKeyring, username: str = USER) -> None:
+    save_settings(Settings(region="us", username=username), paths.settings_file)
+    backend.entries[(SERVICE, f"us:{username}")] = PASSWORD
+
+
+def _run_args(fake: FakeShare, **overrides: object) -> argparse.Namespace:
+    return _args(share_url=fake.base_url(Region.US), clock_epoch=T0, **overrides)
+
+
+def _wait_for_reading(qtbot: QtBot, session: AppSession, text: str = "142") -> None:
+    def shown() -> bool:
+        controller = session._controller
+        model = controller._tray.model if controller is not None else None
+        return model is not None and model.text == text
+
+    qtbot.waitUntil(shown, timeout=WAIT_MS)
+
+
+def _stop(qtbot: QtBot, session: AppSession) -> None:
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+    assert session.stop()
+
+
+def _files_holding(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_a_restart_signs_in_with_the_account_id_from_the_keyring_only(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tmp_path: Path,
+) -> None:
+    _saved_account(paths, backend)
+    first = _session(_run_args(fake), paths, stack)
+    first.begin()
+    _wait_for_reading(qtbot, first)
+    account_id = fake.account_id(Region.US, USER)
+    qtbot.waitUntil(lambda: backend.account_id() == account_id, timeout=WAIT_MS)
+    assert threading.get_ident() not in backend.threads  # the keyring only off the GUI thread
+    _stop(qtbot, first)
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
+
+    again = _session(_run_args(fake), paths, stack)
+    again.begin()
+    _wait_for_reading(qtbot, again)
+    _stop(qtbot, again)
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1  # no sign-in by name after the restart
+    assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 2
+    assert account_id.encode() not in paths.settings_file.read_bytes()
+    assert _files_holding(tmp_path, account_id) == []
+
+
+@pytest.mark.parametrize("refusal", list(Refusal), ids=[r.value for r in Refusal])
+def test_an_account_id_refused_by_share_leaves_the_keyring_and_the_next_start_signs_in_by_name(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+    refusal: Refusal,
+) -> None:
+    _saved_account(paths, backend)
+    backend.entries[(SERVICE, f"account-id:us:{USER}")] = STALE_ACCOUNT_ID
+    transport = RefusingTransport(STALE_ACCOUNT_ID, refusal)
+    make_client, http = client_factory(transport)
+    stack.callback(http.close)
+    monkeypatch.setattr(session_module, "ShareClient", make_client)
+    # The sign-in by name right after the refusal meets an outage: no id is known any more.
+    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE)
+    first = _session(_run_args(fake), paths, stack)
+    first.begin()
+    qtbot.waitUntil(lambda: backend.account_id() is None, timeout=WAIT_MS)
+    _stop(qtbot, first)
+    assert transport.refused == 1
+    assert backend.entries == {(SERVICE, f"us:{USER}"): PASSWORD}  # the password stays
+
+    again = _session(_run_args(fake), paths, stack)
+    again.begin()
+    _wait_for_reading(qtbot, again)
+    qtbot.waitUntil(
+        lambda: backend.account_id() == fake.account_id(Region.US, USER), timeout=WAIT_MS
+    )
+    _stop(qtbot, again)
+    assert transport.refused == 1  # the refused id was never sent again
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 2  # the outage, then the sign-in by name
+
+
+def test_a_password_on_standard_input_keeps_the_account_id_in_memory_only(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    save_settings(Settings(region="us", username=USER), paths.settings_file)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    session = _session(_run_args(fake, password_stdin=True), paths, stack)
+    session.begin()
+    _wait_for_reading(qtbot, session)
+    account_id = fake.account_id(Region.US, USER)
+    # The running app knows it (a later sign-in goes by id), and nothing else does.
+    qtbot.waitUntil(
+        lambda: session._account is not None and session._account.config.account_id == account_id,
+        timeout=WAIT_MS,
+    )
+    _stop(qtbot, session)
+    assert backend.entries == {}
+    assert _files_holding(tmp_path, fake.account_id(Region.US, USER)) == []
+
+
+def _type(edit: QLineEdit, text: str) -> None:
+    edit.selectAll()
+    edit.del_()
+    QTest.keyClicks(edit, text)
+
+
+def _visible_dialog() -> SettingsDialog | None:
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, SettingsDialog) and widget.isVisible():
+            return widget
+    return None
+
+
+def _save(qtbot: QtBot, dialog: SettingsDialog) -> None:
+    # Saved once the dialog has looked at the keyring (it says so), as a person would.
+    qtbot.waitUntil(lambda: "Checking" not in dialog.keyring_label.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+    with qtbot.waitSignal(dialog.accepted, timeout=WAIT_MS):
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+
+def test_switching_to_another_account_forgets_the_old_id_and_keeps_the_new_one(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    backend: DictKeyring,
+) -> None:
+    # Fast shared time: the sign-in budget (one per 5 minutes) passes in half a second.
+    epoch = datetime.now(UTC)
+    fake = stack.enter_context(running_fake(shared_clock(FAST, epoch)))
+    other, other_password = "frank@example.com", "franks-pa55word"
+    fake.add_account(Region.US, other, other_password)
+    for seed, username in enumerate((USER, other), 1):
+        sensor = SimulatedSensor(seed=seed, start=epoch - timedelta(hours=3), lag_s=20.0)
+        fake.attach_sensor(Region.US, username, sensor)
+    _saved_account(paths, backend)
+    args = _args(share_url=fake.base_url(Region.US), clock_epoch=epoch, speed=FAST)
+    session = _session(args, paths, stack)
+    session.begin()
+    qtbot.waitUntil(lambda: backend.account_id() is not None, timeout=WAIT_MS)
+
+    session.open_settings(page_account=True)
+    dialog = _visible_dialog()
+    assert dialog is not None
+    _type(dialog.username_edit, other)
+    _type(dialog.password_edit, other_password)
+    _save(qtbot, dialog)
+    other_id = fake.account_id(Region.US, other)
+    qtbot.waitUntil(lambda: backend.account_id(username=other) == other_id, timeout=WAIT_MS)
+    _stop(qtbot, session)
+    assert backend.entries == {
+        (SERVICE, f"us:{other}"): other_password,
+        (SERVICE, f"account-id:us:{other}"): other_id,
+    }
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 2  # each account signed in by name once
+
+
+def test_the_first_run_keeps_the_password_and_the_account_id_in_the_keyring(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+) -> None:
+    session = _session(_run_args(fake), paths, stack)
+    session.begin()
+    from cgmtray.ui.first_run import FirstRunFlow
+
+    flow = session._first_run
+    assert isinstance(flow, FirstRunFlow)
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)  # keyring picked
+    QTest.mouseClick(flow.welcome.sign_in_button, Qt.MouseButton.LeftButton)
+    dialog = flow.settings_dialog
+    assert dialog is not None
+    _type(dialog.username_edit, USER)
+    _type(dialog.password_edit, PASSWORD)
+    _save(qtbot, dialog)
+    _wait_for_reading(qtbot, session)
+    account_id = fake.account_id(Region.US, USER)
+    qtbot.waitUntil(lambda: backend.account_id() == account_id, timeout=WAIT_MS)
+    _stop(qtbot, session)
+    assert backend.entries[(SERVICE, f"us:{USER}")] == PASSWORD

@@ -642,3 +642,103 @@ def test_a_saved_change_reaches_the_running_controller(
         assert tray.model.severity.value == "high"  # 142 mg/dL is above the new 7.5 mmol/L
     finally:
         assert controller.stop()
+
+
+# --- the account id ------------------------------------------------------------------------------
+
+ACCOUNT_ID = "2b7e151c-28ae-4d2a-8f6b-abf7158809cf"
+
+
+def _id_entry(settings: Settings) -> tuple[str, str]:
+    return (SERVICE, f"account-id:{settings.region}:{settings.username}")
+
+
+def _no_file_holds(root: Path, secret: str) -> None:
+    holding = [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert holding == []
+
+
+def test_an_account_id_learned_by_test_sign_in_is_saved_in_the_keyring_not_the_file(
+    qtbot: QtBot, harness: Harness, fake: FakeShare, tmp_path: Path
+) -> None:
+    harness.share_urls = {region: fake.base_url(region) for region in Region}
+    dialog = harness.open()
+    _type(qtbot, dialog.username_edit, USER)
+    _type(qtbot, dialog.password_edit, PASSWORD)
+    assert _test_click(qtbot, dialog).signed_in
+    saved = harness.save(dialog)
+    account_id = fake.account_id(Region.US, USER)
+    assert harness.backend.entries == {
+        (SERVICE, f"us:{USER}"): PASSWORD,
+        _id_entry(saved): account_id,
+    }
+    assert threading.get_ident() not in harness.backend.threads
+    assert account_id.encode() not in harness.path.read_bytes()
+    _no_file_holds(tmp_path, account_id)
+
+
+def test_a_test_with_the_saved_password_keeps_its_account_id_when_saved(
+    qtbot: QtBot, harness: Harness, fake: FakeShare
+) -> None:
+    harness.share_urls = {region: fake.base_url(region) for region in Region}
+    saved = _account(harness)
+    dialog = harness.open()
+    assert _test_click(qtbot, dialog).signed_in
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    harness.save(dialog)
+    qtbot.waitUntil(lambda: _id_entry(saved) in harness.backend.entries, timeout=WAIT_MS)
+    assert harness.backend.entries[_id_entry(saved)] == fake.account_id(Region.US, USER)
+    assert changes == []  # no new sign-in: the running client already has its id
+    assert threading.get_ident() not in harness.backend.threads
+
+
+@pytest.mark.parametrize(
+    ("region", "username"), [("us", "dave"), ("ous", USER)], ids=["username", "region"]
+)
+def test_changing_the_account_drops_the_old_account_id(
+    qtbot: QtBot, harness: Harness, region: str, username: str
+) -> None:
+    old = _account(harness, Settings(region="us", username=USER, account_id=ACCOUNT_ID))
+    harness.backend.entries[_id_entry(old)] = ACCOUNT_ID
+    dialog = harness.open(old)
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    dialog.region_combo.setCurrentIndex(dialog.region_combo.findData(region))
+    _type(qtbot, dialog.username_edit, username)
+    _type(qtbot, dialog.password_edit, "another-password")
+    harness.save(dialog)
+    assert harness.backend.entries == {(SERVICE, f"{region}:{username}"): "another-password"}
+    assert changes[0].settings.account_id is None  # the new account signs in by name
+
+
+def test_a_new_password_for_the_same_account_keeps_its_account_id(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    old = _account(harness, Settings(region="us", username=USER, account_id=ACCOUNT_ID))
+    harness.backend.entries[_id_entry(old)] = ACCOUNT_ID
+    dialog = harness.open(old)
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    _type(qtbot, dialog.password_edit, "a-new-password")
+    harness.save(dialog)
+    assert harness.backend.entries[_id_entry(old)] == ACCOUNT_ID
+    assert changes[0].settings.account_id == ACCOUNT_ID
+    assert ACCOUNT_ID.encode() not in harness.path.read_bytes()
+
+
+def test_without_a_keyring_the_learned_account_id_stays_in_memory(
+    qtbot: QtBot, harness: Harness, fake: FakeShare, tmp_path: Path
+) -> None:
+    harness.share_urls = {region: fake.base_url(region) for region in Region}
+    memory = MemoryCredentialStore()
+    harness.store = memory
+    dialog = harness.open()
+    _type(qtbot, dialog.username_edit, USER)
+    _type(qtbot, dialog.password_edit, PASSWORD)
+    assert _test_click(qtbot, dialog).signed_in
+    saved = harness.save(dialog)
+    account_id = fake.account_id(Region.US, USER)
+    assert memory.get_account_id(saved.region, saved.username) == account_id
+    assert harness.backend.entries == {}
+    _no_file_holds(tmp_path, account_id)

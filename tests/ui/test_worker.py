@@ -11,16 +11,23 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QThread
 from pytestqt.qtbot import QtBot
+from tests.support.refused_account_id import (
+    STALE_ACCOUNT_ID,
+    Refusal,
+    RefusingTransport,
+    client_factory,
+)
 
 from cgmtray.domain.clock import ScaledClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.readings import Reading
+from cgmtray.fakeshare.faults import Fault
 from cgmtray.fakeshare.sensor import SimulatedSensor
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage.history import HistoryStore
-from cgmtray.ui.worker import ShareWorker, WorkerThread
+from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
 
 #: Virtual seconds per real second: a reading every 5 virtual minutes arrives every 0.5 s.
 SPEED = 600.0
@@ -157,3 +164,86 @@ def test_stop_ends_the_thread_quickly(
         thread.start()
     assert thread.stop(2000)
     assert not thread.thread.isRunning()
+
+
+# --- the account id ------------------------------------------------------------------------------
+
+
+def _news(worker: ShareWorker) -> list[AccountIdNews]:
+    received: list[AccountIdNews] = []
+    worker.account_id_changed.connect(received.append)
+    return received
+
+
+def test_a_learned_account_id_is_reported_once_and_never_in_a_repr(
+    qtbot: QtBot, running: WorkerThread, fake: FakeShare
+) -> None:
+    news = _news(running.worker)
+    with qtbot.waitSignal(running.worker.account_id_changed, timeout=10_000):
+        running.start()
+    fake.expire_sessions()
+    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
+        pass
+    account_id = fake.account_id(Region.US, USER)
+    assert [n.account_id for n in news] == [account_id]  # the re-login by id learned nothing new
+    assert news[0].source is running.worker._client_factory
+    assert account_id not in repr(news[0])
+
+
+def test_a_known_account_id_is_used_without_being_reported_again(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    config = ClientConfig(
+        region=Region.US,
+        username=USER,
+        base_url=fake.base_url(Region.US),
+        account_id=fake.account_id(Region.US, USER),
+    )
+    worker = ShareWorker(
+        lambda: ShareClient(config, PASSWORD, clock=clock),
+        clock=clock,
+        store_path=str(tmp_path / "history.sqlite3"),
+        time_scale=SPEED,
+    )
+    thread = WorkerThread(worker)
+    news = _news(worker)
+    try:
+        with qtbot.waitSignal(worker.readings_received, timeout=10_000):
+            thread.start()
+    finally:
+        assert thread.stop(5000)
+    assert news == []
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 0
+    assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 1
+
+
+@pytest.mark.parametrize("refusal", list(Refusal), ids=[r.value for r in Refusal])
+def test_a_refused_account_id_is_reported_as_dropped(
+    qtbot: QtBot, refusal: Refusal, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    transport = RefusingTransport(STALE_ACCOUNT_ID, refusal)
+    make_client, http = client_factory(transport)
+    config = ClientConfig(
+        region=Region.US,
+        username=USER,
+        base_url=fake.base_url(Region.US),
+        account_id=STALE_ACCOUNT_ID,
+    )
+    worker = ShareWorker(
+        lambda: make_client(config, PASSWORD, clock=clock),
+        clock=clock,
+        store_path=str(tmp_path / "history.sqlite3"),
+        time_scale=SPEED,
+    )
+    thread = WorkerThread(worker)
+    news = _news(worker)
+    # The sign-in by name after the refusal fails too (an outage): no id is known any more.
+    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE)
+    try:
+        with qtbot.waitSignal(worker.account_id_changed, timeout=10_000):
+            thread.start()
+    finally:
+        assert thread.stop(5000)
+        http.close()
+    assert transport.refused == 1
+    assert [n.account_id for n in news] == [None]

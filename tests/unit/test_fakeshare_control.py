@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.clock import ManualClock, write_offset_file
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Trend
 from cgmtray.fakeshare import control
 from cgmtray.fakeshare.control import FaultSpec, FaultSpecError, parse_fault_spec
@@ -529,6 +530,25 @@ def test_no_secret_leaves_through_the_control_channel(
         assert account_id not in text
 
 
+def test_issued_lists_every_account_and_session_id_ever_handed_out_in_every_region(
+    fake: FakeShare, http: requests.Session
+) -> None:
+    assert call(fake.control_url, "GET", "issued").json() == {
+        "account_ids": [fake.account_id(US, USERNAME)],
+        "session_ids": [],
+    }
+    ous_id = fake.add_account(OUS, "bob@example.org", "another-Passw0rd")
+    first = sign_in(fake, http)
+    fake.expire_sessions()
+    second = sign_in(fake, http)  # a fresh session id; the expired one still counts
+    issued = call(region_control_url(fake, OUS), "GET", "issued").json()
+    assert issued == {
+        "account_ids": [fake.account_id(US, USERNAME), ous_id],
+        "session_ids": [first, second],
+    }
+    assert first != second
+
+
 # --- fault specs ---------------------------------------------------------------------------------
 
 
@@ -656,3 +676,113 @@ def test_the_defaults_of_the_new_options() -> None:
     add_arguments(parser)
     args = parser.parse_args([])
     assert (args.control_port, args.clock_epoch, args.no_sensor) == (0, None, False)
+
+
+# --- soak controls: faults lasting a virtual time, lock, password, the clock file -------------
+
+
+def test_a_fault_with_until_answers_every_request_until_then(
+    fake: FakeShare, http: requests.Session, clock: ManualClock
+) -> None:
+    until = START + timedelta(minutes=30)
+    body = {"fault": "unavailable", "endpoint": ENDPOINT_READ, "until": until.isoformat()}
+    assert call(fake.control_url, "POST", "fault", body).json() == {"pending": 1}
+    session_id = sign_in(fake, http)
+    statuses = []
+    for _ in range(4):
+        statuses.append(read(fake, http, session_id).status_code)
+        clock.advance(timedelta(minutes=7))
+    assert statuses == [503, 503, 503, 503]
+    clock.advance(timedelta(minutes=3))  # 31 minutes in: the run is over
+    assert read(fake, http, session_id).status_code == 200
+    assert fake.pending_faults() == 0
+
+
+def test_a_fault_with_until_and_a_count_stops_at_whichever_comes_first(
+    fake: FakeShare, http: requests.Session, clock: ManualClock
+) -> None:
+    until = (START + timedelta(minutes=10)).isoformat()
+    call(fake.control_url, "POST", "fault", {"fault": "empty:x2", "until": until})
+    call(fake.control_url, "POST", "fault", {"fault": "truncated:x5", "until": until})
+    url = fake.base_url() + ENDPOINT_SYSTEM_UTC_TIME
+    first = [http.get(url, timeout=TIMEOUT) for _ in range(3)]
+    assert [r.content for r in first[:2]] == [b"", b""]
+    assert first[2].status_code == 200
+    assert fake.pending_faults() == 4
+    clock.advance(timedelta(minutes=10))
+    assert fake.pending_faults() == 0
+    assert http.get(url, timeout=TIMEOUT).json()["OffsetMinutes"] == 0
+
+
+def test_a_fault_without_count_or_end_is_refused_by_the_queue(fake: FakeShare) -> None:
+    with pytest.raises(ValueError, match="end time"):
+        fake.inject_fault(Fault.EMPTY_200, count=None)
+
+
+def test_a_bad_until_is_a_400(fake: FakeShare) -> None:
+    response = call(fake.control_url, "POST", "fault", {"fault": "empty", "until": "later"})
+    assert response.status_code == 400
+    assert fake.pending_faults() == 0
+
+
+def test_lock_refuses_every_sign_in_until_lifted(fake: FakeShare, http: requests.Session) -> None:
+    assert call(fake.control_url, "POST", "lock", {"username": USERNAME}).json() == {"locked": True}
+    body = {"accountName": USERNAME, "password": PASSWORD, "applicationId": APP_ID_US_OUS}
+    refused = http.post(fake.base_url() + ENDPOINT_AUTHENTICATE, json=body, timeout=TIMEOUT)
+    assert refused.status_code == 500
+    assert refused.json()["Code"] == "SSO_AuthenticateMaxAttemptsExceeded"
+    answer = call(fake.control_url, "POST", "lock", {"username": USERNAME, "locked": False})
+    assert answer.json() == {"locked": False}
+    assert isinstance(sign_in(fake, http), str)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status"),
+    [
+        ("lock", {}, 400),
+        ("lock", {"username": USERNAME, "locked": "yes"}, 400),
+        ("lock", {"username": "nobody@example.com"}, 404),
+        ("password", {"username": USERNAME}, 400),
+        ("password", {"username": USERNAME, "password": ""}, 400),
+        ("password", {"username": "nobody@example.com", "password": "x"}, 404),
+    ],
+)
+def test_bad_lock_and_password_requests(
+    fake: FakeShare, name: str, body: dict[str, Any], status: int
+) -> None:
+    assert call(fake.control_url, "POST", name, body).status_code == status
+    assert not fake.is_locked(US, USERNAME)
+
+
+def test_a_changed_password_rejects_the_old_one(fake: FakeShare, http: requests.Session) -> None:
+    new_password = "N3w-password!"
+    body = {"username": USERNAME, "password": new_password}
+    assert call(fake.control_url, "POST", "password", body).json() == {"changed": True}
+    old = {"accountName": USERNAME, "password": PASSWORD, "applicationId": APP_ID_US_OUS}
+    refused = http.post(fake.base_url() + ENDPOINT_AUTHENTICATE, json=old, timeout=TIMEOUT)
+    assert refused.json()["Code"] == "AccountPasswordInvalid"
+    new = {**old, "password": new_password}
+    accepted = http.post(fake.base_url() + ENDPOINT_AUTHENTICATE, json=new, timeout=TIMEOUT)
+    assert accepted.status_code == 200
+    assert new_password not in call(fake.control_url, "GET", "counters").text
+
+
+def test_the_clock_file_moves_the_fakes_clock(tmp_path: Path) -> None:
+    clock_file = tmp_path / "clock.json"
+    write_offset_file(clock_file, timedelta(hours=3))
+    epoch = datetime.now(UTC)
+    argv = ["--speed", "2", "--clock-epoch", epoch.isoformat(), "--clock-file", str(clock_file)]
+    with fake_share_command([*argv, "--no-sensor"]) as lines:
+        control_url = CONTROL_LINE.fullmatch(lines[1])
+        assert control_url is not None
+        virtual = datetime.fromisoformat(call(control_url.group(1), "GET", "now").json()["now"])
+    real_elapsed = datetime.now(UTC) - epoch
+    assert timedelta(hours=3) <= virtual - epoch <= timedelta(hours=3) + 2 * real_elapsed
+
+
+def test_the_clock_file_needs_a_speed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--clock-file", str(tmp_path / "clock.json"), "--no-sensor"])
+    assert run(args, stop_event=threading.Event(), out=io.StringIO()) == 2
+    assert "--speed" in capsys.readouterr().err

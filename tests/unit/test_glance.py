@@ -9,13 +9,26 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import keyring
+import keyring.backend
 import pytest
+from keyring.errors import PasswordDeleteError, PasswordSetError
+from tests.support.refused_account_id import (
+    STALE_ACCOUNT_ID,
+    Refusal,
+    RefusingTransport,
+    client_factory,
+)
 
 from cgmtray import cli, glance
 from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.readings import Reading, Trend
+from cgmtray.fakeshare.faults import Fault
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
+from cgmtray.storage import paths as app_paths
+from cgmtray.storage.credentials import SERVICE
+from cgmtray.storage.settings import Settings, save_settings
 
 NOW = datetime(2026, 11, 21, 12, 0, 7, tzinfo=UTC)
 USER = "carol@example.com"
@@ -185,3 +198,165 @@ def test_demo_works_without_any_account(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert isinstance(data["value_mgdl"], int | str)
     assert data["age_s"] < 6 * 60
     assert list(tmp_path.rglob("settings.toml")) == []
+
+
+# --- the account from the settings and the keyring -----------------------------------------------
+
+PASSWORD_KEY = f"us:{USER}"
+ACCOUNT_ID_KEY = f"account-id:us:{USER}"
+
+
+class DictKeyring(keyring.backend.KeyringBackend):
+    """The test's own keyring (never the real one); `read_only` refuses writes like a locked one."""
+
+    priority = -10  # never chosen by keyring's auto-detection
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+        self.read_only = read_only
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if self.read_only:
+            raise PasswordSetError("read-only")
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.read_only or (service, username) not in self.entries:
+            raise PasswordDeleteError("not deleted")
+        del self.entries[(service, username)]
+
+    def stored_id(self) -> str | None:
+        return self.entries.get((SERVICE, ACCOUNT_ID_KEY))
+
+
+def _saved_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, read_only: bool = False
+) -> DictKeyring:
+    """Settings on disk and the password in a keyring of the test's own, as the app leaves them."""
+    paths = app_paths.ensure(app_paths.app_paths(tmp_path))
+    save_settings(Settings(region="us", username=USER), paths.settings_file)
+    backend = DictKeyring(read_only=read_only)
+    backend.entries[(SERVICE, PASSWORD_KEY)] = PASSWORD
+    monkeypatch.setattr(keyring, "get_keyring", lambda: backend)
+    return backend
+
+
+def _saved_now(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[int, str, str]:
+    return _now(["--share-url", fake.base_url(Region.US)], None, monkeypatch, tmp_path)
+
+
+def _files_hold(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_the_account_id_is_kept_in_the_keyring_and_the_next_run_signs_in_by_id_only(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch)
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    code, _, err = _saved_now(fake, monkeypatch, tmp_path)
+    assert (code, err) == (0, "")
+    account_id = fake.account_id(Region.US, USER)
+    assert backend.stored_id() == account_id
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
+
+    code, out, err = _saved_now(fake, monkeypatch, tmp_path)
+    assert (code, err) == (0, "")
+    assert out.startswith("120 mg/dL")
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1  # no second sign-in by name
+    assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 2
+    settings_file = app_paths.app_paths(tmp_path).settings_file
+    assert account_id.encode() not in settings_file.read_bytes()
+    assert _files_hold(tmp_path, account_id) == []
+
+
+def test_a_keyring_that_cannot_store_is_skipped_silently(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch, read_only=True)
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    for _ in range(2):
+        code, out, err = _saved_now(fake, monkeypatch, tmp_path)
+        assert (code, err) == (0, "")
+        assert out.startswith("120 mg/dL")
+    assert backend.stored_id() is None
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 2  # each run had to sign in by name
+    assert _files_hold(tmp_path, fake.account_id(Region.US, USER)) == []
+
+
+def test_a_password_on_stdin_leaves_the_keyring_alone(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch)
+    backend.entries.clear()
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    code, _, _ = _now(_account_args(fake), PASSWORD, monkeypatch, tmp_path)
+    assert code == 0
+    assert backend.entries == {}
+
+
+def test_an_account_id_refused_by_share_is_dropped_from_the_keyring(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch)
+    backend.entries[(SERVICE, ACCOUNT_ID_KEY)] = STALE_ACCOUNT_ID
+    transport = RefusingTransport(STALE_ACCOUNT_ID, Refusal.INVALID_ARGUMENT)
+    make_client, http = client_factory(transport)
+    monkeypatch.setattr(glance, "ShareClient", make_client)
+    # The sign-in by name that follows fails too (an outage): nothing better to keep.
+    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE)
+    try:
+        code, out, err = _saved_now(fake, monkeypatch, tmp_path)
+    finally:
+        http.close()
+    assert code == glance.EXIT_NETWORK
+    assert out == ""
+    assert STALE_ACCOUNT_ID not in err
+    assert transport.refused == 1
+    assert backend.stored_id() is None
+    assert backend.entries[(SERVICE, PASSWORD_KEY)] == PASSWORD
+
+
+def test_an_all_zero_answer_replaces_the_stored_id_with_the_one_signed_in_by_name(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch)
+    backend.entries[(SERVICE, ACCOUNT_ID_KEY)] = STALE_ACCOUNT_ID
+    transport = RefusingTransport(STALE_ACCOUNT_ID, Refusal.ZERO_ID)
+    make_client, http = client_factory(transport)
+    monkeypatch.setattr(glance, "ShareClient", make_client)
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    try:
+        code, _, err = _saved_now(fake, monkeypatch, tmp_path)
+    finally:
+        http.close()
+    assert code == 0
+    assert "refused" in err  # the client's warning, without the id
+    assert STALE_ACCOUNT_ID not in err
+    assert transport.refused == 1
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
+    assert backend.stored_id() == fake.account_id(Region.US, USER)
+
+
+def test_an_account_id_from_an_old_settings_file_moves_to_the_keyring(
+    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch)
+    account_id = fake.account_id(Region.US, USER)
+    settings_file = app_paths.app_paths(tmp_path).settings_file
+    settings_file.write_text(
+        f'version = 1\n[account]\nregion = "us"\nusername = "{USER}"\n'
+        f'account_id = "{account_id}"\n',
+        encoding="utf-8",
+    )
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    code, _, err = _saved_now(fake, monkeypatch, tmp_path)
+    assert (code, err) == (0, "")
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 0
+    assert backend.stored_id() == account_id

@@ -1,4 +1,5 @@
-"""The password store: keyring round trips, error mapping without secrets, no-keyring behaviour."""
+"""The password store: keyring round trips, error mapping without secrets, no-keyring behaviour,
+and the Share account id kept next to the password."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from cgmtray.storage.credentials import (
     CredentialStoreError,
     MemoryCredentialStore,
     PasswordStore,
+    account_id_key,
     credential_key,
 )
 
 SECRET = "s3cret-Pa55word!"
+ACCOUNT_ID = "8f2d7c1e-4b3a-4e5f-9a8b-7c6d5e4f3a2b"
 
 
 def fail_keyring() -> keyring.backend.KeyringBackend:
@@ -249,3 +252,148 @@ def test_delete_refused_while_entry_remains_is_an_error() -> None:
     with pytest.raises(CredentialStoreError, match="remove"):
         store.delete("us", "alice")
     store.delete("us", "bob")  # absent: refusing to delete nothing is fine
+
+
+class ReadOnlyKeyring(DictKeyring):
+    """Answers what it was given and refuses to store (like the e2e tests' environment keyring)."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise PasswordSetError("read-only")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise PasswordDeleteError("read-only")
+
+
+# --- the account id ------------------------------------------------------------------------------
+
+
+def test_account_id_round_trips_next_to_the_password(store: PasswordStore) -> None:
+    assert store.get_account_id("us", "alice") is None
+    store.set("us", "alice", SECRET)
+    store.set_account_id("us", "alice", ACCOUNT_ID.upper())
+    assert store.get_account_id("us", "alice") == ACCOUNT_ID  # kept in the canonical spelling
+    assert store.get("us", "alice") == SECRET  # the password is untouched
+    assert store.get_account_id("ous", "alice") is None
+    assert store.get_account_id("us", "bob") is None
+
+
+def test_a_new_password_keeps_the_account_id(store: PasswordStore) -> None:
+    store.set("us", "alice", "old")
+    store.set_account_id("us", "alice", ACCOUNT_ID)
+    store.set("us", "alice", "new")
+    assert store.get_account_id("us", "alice") == ACCOUNT_ID
+
+
+def test_forgetting_the_password_forgets_the_account_id(store: PasswordStore) -> None:
+    store.set("jp", "alice", SECRET)
+    store.set_account_id("jp", "alice", ACCOUNT_ID)
+    store.delete("jp", "alice")
+    assert (store.get("jp", "alice"), store.get_account_id("jp", "alice")) == (None, None)
+
+
+def test_forgetting_only_the_account_id_keeps_the_password(store: PasswordStore) -> None:
+    store.set("us", "alice", SECRET)
+    store.set_account_id("us", "alice", ACCOUNT_ID)
+    store.delete_account_id("us", "alice")
+    assert store.get_account_id("us", "alice") is None
+    assert store.get("us", "alice") == SECRET
+    store.delete_account_id("us", "alice")  # quiet when absent
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "1", "not-a-uuid", "00000000-0000-0000-0000-000000000000", ACCOUNT_ID + "0"]
+)
+def test_only_a_non_zero_uuid_is_stored_and_the_refusal_never_echoes_it(
+    store: PasswordStore, bad: str
+) -> None:
+    with pytest.raises(ValueError, match="non-zero UUID") as info:
+        store.set_account_id("us", "alice", bad)
+    assert not bad or bad not in str(info.value)
+    assert store.get_account_id("us", "alice") is None
+
+
+def test_repr_never_shows_the_account_id(store: PasswordStore) -> None:
+    store.set("us", "alice", SECRET)
+    store.set_account_id("us", "alice", ACCOUNT_ID)
+    assert ACCOUNT_ID not in repr(store)
+
+
+def test_account_id_entry_is_filed_under_the_app_id_with_its_own_key() -> None:
+    backend = DictKeyring()
+    store = CredentialStore(backend)
+    store.set("ous", "+11234567890", SECRET)
+    store.set_account_id("ous", "+11234567890", ACCOUNT_ID)
+    assert backend.entries == {
+        (SERVICE, "ous:+11234567890"): SECRET,
+        (SERVICE, "account-id:ous:+11234567890"): ACCOUNT_ID,
+    }
+
+
+@given(
+    first=st.tuples(st.sampled_from(["us", "ous", "jp"]), st.text(min_size=1, max_size=30)),
+    second=st.tuples(st.sampled_from(["us", "ous", "jp"]), st.text(min_size=1, max_size=30)),
+)
+def test_an_account_id_key_is_never_any_accounts_password_key(
+    first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    assert account_id_key(*first) != credential_key(*second)
+
+
+def test_a_username_shaped_like_an_account_id_key_keeps_the_two_apart() -> None:
+    backend = DictKeyring()
+    store = CredentialStore(backend)
+    store.set_account_id("us", "alice", ACCOUNT_ID)
+    store.set("us", "account-id:us:alice", SECRET)  # a username made to look like the id's key
+    assert store.get_account_id("us", "alice") == ACCOUNT_ID
+    assert store.get("us", "alice") is None
+    store.delete("us", "account-id:us:alice")
+    assert store.get_account_id("us", "alice") == ACCOUNT_ID
+
+
+def test_a_damaged_account_id_entry_reads_as_none() -> None:
+    backend = DictKeyring()
+    backend.entries[(SERVICE, "account-id:us:alice")] = "garbage"
+    assert CredentialStore(backend).get_account_id("us", "alice") is None
+
+
+@pytest.mark.parametrize("make_backend", [fail_keyring, null_keyring], ids=["fail", "null"])
+def test_without_a_keyring_the_account_id_is_not_remembered(
+    make_backend: Callable[[], keyring.backend.KeyringBackend],
+) -> None:
+    store = CredentialStore(make_backend())
+    assert store.get_account_id("us", "alice") is None
+    with pytest.raises(CredentialStoreError, match="account id cannot be remembered"):
+        store.set_account_id("us", "alice", ACCOUNT_ID)
+    store.delete_account_id("us", "alice")
+
+
+def test_a_read_only_keyring_gives_the_password_but_refuses_the_account_id() -> None:
+    backend = ReadOnlyKeyring()
+    backend.entries[(SERVICE, "us:alice")] = SECRET
+    store = CredentialStore(backend)
+    assert store.get("us", "alice") == SECRET
+    assert store.get_account_id("us", "alice") is None
+    with pytest.raises(CredentialStoreError, match="save the account id"):
+        store.set_account_id("us", "alice", ACCOUNT_ID)
+    store.delete_account_id("us", "alice")  # nothing there: refusing to delete it is fine
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=[e.__name__ for e in ERRORS])
+@pytest.mark.parametrize("operation", ["get", "set", "delete"])
+def test_every_keyring_failure_on_the_account_id_is_quiet_and_never_shows_it(
+    error: type[Exception], operation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = CredentialStore(BrokenKeyring(error))
+    caplog.set_level(logging.DEBUG)
+    operations: dict[str, Callable[[], object]] = {
+        "get": lambda: store.get_account_id("us", "alice"),
+        "set": lambda: store.set_account_id("us", "alice", ACCOUNT_ID),
+        "delete": lambda: store.delete_account_id("us", "alice"),
+    }
+    with pytest.raises(CredentialStoreError, match="account id") as info:
+        operations[operation]()
+    printed = "".join(traceback.format_exception(info.value))
+    assert ACCOUNT_ID not in printed
+    assert SECRET not in printed
+    assert ACCOUNT_ID not in caplog.text
+    assert all(record.levelno < logging.WARNING for record in caplog.records)

@@ -66,24 +66,38 @@ def parse_fault_spec(text: str) -> FaultSpec:
 
 
 def inject(
-    fake: FakeShare, spec: FaultSpec, *, region: Region | None = None, endpoint: str | None = None
+    fake: FakeShare,
+    spec: FaultSpec,
+    *,
+    region: Region | None = None,
+    endpoint: str | None = None,
+    until: datetime | None = None,
+    every_request: bool = False,
 ) -> None:
-    """Queues the spec's fault on `fake` for its next `count` matching requests."""
+    """Queues the spec's fault on `fake` for its next `count` matching requests; with `until`,
+    only before that time, and with `every_request` for all of them until then."""
+    count = None if every_request and until is not None else spec.count
     if spec.fault is Fault.SLOW:
         delay = spec.seconds if spec.seconds is not None else 35.0
         fake.inject_fault(
-            spec.fault, region=region, endpoint=endpoint, count=spec.count, delay_s=delay
+            spec.fault, region=region, endpoint=endpoint, count=count, delay_s=delay, until=until
         )
     elif spec.fault is Fault.RATE_LIMIT and spec.seconds is not None:
         fake.inject_fault(
             spec.fault,
             region=region,
             endpoint=endpoint,
-            count=spec.count,
+            count=count,
             retry_after_s=round(spec.seconds),
+            until=until,
         )
     else:
-        fake.inject_fault(spec.fault, region=region, endpoint=endpoint, count=spec.count)
+        fake.inject_fault(spec.fault, region=region, endpoint=endpoint, count=count, until=until)
+
+
+def has_count(text: str) -> bool:
+    """Whether a fault spec names its count (`:xN`)."""
+    return any(option.strip().lower().startswith("x") for option in text.split(":")[1:])
 
 
 # --- requests and answers ------------------------------------------------------------------------
@@ -170,12 +184,17 @@ def _fault(call: _Call) -> ControlReply:
     if endpoint is not None and not isinstance(endpoint, str):
         raise _ControlError(400, "endpoint must be a string")
     only_region = call.payload.get("region")
+    # With "until" (the fake's time) the fault answers every matching request before then,
+    # unless the spec names a count: a run of faults lasting a virtual duration.
+    until = _optional_time(call.payload.get("until"), "until")
     try:
         inject(
             call.fake,
             spec,
             region=_region(only_region, call.region) if only_region is not None else None,
             endpoint=endpoint,
+            until=until,
+            every_request=not has_count(spec_text),
         )
     except ValueError as error:
         raise _ControlError(400, str(error)) from None
@@ -194,6 +213,31 @@ def _outage(call: _Call) -> ControlReply:
     except OSError as error:  # the old ports could not be listened on again
         raise _ControlError(500, f"the outage could not be changed: {error.strerror}") from None
     return ControlReply(200, {"down": down, "refuse": refuse})
+
+
+def _lock(call: _Call) -> ControlReply:
+    """Locks the account now (as if someone else had failed to sign in too often), or lifts it."""
+    username = _username(call.payload.get("username"))
+    locked = call.payload.get("locked", True)
+    if not isinstance(locked, bool):
+        raise _ControlError(400, 'give {"username": ..., "locked": true|false}')
+    _require_account(call, username)
+    if locked:
+        call.fake.lock_account(call.region, username)
+    else:
+        call.fake.unlock_account(call.region, username)
+    return ControlReply(200, {"locked": call.fake.is_locked(call.region, username)})
+
+
+def _password(call: _Call) -> ControlReply:
+    """Changes the account's password on the service (as the publisher would)."""
+    username = _username(call.payload.get("username"))
+    password = call.payload.get("password")
+    if not isinstance(password, str) or not password:
+        raise _ControlError(400, 'give {"username": ..., "password": "<the new password>"}')
+    _require_account(call, username)
+    call.fake.add_account(call.region, username, password)
+    return ControlReply(200, {"changed": True})
 
 
 def _publish(call: _Call) -> ControlReply:
@@ -256,14 +300,24 @@ def _counters(call: _Call) -> ControlReply:
     )
 
 
+def _issued(call: _Call) -> ControlReply:
+    # Test plumbing on loopback: the ids a client must never write down, so a test can search
+    # for them. Only this endpoint tells them; the counters and request log never do.
+    account_ids, session_ids = call.fake.issued_ids()
+    return ControlReply(200, {"account_ids": account_ids, "session_ids": session_ids})
+
+
 _ROUTES: Final[dict[str, tuple[str, Callable[[_Call], ControlReply]]]] = {
     "": ("GET", _index),
     "now": ("GET", _now),
     "counters": ("GET", _counters),
     "readings": ("GET", _readings),
+    "issued": ("GET", _issued),
     "expire-sessions": ("POST", _expire_sessions),
     "fault": ("POST", _fault),
     "outage": ("POST", _outage),
+    "lock": ("POST", _lock),
+    "password": ("POST", _password),
     "publish": ("POST", _publish),
 }
 

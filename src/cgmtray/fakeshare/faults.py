@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from cgmtray.share.regions import Region
@@ -67,12 +68,18 @@ class _Pending:
     plan: FaultPlan
     region: Region | None
     endpoint: str | None
-    remaining: int
+    #: None: unlimited (only with `until`).
+    remaining: int | None
+    #: With a time, the entry serves matching requests until then (fake clock), then lapses.
+    until: datetime | None = None
 
     def matches(self, region: Region, endpoint: str) -> bool:
         return (self.region is None or self.region is region) and (
             self.endpoint is None or self.endpoint == endpoint
         )
+
+    def lapsed(self, now: datetime | None) -> bool:
+        return self.until is not None and now is not None and now >= self.until
 
 
 class FaultQueue:
@@ -88,30 +95,44 @@ class FaultQueue:
         *,
         region: Region | None = None,
         endpoint: str | None = None,
-        count: int = 1,
+        count: int | None = 1,
+        until: datetime | None = None,
     ) -> None:
-        if count < 1:
+        """Queues `plan` for the next `count` matching requests; with `until`, only for those
+        that come before that time (of the clock `take` is given), and count None means all."""
+        if count is None and until is None:
+            raise ValueError("a fault without a count needs an end time")
+        if count is not None and count < 1:
             raise ValueError("a fault needs a count of at least 1")
         if plan.retry_after_s < 0 or plan.delay_s < 0:
             raise ValueError("retry_after_s and delay_s must not be negative")
         with self._lock:
-            self._pending.append(_Pending(plan, region, endpoint, count))
+            self._pending.append(_Pending(plan, region, endpoint, count, until))
 
-    def take(self, region: Region, endpoint: str) -> FaultPlan | None:
-        """The fault for this request, if one is queued for it (and uses one of its count)."""
+    def take(self, region: Region, endpoint: str, now: datetime | None = None) -> FaultPlan | None:
+        """The fault for this request, if one is queued for it (and uses one of its count).
+
+        Entries whose `until` has come by `now` are dropped first."""
         with self._lock:
+            self._pending = [entry for entry in self._pending if not entry.lapsed(now)]
             for index, pending in enumerate(self._pending):
                 if pending.matches(region, endpoint):
-                    pending.remaining -= 1
-                    if pending.remaining == 0:
-                        del self._pending[index]
+                    if pending.remaining is not None:
+                        pending.remaining -= 1
+                        if pending.remaining == 0:
+                            del self._pending[index]
                     return pending.plan
         return None
 
-    def pending(self) -> int:
-        """How many faulty answers are still queued."""
+    def pending(self, now: datetime | None = None) -> int:
+        """How many faulty answers are still queued (not counting lapsed ones at `now`; an
+        entry without a count counts as one)."""
         with self._lock:
-            return sum(entry.remaining for entry in self._pending)
+            return sum(
+                1 if entry.remaining is None else entry.remaining
+                for entry in self._pending
+                if not entry.lapsed(now)
+            )
 
     def clear(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
@@ -102,6 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
+        "--clock-file",
+        type=Path,
+        default=None,
+        help=argparse.SUPPRESS,  # with --speed: a JSON {"offset_s"} that moves the clock (soak)
+    )
+    parser.add_argument(
         "--session-ttl",
         type=_positive_float,
         default=24 * 3600.0,
@@ -161,8 +168,12 @@ def run(
     region = Region(args.region)
     stop = stop_event if stop_event is not None else threading.Event()
     epoch = args.clock_epoch if args.clock_epoch is not None else datetime.now(UTC)
+    clock_file: Path | None = getattr(args, "clock_file", None)
+    if clock_file is not None and args.speed == 1.0:
+        sys.stderr.write("cgm-tray fake-share: --clock-file needs --speed\n")
+        return 2
     fake = FakeShare(
-        shared_clock(args.speed, epoch),
+        shared_clock(args.speed, epoch, clock_file),
         regions=(region, *(other for other in Region if other is not region)),
         ports={region: args.port},
         control_port=args.control_port,

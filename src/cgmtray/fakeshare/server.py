@@ -619,25 +619,27 @@ class FakeShare:
         *,
         region: Region | None = None,
         endpoint: str | None = None,
-        count: int = 1,
+        count: int | None = 1,
         retry_after_s: int = 120,
         delay_s: float = 0.0,
+        until: datetime | None = None,
     ) -> None:
-        """The next `count` matching requests get `fault` (endpoint None = any); FIFO."""
+        """The next `count` matching requests get `fault` (endpoint None = any); FIFO. With
+        `until` (the fake's time) only requests before then, and count None means all of them."""
         if endpoint is not None and endpoint not in ENDPOINT_METHODS:
             raise ValueError(f"unknown endpoint {endpoint!r}")
         plan = FaultPlan(fault, retry_after_s=retry_after_s, delay_s=delay_s)
-        self._faults.add(plan, region=region, endpoint=endpoint, count=count)
+        self._faults.add(plan, region=region, endpoint=endpoint, count=count, until=until)
 
     def clear_faults(self) -> None:
         self._faults.clear()
 
     def pending_faults(self) -> int:
-        return self._faults.pending()
+        return self._faults.pending(self.now())
 
     def take_fault(self, region: Region, endpoint: str) -> FaultPlan | None:
         """Used by the request handler: the fault for this request, if any."""
-        return self._faults.take(region, endpoint)
+        return self._faults.take(region, endpoint, self.now())
 
     def set_outage(self, down: bool, *, refuse: bool = False) -> None:
         """While down, every request is answered with a connection reset; with `refuse`, the
@@ -685,6 +687,11 @@ class FakeShare:
 
     def session_count(self, region: Region | None = None) -> int:
         return self.service.session_count(region)
+
+    def issued_ids(self) -> tuple[list[str], list[str]]:
+        """(account ids, session ids) this fake ever handed out, all regions (for tests that
+        search what a client wrote down)."""
+        return self.service.issued_ids()
 
     @property
     def counters(self) -> Counters:

@@ -172,6 +172,9 @@ class ShareService:
         self._accounts: dict[Region, dict[str, _Account]] = {r: {} for r in Region}
         self._sessions: dict[Region, dict[str, _Session]] = {r: {} for r in Region}
         self._attempts: dict[tuple[Region, str], _Attempts] = {}
+        #: Every account id and session id ever handed out, in order (for secrets checks).
+        self._issued_account_ids: list[str] = []
+        self._issued_session_ids: list[str] = []
 
     def now(self) -> datetime:
         return require_aware_utc(self.clock.now())
@@ -253,6 +256,14 @@ class ShareService:
                 if region is None or region is session_region
             )
 
+    def issued_ids(self) -> tuple[list[str], list[str]]:
+        """(account ids, session ids): every id handed out in any region, and every account's
+        own id even if never asked for; each once, in the order first seen."""
+        with self.lock:
+            held = [a.account_id for accounts in self._accounts.values() for a in accounts.values()]
+            accounts = list(dict.fromkeys([*self._issued_account_ids, *held]))
+            return accounts, list(dict.fromkeys(self._issued_session_ids))
+
     def readings_for(
         self, region: Region, username: str, minutes: int, max_count: int
     ) -> list[PublishedReading]:
@@ -321,6 +332,7 @@ class ShareService:
             self._count_failure(request.region, key)
             return self._credentials_rejected("AccountName", name)
         self._count_success(request.region, key)
+        self._issued_account_ids.append(account.account_id)
         return Reply(200, json_bytes(account.account_id))
 
     def _login_by_id(self, request: Request) -> Reply:
@@ -345,6 +357,7 @@ class ShareService:
         self._count_success(request.region, owner_key)
         session_id = str(uuid.uuid4())
         self._sessions[request.region][session_id] = _Session(request.region, owner_key, self.now())
+        self._issued_session_ids.append(session_id)
         return Reply(200, json_bytes(session_id))
 
     def _sign_in_fields(self, request: Request, id_field: str) -> tuple[str, str, str]:

@@ -407,6 +407,7 @@ class ShareClient:
                 timeout=(self._config.connect_timeout_s, self._config.read_timeout_s),
                 verify=True,
                 allow_redirects=False,
+                stream=True,  # the body is read below, so a failed read still closes it
             )
             try:
                 status = response.status_code

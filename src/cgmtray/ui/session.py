@@ -10,7 +10,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,12 @@ from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart
 from cgmtray.storage import paths as app_paths
-from cgmtray.storage.credentials import CredentialStore, MemoryCredentialStore, PasswordStore
+from cgmtray.storage.credentials import (
+    CredentialStore,
+    CredentialStoreError,
+    MemoryCredentialStore,
+    PasswordStore,
+)
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.storage.settings import Settings, load_settings, save_settings
 from cgmtray.ui.about import about_opener
@@ -34,7 +39,7 @@ from cgmtray.ui.history_access import LazyHistory
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
-from cgmtray.ui.worker import ShareWorker, WorkerThread
+from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
 
 if TYPE_CHECKING:
     from cgmtray.ui.settings_dialog import SettingsDialog
@@ -58,12 +63,21 @@ class KeyringAnswer:
     """What the start-up keyring lookup found (made off the GUI thread)."""
 
     store: PasswordStore
-    password: str | None
+    password: str | None = field(repr=False)
     problem: str | None
+    #: The Share account id kept next to the password (protocol 7.2), if any.
+    account_id: str | None = field(default=None, repr=False)
 
 
-def _look_up_password(region: str, username: str) -> KeyringAnswer:
-    """Runs on a background thread: picks the keyring backend and reads the password."""
+def _pick_store() -> PasswordStore:
+    """Runs on a background thread: the system keyring, or memory when none works."""
+    store = CredentialStore()
+    return store if store.available() else MemoryCredentialStore()
+
+
+def _look_up_password(region: str, username: str, legacy_id: str | None = None) -> KeyringAnswer:
+    """Runs on a background thread: picks the keyring backend, reads the password and the
+    account id. `legacy_id` (from an old settings file) moves to the keyring if none is there."""
     store = CredentialStore()
     if not store.available():
         return KeyringAnswer(
@@ -75,7 +89,37 @@ def _look_up_password(region: str, username: str) -> KeyringAnswer:
     password = store.get(region, username)
     if not password:
         return KeyringAnswer(store, None, "Enter the Dexcom password to start.")
-    return KeyringAnswer(store, password, None)
+    account_id = _read_account_id(store, region, username)
+    if account_id is None and legacy_id is not None:
+        account_id = legacy_id
+        _keep_account_id(store, region, username, legacy_id)
+    return KeyringAnswer(store, password, None, account_id)
+
+
+def _read_account_id(store: PasswordStore, region: str, username: str) -> str | None:
+    """The stored account id; None (a full sign-in follows) if the keyring cannot say."""
+    try:
+        return store.get_account_id(region, username)
+    except CredentialStoreError:
+        log.info("the account id could not be read from the keyring; signing in by name")
+        return None
+
+
+def _keep_account_id(
+    store: PasswordStore, region: str, username: str, account_id: str | None
+) -> None:
+    """Runs on a background thread: stores (or, for None, forgets) the account id, best effort.
+
+    An id is only kept while the account's password is kept: a read-only or locked keyring, or
+    an account whose password was just removed, is left as it is.
+    """
+    try:
+        if account_id is None:
+            store.delete_account_id(region, username)
+        elif store.get(region, username):
+            store.set_account_id(region, username, account_id)
+    except (CredentialStoreError, ValueError) as error:
+        log.debug("the account id was not kept in the keyring (%s)", type(error).__name__)
 
 
 class AppSession(QObject):
@@ -107,6 +151,11 @@ class AppSession(QObject):
         self._first_run: object | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
+        #: The factory of the polling client: account id news from any other one is stale.
+        self._client_source: Callable[[], ShareClient] | None = None
+        #: Account id writes run one at a time, in order; the next one waits here.
+        self._id_write_running = False
+        self._id_writes: list[Callable[[], None]] = []
 
     # --- start ------------------------------------------------------------------------------
 
@@ -135,7 +184,10 @@ class AppSession(QObject):
             self._ask_for_password("No password arrived on standard input. Enter it to start.")
             return
         region, username = self._settings.region, self._settings.username
-        task = BackgroundTask(lambda: _look_up_password(region, username), name="keyring-read")
+        legacy_id = self._settings.account_id
+        task = BackgroundTask(
+            lambda: _look_up_password(region, username, legacy_id), name="keyring-read"
+        )
         task.finished.connect(self._on_keyring_task_finished)
         self._run(task)
 
@@ -154,10 +206,16 @@ class AppSession(QObject):
         if answer.password is None:
             self._ask_for_password(answer.problem)
             return
-        self._start_account(self._settings, answer.password)
+        self._start_account(replace(self._settings, account_id=answer.account_id), answer.password)
 
     def _show_first_run(self, notice: str | None) -> None:
         from cgmtray.ui.first_run import FirstRunFlow
+
+        # The keyring is picked off the GUI thread while the welcome window shows, so the
+        # password (and then the account id) typed next is kept there, not only in memory.
+        picking = BackgroundTask(_pick_store, name="keyring-pick")
+        picking.finished.connect(self._on_store_picked)
+        self._run(picking)
 
         flow = FirstRunFlow(lambda: self._make_dialog(notice))
         flow.account_ready.connect(self._on_account_changed)
@@ -170,6 +228,15 @@ class AppSession(QObject):
     def _ask_for_password(self, notice: str | None) -> None:
         """The account is known but not its password: the settings dialog asks for it."""
         self.open_settings(notice=notice, page_account=True)
+
+    @Slot(object)
+    def _on_store_picked(self, result: TaskResult) -> None:
+        if result.error is not None:
+            log.warning("the system keyring could not be opened: %s", type(result.error).__name__)
+            return
+        store = result.value
+        if isinstance(store, CredentialStore | MemoryCredentialStore) and self._account is None:
+            self._password_store = store
 
     @Slot()
     def _start_demo(self) -> None:
@@ -232,14 +299,17 @@ class AppSession(QObject):
             tray.show_status_message(request.title, request.body)
 
         notifier = Notifier(tray=tray.tray, status_sink=to_status_window, sound=sound, parent=self)
+        client_factory = self._client_factory(account.config, account.password, account.clock)
+        self._client_source = client_factory
         worker = ShareWorker(
-            self._client_factory(account.config, account.password, account.clock),
+            client_factory,
             clock=account.clock,
             store_path=str(history_path),
             newest_known=newest,
             time_scale=account.time_scale,
             seed=secrets.randbelow(2**31),  # installs must not poll in step
         )
+        worker.account_id_changed.connect(self._on_account_id_changed)
         settings = account.settings
         history = LazyHistory(
             history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
@@ -320,9 +390,50 @@ class AppSession(QObject):
             log.info("no account to start with: quitting")
             self.quit_requested.emit()
 
+    def _with_known_account_id(self, settings: Settings) -> Settings:
+        """`settings`, keeping the account id already known when the account is the same."""
+        current = self._settings
+        same_account = (settings.region, settings.username) == (current.region, current.username)
+        if settings.account_id is None and same_account and current.account_id is not None:
+            return replace(settings, account_id=current.account_id)
+        return settings
+
+    @Slot(object)
+    def _on_account_id_changed(self, news: AccountIdNews) -> None:
+        """The polling client learned or dropped its account id: keep the keyring in step."""
+        account = self._account
+        if self._demo or account is None or news.source is not self._client_source:
+            return  # from a client of an account that has been replaced since
+        config = replace(account.config, account_id=news.account_id)
+        self._account = replace(account, config=config)
+        region, username = config.region.value, config.username
+        if (self._settings.region, self._settings.username) == (region, username):
+            self._settings = replace(self._settings, account_id=news.account_id)
+        store, account_id = self._password_store, news.account_id
+        self._queue_id_write(lambda: _keep_account_id(store, region, username, account_id))
+
+    def _queue_id_write(self, write: Callable[[], None]) -> None:
+        self._id_writes.append(write)
+        if not self._id_write_running:
+            self._next_id_write()
+
+    def _next_id_write(self) -> None:
+        if not self._id_writes:
+            self._id_write_running = False
+            return
+        self._id_write_running = True
+        task = BackgroundTask(self._id_writes.pop(0), name="keyring-account-id")
+        task.finished.connect(self._on_id_write_finished)
+        self._run(task)
+
+    @Slot(object)
+    def _on_id_write_finished(self, _result: TaskResult) -> None:
+        self._next_id_write()
+
     @Slot(object)
     def _on_settings_saved(self, settings: Settings) -> None:
         """Display and alert changes apply at once; the account is handled separately."""
+        settings = self._with_known_account_id(settings)
         self._settings = settings
         if self._controller is not None:
             self._controller.apply_view(ViewSettings(unit=settings.unit, alerts=settings.alerts))
@@ -338,19 +449,32 @@ class AppSession(QObject):
         from cgmtray.ui.settings_dialog import AccountChange
 
         assert isinstance(change, AccountChange)
+        settings = change.settings
+        if self._account is not None:
+            current = self._account.config
+            if (settings.region, settings.username) == (current.region.value, current.username):
+                settings = replace(settings, account_id=settings.account_id or current.account_id)
         if not change.remembered:
             memory = MemoryCredentialStore()
-            memory.set(change.settings.region, change.settings.username, change.password)
+            memory.set(settings.region, settings.username, change.password)
+            if settings.account_id is not None:
+                with contextlib.suppress(ValueError):  # an old file's id that is no UUID
+                    memory.set_account_id(settings.region, settings.username, settings.account_id)
             self._password_store = memory
         if self._controller is None or self._account is None:
-            self._start_account(change.settings, change.password)
+            self._start_account(settings, change.password)
             return
         logging_setup.register_secret(change.password)
-        logging_setup.register_secret(change.settings.username)
-        config = self._client_config(change.settings)
+        logging_setup.register_secret(settings.username)
+        self._settings = settings
+        config = self._client_config(settings)
         clock = self._account.clock
-        self._account = replace(self._account, config=config, password=change.password)
-        self._controller.replace_client(self._client_factory(config, change.password, clock))
+        self._account = replace(
+            self._account, config=config, password=change.password, settings=settings
+        )
+        factory = self._client_factory(config, change.password, clock)
+        self._client_source = factory
+        self._controller.replace_client(factory)
 
     def _prune_history(self, path: Path, retention_days: int, clock: Clock) -> None:
         before = clock.now() - timedelta(days=retention_days)

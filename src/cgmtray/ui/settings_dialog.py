@@ -123,14 +123,39 @@ def _store_password(
     username: str,
     password: str,
     forget: tuple[str, str] | None,
+    account_id: str | None = None,
+    *,
+    new_account: bool = False,
 ) -> None:
-    """Runs on a worker thread: saves the password, then forgets the old account's, if any."""
+    """Runs on a worker thread: saves the password and the account id (if known), then forgets
+    the old account's password and account id, if any."""
     store.set(region, username, password)
+    _store_account_id(store, region, username, account_id, drop_unknown=new_account)
     if forget is not None and forget != (region, username):
         try:
             store.delete(*forget)
         except (CredentialStoreError, ValueError):
             log.warning("the old account's password could not be removed from the keyring")
+
+
+def _store_account_id(
+    store: PasswordStore,
+    region: str,
+    username: str,
+    account_id: str | None,
+    *,
+    drop_unknown: bool,
+) -> None:
+    """Runs on a worker thread: keeps the account id next to the password, best effort (without
+    it the next start signs in by name). With no id and `drop_unknown` (another account), an
+    id left from earlier for this account is removed."""
+    try:
+        if account_id is not None:
+            store.set_account_id(region, username, account_id)
+        elif drop_unknown:
+            store.delete_account_id(region, username)
+    except (CredentialStoreError, ValueError) as error:
+        log.info("the account id was not kept in the keyring (%s)", type(error).__name__)
 
 
 @dataclass(frozen=True)
@@ -727,23 +752,34 @@ class SettingsDialog(QDialog):
         password = self.password_edit.text()
         self._saving = True
         self._revalidate()
+        store, region, username = self._store, settings.region, settings.username
+        account_id = settings.account_id
         if password and self._keeps_passwords():
+            new_account = self._account_is_new(region, username)
             forget = None
-            if self._original.username and self._account_is_new(settings.region, settings.username):
+            if self._original.username and new_account:
                 forget = (self._original.region, self._original.username)
-            store = self._store
             self._run(
                 lambda: _store_password(
-                    store, settings.region, settings.username, password, forget
+                    store, region, username, password, forget, account_id, new_account=new_account
                 ),
                 lambda result: self._on_password_stored(settings, password, result),
             )
             return
         if password and not self._store.persistent:
             try:
-                self._store.set(settings.region, settings.username, password)
+                self._store.set(region, username, password)
             except (CredentialStoreError, ValueError):
                 log.warning("the password could not be kept in memory")
+        learned = account_id is not None and account_id != self._original.account_id
+        if learned and not password and self._keeps_passwords():
+            # A test sign-in with the saved password learned the id: keep it next to that.
+            self._run(
+                lambda: _store_account_id(store, region, username, account_id, drop_unknown=False),
+                lambda _result: None,
+            )
+        elif learned and not self._store.persistent:
+            _store_account_id(store, region, username, account_id, drop_unknown=False)
         self._finish_save(settings, password, remembered=False)
 
     def _on_password_stored(self, settings: Settings, password: str, result: TaskResult) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
@@ -28,6 +28,18 @@ CLOCK_JUMP = timedelta(seconds=90)
 MAX_TIMER_MS = 5 * 60_000
 
 
+@dataclass(frozen=True)
+class AccountIdNews:
+    """The polling client learned an account id (keep it: protocol 7.2) or dropped a refused one.
+
+    `source` is the factory that made the client, so news from a client that has since been
+    replaced (another account) can be told apart. The id is never in the repr.
+    """
+
+    source: Callable[[], ShareClient]
+    account_id: str | None = field(repr=False)
+
+
 class ShareWorker(QObject):
     """Fetches readings on a worker thread. Create it, `moveToThread`, then start via `started`.
 
@@ -35,12 +47,15 @@ class ShareWorker(QObject):
         readings_received(tuple[Reading, ...]): readings new to this run, newest first.
         status_changed(ConnectionStatus): the link's state after each poll or plan.
         auth_failed(str): a sign-in was rejected or the account locked; the plain message.
+        account_id_changed(AccountIdNews): the client learned a new account id, or dropped
+            the one it had (InvalidArgument / all-zero answer: then `account_id` is None).
         stopped(): the worker released its timers, client and store (emitted by `stop`).
     """
 
     readings_received = Signal(object)
     status_changed = Signal(object)
     auth_failed = Signal(str)
+    account_id_changed = Signal(object)
     stopped = Signal()
 
     def __init__(
@@ -60,6 +75,7 @@ class ShareWorker(QObject):
         self._time_scale = time_scale
         self._state = schedule.initial_state(newest_reading=newest_known, seed=seed)
         self._client: ShareClient | None = None
+        self._reported_account_id: str | None = None
         self._store: HistoryStore | None = None
         self._timer: QTimer | None = None
         self._heartbeat: QTimer | None = None
@@ -87,6 +103,7 @@ class ShareWorker(QObject):
                 log.exception("the history store could not be opened; readings are not kept")
                 self._store = None
         self._client = self._client_factory()
+        self._reported_account_id = self._client.account_id
         self._replan()
 
     @Slot()
@@ -129,6 +146,7 @@ class ShareWorker(QObject):
             self._client.close()
         self._client_factory = factory
         self._client = factory()
+        self._reported_account_id = self._client.account_id
         self._state = schedule.record_user_action(
             self._state, self._clock.now(), credentials_changed=True
         )
@@ -175,6 +193,25 @@ class ShareWorker(QObject):
         client = self._client
         if client is None:
             return
+        try:
+            self._poll_with(client, plan)
+        finally:
+            self._report_account_id(client)
+
+    def _report_account_id(self, client: ShareClient) -> None:
+        """Tells the GUI when a sign-in learned a new account id or dropped a refused one."""
+        account_id = client.account_id
+        if client is not self._client or account_id == self._reported_account_id:
+            return
+        self._reported_account_id = account_id
+        log.info(
+            "the Share account id was %s",
+            "learned" if account_id else "dropped",
+            extra={"event": "share.account_id", "known": account_id is not None},
+        )
+        self.account_id_changed.emit(AccountIdNews(self._client_factory, account_id))
+
+    def _poll_with(self, client: ShareClient, plan: schedule.PollPlan) -> None:
         self._polls += 1
         if not client.has_session and not plan.sign_in_allowed:
             self._state = schedule.record_failure(
