@@ -123,6 +123,8 @@ class TrayRun:
     other_lines: list[str]
     exit_code: int | None
     died_early: bool
+    #: Everything it wrote to stdout and stderr (for the secrets search).
+    printed: str = ""
 
 
 @dataclass
@@ -148,6 +150,11 @@ class Record:
     #: What the driver could not do (a wait that timed out, a process that died).
     problems: list[str] = field(default_factory=list)
     real_seconds: float = 0.0
+    #: For the secrets search: every password the day used, every id the fake issued, the
+    #: app's folder (settings, history, logs, cache).
+    passwords: list[str] = field(default_factory=list)
+    issued_ids: list[str] = field(default_factory=list)
+    app_basedir: Path | None = None
 
 
 class Driver:
@@ -188,6 +195,7 @@ class Driver:
         start = (self.clock.now() + LEAD).replace(microsecond=0)
         planned = readings(self.day, start, self.seed)
         record = Record(self.day, self.seed, self.speed, start, self.clock, planned)
+        record.passwords.append(self.password)
         self.record = record
         self._publish(planned)
         self._start_tray()
@@ -259,6 +267,8 @@ class Driver:
                 fake.post("expire-sessions")
             case Act.REJECT:
                 self.password = self.password + "-new"
+                assert self.record is not None
+                self.record.passwords.append(self.password)
                 fake.post("password", {"username": USERNAME, "password": self.password})
                 fake.post("expire-sessions")
             case Act.USER_RESTARTS:
@@ -336,7 +346,9 @@ class Driver:
         code, _took = tray.process.terminate(timeout=QUIT_TIMEOUT_S)
         tray.process.stderr.join(5)
         lines = [line for line in tray.log.lines if not line.startswith("{")]
-        self.record.runs.append(TrayRun(tray.log.events, lines, code, died_early))
+        self.record.runs.append(
+            TrayRun(tray.log.events, lines, code, died_early, tray.process.everything_printed)
+        )
         # Kept beside the run for whoever investigates a figure (bench/soak.py --workdir).
         number = len(self.record.runs)
         (self.workdir / f"app-run-{number}.log").write_text(
@@ -353,8 +365,11 @@ class Driver:
         since = record.start - HISTORY - timedelta(minutes=10)
         record.held = [r for r in fake.held_readings(since, day_end) if r["available"]]
         record.fake_log = list(fake.counters()["log"])
+        issued = fake.get("issued")
+        record.issued_ids = [*issued["account_ids"], *issued["session_ids"]]
         tray = self.tray
         assert tray is not None
+        record.app_basedir = tray.basedir
         with HistoryStore(tray.history_path, read_only=True) as store:
             record.stored = {r.time: r.mgdl for r in store.range(since, day_end)}
         record.fake_died_early = fake.process.exited() is not None

@@ -10,6 +10,9 @@ import pytest
 from bench.soakday import Act, short_day
 from bench.soakfigures import VERDICT_KEYS, figures, report
 from bench.soaklib import DEFAULT_SPEED, run_day
+from tests.support.secrets import assert_no_secrets
+
+from cgmtray.storage.paths import app_paths
 
 pytestmark = pytest.mark.e2e
 
@@ -42,3 +45,19 @@ def test_a_short_simulated_day_of_faults_loses_nothing_and_keeps_every_promise(
         '{"crashes": 0, "lost_readings": 0, "budget_exceeded": 0, '
         '"signins_after_rejection": 0, "missed_urgent_lows": 0, "duplicate_episodes": 0}'
     )
+
+    # Nothing the app wrote or printed through the whole day holds a password (the first one and
+    # the one the person changed to), a session id or the account id the fake issued.
+    assert len(record.passwords) == 2
+    assert len(record.issued_ids) >= 5  # an account id and a session per sign-in
+    assert record.app_basedir is not None
+    secrets = {f"password {n}": p for n, p in enumerate(record.passwords, 1)}
+    secrets |= {f"issued id {n}": i for n, i in enumerate(record.issued_ids, 1)}
+    searched = assert_no_secrets(
+        secrets,
+        roots=[record.app_basedir],
+        texts={f"app run {n} output": run.printed for n, run in enumerate(record.runs, 1)},
+    )
+    files = app_paths(record.app_basedir)
+    for written in (files.settings_file, files.history_db, files.log_file):
+        assert str(written.absolute()) in searched.searched

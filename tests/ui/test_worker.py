@@ -96,6 +96,32 @@ def test_the_next_reading_arrives_by_itself(qtbot: QtBot, running: WorkerThread)
     assert second.args[0][0].time > newest
 
 
+def test_a_computer_clock_10_minutes_slow_neither_delays_nor_loses_readings(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    """Polls run on Share's clock (learned from its Date header), not the computer's."""
+    slow = ScaledClock(
+        SPEED, virtual_origin=clock.now() - timedelta(minutes=10), real_origin=datetime.now(UTC)
+    )
+    thread = _worker(fake, slow, tmp_path)
+    arrivals: list[tuple[datetime, tuple[Reading, ...]]] = []
+    thread.worker.readings_received.connect(
+        lambda readings: arrivals.append((fake.now(), readings)),
+        Qt.ConnectionType.DirectConnection,
+    )
+    try:
+        thread.start()
+        qtbot.waitUntil(lambda: len(arrivals) >= 4, timeout=15_000)
+    finally:
+        assert thread.stop(5000)
+    newest_seen = arrivals[0][1][0].time
+    for received_at, readings in arrivals[1:]:
+        newest = readings[0].time
+        assert newest - newest_seen < timedelta(minutes=6)  # none skipped
+        assert received_at - newest < timedelta(minutes=2)  # and none waited for 10 minutes
+        newest_seen = newest
+
+
 def test_session_expiry_is_renewed_without_the_gui_noticing(
     qtbot: QtBot, running: WorkerThread, fake: FakeShare
 ) -> None:

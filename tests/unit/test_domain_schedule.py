@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,10 +72,13 @@ def test_startup_polls_at_once_for_the_last_24_hours() -> None:
     assert first == PollPlan(T0, 1440, 288, PollReason.STARTUP, sign_in_allowed=True)
 
 
-def test_startup_with_stored_history_asks_only_for_the_gap() -> None:
+def test_startup_with_stored_history_asks_for_the_gap_and_at_least_3_hours() -> None:
+    """What arrived while the app was off is backfilled, late uploads in the last 3 h too."""
     first = plan(initial_state(newest_reading=T0 - timedelta(hours=2)), T0)
     assert (first.at, first.reason) == (T0, PollReason.STARTUP)
-    assert (first.minutes, first.max_count) == (125, 26)
+    assert (first.minutes, first.max_count) == (180, 37)
+    long_off = plan(initial_state(newest_reading=T0 - timedelta(hours=5)), T0)
+    assert (long_off.minutes, long_off.max_count) == (305, 62)
 
 
 def test_naive_times_are_refused() -> None:
@@ -98,8 +101,9 @@ def test_naive_times_are_refused() -> None:
 def test_read_window_covers_the_gap_since_the_newest_reading_within_share_limits(
     reading_age: timedelta, minutes: int, max_count: int
 ) -> None:
-    first = plan(initial_state(newest_reading=T0 - reading_age), T0)
-    assert (first.minutes, first.max_count) == (minutes, max_count)
+    after_a_read = replace(initial_state(newest_reading=T0 - reading_age), last_read_ok_at=T0)
+    nxt = plan(after_a_read, T0)
+    assert (nxt.minutes, nxt.max_count) == (minutes, max_count)
 
 
 # --- the reading-aligned schedule ------------------------------------------------------------

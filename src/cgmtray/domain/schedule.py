@@ -58,6 +58,9 @@ MAX_WINDOW_MINUTES = 1440
 MAX_WINDOW_COUNT = 288
 MIN_WINDOW_MINUTES = 10
 WINDOW_MARGIN_MINUTES = 5
+#: The first read after start looks back at least this far (protocol 7.3.1: 3 h), whatever the
+#: store holds: it backfills what arrived while the app was not running, late uploads included.
+STARTUP_WINDOW_MINUTES = 180
 
 
 class PollReason(enum.StrEnum):
@@ -181,7 +184,7 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
     floor = REQUEST_FLOOR
     if block is not None:
         if block.retry_at is None:
-            minutes, max_count = _window(newest, now)
+            minutes, max_count = _window(newest, now, first_read=state.last_read_ok_at is None)
             return PollPlan(None, minutes, max_count, _STOPPED[block.kind], sign_in_allowed=False)
         wait = block.retry_at - block.since
         target, reason = min(block.retry_at, now + wait), _RETRY[block.kind]
@@ -202,7 +205,7 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
     for limit in limits:
         if limit is not None and limit > at:
             at, reason = limit, PollReason.BUDGET
-    minutes, max_count = _window(newest, at)
+    minutes, max_count = _window(newest, at, first_read=state.last_read_ok_at is None)
     # While credentials stand rejected, the only block with a retry is the one credentials retry.
     trusted = not state.credentials_rejected or block is not None
     may_sign_in = (
@@ -476,12 +479,14 @@ def _step_index(streak: int, steps: int) -> int:
     return min(max(streak, 1), steps) - 1
 
 
-def _window(newest: datetime | None, at: datetime) -> tuple[int, int]:
-    """The read window for a poll at `at`: from a little before the newest known reading."""
+def _window(newest: datetime | None, at: datetime, *, first_read: bool) -> tuple[int, int]:
+    """The read window for a poll at `at`: from a little before the newest known reading (and
+    at least 3 h back on the first read since start)."""
     if newest is None:
         return MAX_WINDOW_MINUTES, MAX_WINDOW_COUNT
     since = _ceil_steps(at - newest, timedelta(minutes=1))
-    minutes = min(MAX_WINDOW_MINUTES, max(MIN_WINDOW_MINUTES, since + WINDOW_MARGIN_MINUTES))
+    least = STARTUP_WINDOW_MINUTES if first_read else MIN_WINDOW_MINUTES
+    minutes = min(MAX_WINDOW_MINUTES, max(least, since + WINDOW_MARGIN_MINUTES))
     return minutes, min(MAX_WINDOW_COUNT, minutes // 5 + 1)
 
 

@@ -56,6 +56,8 @@ MIN_COUNT: Final = 1
 MAX_COUNT: Final = 288
 #: A session older than this is renewed before the next read (protocol 7.2).
 SESSION_RENEW_AGE: Final = timedelta(hours=23)
+#: A new Date header moves the clock-skew estimate only when it differs by more than this.
+SKEW_TOLERANCE: Final = timedelta(seconds=2)
 
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
@@ -465,7 +467,11 @@ class ShareClient:
             return
         if server_now.tzinfo is None:
             server_now = server_now.replace(tzinfo=UTC)
-        self._clock_skew = server_now - self._clock.now()
+        skew = server_now - self._clock.now()
+        # Date has whole seconds and the answer took a while: keep a steady estimate, so polls
+        # planned on Share's clock do not wobble by a second from one answer to the next.
+        if self._clock_skew is None or abs(skew - self._clock_skew) > SKEW_TOLERANCE:
+            self._clock_skew = skew
 
     def _interpret(self, endpoint: str, response: requests.Response, content: bytes) -> object:
         status = response.status_code

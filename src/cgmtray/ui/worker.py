@@ -127,7 +127,7 @@ class ShareWorker(QObject):
     @Slot()
     def poll_now(self) -> None:
         """The person asked to refresh or changed settings: lift stops, poll soon."""
-        self._state = schedule.record_user_action(self._state, self._clock.now())
+        self._state = schedule.record_user_action(self._state, self._share_now())
         if self._client is not None:
             self._client.allow_sign_in()
         self._replan()
@@ -136,7 +136,7 @@ class ShareWorker(QObject):
     def note_resume(self) -> None:
         """The computer woke up or the network came back: poll at once and backfill."""
         log.info("resume: polling at once", extra={"event": "poll.resume"})
-        self._state = schedule.note_resume(self._state, self._clock.now())
+        self._state = schedule.note_resume(self._state, self._share_now())
         self._replan()
 
     @Slot(object)
@@ -148,7 +148,7 @@ class ShareWorker(QObject):
         self._client = factory()
         self._reported_account_id = self._client.account_id
         self._state = schedule.record_user_action(
-            self._state, self._clock.now(), credentials_changed=True
+            self._state, self._share_now(), credentials_changed=True
         )
         self._replan()
 
@@ -157,7 +157,7 @@ class ShareWorker(QObject):
     def _replan(self) -> None:
         if self._timer is None:
             return
-        now = self._clock.now()
+        now = self._share_now()
         plan = schedule.plan(self._state, now)
         self._timer.stop()
         if plan.at is None:
@@ -174,11 +174,11 @@ class ShareWorker(QObject):
             extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": round(wait_s)},
         )
         self._timer.start(wait_ms)
-        self._set_next_poll(plan.at)
+        self._set_next_poll(plan.at - self._skew())
 
     @Slot()
     def _on_timer_timeout(self) -> None:
-        now = self._clock.now()
+        now = self._share_now()
         plan = schedule.plan(self._state, now)
         if plan.at is None:
             self._replan()
@@ -215,7 +215,7 @@ class ShareWorker(QObject):
         self._polls += 1
         if not client.has_session and not plan.sign_in_allowed:
             self._state = schedule.record_failure(
-                self._state, self._clock.now(), FailureClass.SESSION, 0, 0
+                self._state, self._share_now(), FailureClass.SESSION, 0, 0
             )
             return
         try:
@@ -231,19 +231,24 @@ class ShareWorker(QObject):
             # Anything unexpected must not kill the polling thread: back off as transient.
             log.exception("unexpected error while polling")
             self._state = schedule.record_failure(
-                self._state, self._clock.now(), FailureClass.TRANSIENT, 1, 0
+                self._state, self._share_now(), FailureClass.TRANSIENT, 1, 0
             )
             self._set_status(
                 ConnectionStatus(LinkState.UNREACHABLE, failure=FailureClass.TRANSIENT)
             )
             return
         counts = client.last_call
-        now = self._clock.now()
         self._state = schedule.record_success(
-            self._state, now, [r.time for r in readings], counts.reads, counts.sign_ins > 0
+            self._state,
+            self._share_now(),
+            [r.time for r in readings],
+            counts.reads,
+            counts.sign_ins > 0,
         )
         self._set_status(
-            ConnectionStatus(LinkState.OK, server_skew=client.server_clock_skew, since=now)
+            ConnectionStatus(
+                LinkState.OK, server_skew=client.server_clock_skew, since=self._clock.now()
+            )
         )
         if readings:
             self._keep(readings)
@@ -274,7 +279,7 @@ class ShareWorker(QObject):
         retry_after = error.retry_after_s if isinstance(error, RateLimited) else None
         self._state = schedule.record_failure(
             self._state,
-            self._clock.now(),
+            self._share_now(),
             failure,
             reads,
             sign_ins,
@@ -291,6 +296,17 @@ class ShareWorker(QObject):
         self._set_status(status)
         if failure in (FailureClass.CREDENTIALS, FailureClass.LOCKED):
             self.auth_failed.emit(error.user_message)
+
+    def _skew(self) -> timedelta:
+        """How far Share's clock is ahead of ours, as its Date headers showed (0 until known)."""
+        skew = self._client.server_clock_skew if self._client is not None else None
+        return skew if skew is not None else timedelta(0)
+
+    def _share_now(self) -> datetime:
+        """Share's clock, as best known. Reading times are Share's, so the schedule (polls
+        aligned to readings, read windows) runs on it: a computer clock that is off (set back,
+        drifting) neither delays polls nor shrinks a backfill window."""
+        return self._clock.now() + self._skew()
 
     def _set_status(self, status: ConnectionStatus) -> None:
         """Reports a poll's outcome; the planned next poll carries over until the next plan."""
