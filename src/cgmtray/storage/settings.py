@@ -616,7 +616,9 @@ def load_settings(path: Path, *, now: datetime | None = None) -> LoadResult:
     try:
         text = raw.decode("utf-8")
         document = tomllib.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (ValueError, RecursionError):
+        # Not UTF-8, not TOML, or TOML that Python cannot hold (an integer of thousands of
+        # digits, arrays nested thousands deep): unreadable either way.
         return _load_corrupt(path, raw, now)
     return _load_document(document)
 
@@ -637,8 +639,10 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
         )
         version = SETTINGS_VERSION
     if version > SETTINGS_VERSION:
+        # An absurdly large number is not repeated (Python refuses to print some of them).
+        shown = f" (settings version {version})" if version.bit_length() <= 64 else ""
         problems.append(
-            f"Your settings file was written by a newer CGM Tray (settings version {version}); "
+            f"Your settings file was written by a newer CGM Tray{shown}; "
             "the settings this version knows were loaded and the rest ignored."
         )
     while version < SETTINGS_VERSION:
@@ -665,7 +669,7 @@ def recover_account(text: str) -> tuple[str | None, str | None]:
             continue
         try:
             value = tomllib.loads(match.group(0).strip()).get(key)
-        except tomllib.TOMLDecodeError:
+        except (ValueError, RecursionError):  # not TOML, or TOML too big or deep for Python
             continue
         if isinstance(value, str):
             found[key] = value
