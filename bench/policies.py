@@ -15,7 +15,13 @@ from cgmtray.domain.clock import Clock
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ShareClient
-from cgmtray.share.errors import RateLimited, ShareError, SignInBlocked
+from cgmtray.share.errors import (
+    NetworkError,
+    RateLimited,
+    RequestTimedOut,
+    ShareError,
+    SignInBlocked,
+)
 
 #: Makes a new client signed in to nothing yet (a fresh sign-in with Authenticate + LoginById).
 ClientFactory = Callable[[], ShareClient]
@@ -107,7 +113,8 @@ class ScheduledPolicy:
             reads,
             sign_ins,
             retry_after,
-            during_sign_in=getattr(error, "during_sign_in", False),
+            during_sign_in=error.during_sign_in,
+            answered=not isinstance(error, NetworkError | RequestTimedOut),
         )
 
     def close(self) -> None:

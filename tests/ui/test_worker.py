@@ -182,6 +182,31 @@ def test_rejected_password_stops_polling_and_says_so(
         assert thread.stop(5000)
 
 
+def test_sign_ins_answered_with_errors_stop_after_three_and_say_so(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    """Protocol 7.1: a third failed sign-in in a row stops automatic sign-ins until the person
+    acts; the tray then says so, not "will try again by itself"."""
+    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
+    thread = _worker(fake, clock, tmp_path)
+    statuses: list[ConnectionStatus] = []
+    thread.worker.status_changed.connect(statuses.append)
+    try:
+        thread.start()
+        qtbot.waitUntil(
+            lambda: (
+                bool(statuses)
+                and statuses[-1].state is LinkState.STOPPED
+                and statuses[-1].next_poll is None
+            ),
+            timeout=10_000,
+        )
+        assert "Refresh now" in (statuses[-1].problem or "")
+        assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 3
+    finally:
+        assert thread.stop(5000)
+
+
 def test_stop_ends_the_thread_quickly(
     qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
 ) -> None:

@@ -546,6 +546,23 @@ def test_a_sign_in_that_works_resets_the_failure_count() -> None:
     assert state.has_session is True
 
 
+def test_sign_ins_that_got_no_answer_at_all_never_stop_polling() -> None:
+    """Offline at start (no connection, timeouts): Dexcom never saw those sign-ins."""
+    state = initial_state()
+    now = T0
+    for _ in range(6):
+        state = record_failure(
+            state, now, FailureClass.TRANSIENT, 0, 1, during_sign_in=True, answered=False
+        )
+        assert (state.sign_in_failures, state.has_session) == (0, False)
+        assert state.last_sign_in_ok_at is None
+        nxt = plan(state, now)
+        assert nxt.at is not None
+        assert nxt.sign_in_allowed
+        now = nxt.at
+    assert state.ledger.normalized(now).earliest_sign_in() is not None  # still on the budget
+
+
 def test_after_stopped_sign_ins_a_session_loss_stops_polling() -> None:
     state = ScheduleState(sign_in_failures=3, has_session=True)
     state = record_success(state, T0, [T0 - MINUTE], 1, False)

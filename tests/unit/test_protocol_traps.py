@@ -174,7 +174,8 @@ def poll_loop(
                 counts.reads,
                 counts.sign_ins,
                 error.retry_after_s if isinstance(error, RateLimited) else None,
-                during_sign_in=getattr(error, "during_sign_in", False),
+                during_sign_in=error.during_sign_in,
+                answered=not isinstance(error, NetworkError | RequestTimedOut),
             )
             loop.outcomes.append(type(error).__name__)
         else:
@@ -319,11 +320,6 @@ def test_trap_03_a_day_of_polling_signs_in_about_once_a_day(
     assert fake.counters.reads() <= 25 * 15
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ShareClient never sets `during_sign_in`, which the worker and scheduler read: a "
-    "sign-in that failed transiently is recorded as one that worked (protocol 7.1 not met)",
-)
 def test_trap_03_a_sign_in_that_keeps_failing_is_not_taken_for_a_working_one(
     fake: FakeShare, make_client: ClientFactory, clock: ManualClock
 ) -> None:

@@ -925,3 +925,23 @@ def test_no_secret_ever_reaches_an_error_or_a_log_line(
         assert USERNAME not in text
         assert "alice" not in text
         assert UUID_SHAPE.search(text) is None, text
+
+
+def test_an_error_says_whether_the_sign_in_or_the_read_failed() -> None:
+    """The schedule counts failed sign-ins (protocol 7.1) apart from failed reads."""
+    clock = ManualClock(START)
+    with FakeShare(clock) as fake:
+        fake.add_account(Region.US, USERNAME, PASSWORD)
+        config = ClientConfig(
+            region=Region.US, username=USERNAME, base_url=fake.base_url(Region.US)
+        )
+        with ShareClient(config, PASSWORD, clock=clock) as client:
+            fake.inject_fault(Fault.UNAVAILABLE_HTML, endpoint=ENDPOINT_AUTHENTICATE)
+            with pytest.raises(ShareError) as at_sign_in:
+                client.read(10, 1)
+            assert at_sign_in.value.during_sign_in
+            fake.inject_fault(Fault.UNAVAILABLE_HTML, endpoint=ENDPOINT_READ)
+            with pytest.raises(ShareError) as at_read:
+                client.read(10, 1)
+            assert not at_read.value.during_sign_in
+            assert client.has_session  # the sign-in of that call worked

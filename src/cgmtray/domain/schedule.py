@@ -266,13 +266,17 @@ def record_failure(
     retry_after_s: float | None = None,
     *,
     during_sign_in: bool = False,
+    answered: bool = True,
 ) -> ScheduleState:
     """The state after a poll that failed with `failure`.
 
     `reads_made` and `signed_in_attempts` count the requests the poll made. `during_sign_in` says
     the failing request was the sign-in (implied for CREDENTIALS and LOCKED); otherwise any sign-in
-    attempt of the poll worked. A poll that needed a session but was not allowed to sign in makes
-    no request and is recorded as a SESSION failure with zero counts.
+    attempt of the poll worked. `answered` is False when no answer came at all (no connection, a
+    timeout): such a sign-in never reached Dexcom's sign-in service, so it does not count towards
+    the stop after MAX_SIGN_IN_FAILURES (an offline start must not stop polling). A poll that
+    needed a session but was not allowed to sign in makes no request and is recorded as a SESSION
+    failure with zero counts.
     """
     now = require_aware_utc(now)
     _check_counts(reads_made, signed_in_attempts)
@@ -281,7 +285,8 @@ def record_failure(
     base = state
     if attempts and not sign_in_failed:
         base = _after_sign_in(state, now)
-    failures = base.sign_in_failures + 1 if sign_in_failed else base.sign_in_failures
+    counted = sign_in_failed and answered
+    failures = base.sign_in_failures + 1 if counted else base.sign_in_failures
     loses_session = sign_in_failed or failure in (FailureClass.SESSION, FailureClass.CLIENT_BUG)
     backs_off = failure in (FailureClass.TRANSIENT, FailureClass.SESSION)
     rate_limited = failure is FailureClass.RATE_LIMIT

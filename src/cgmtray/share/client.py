@@ -296,6 +296,7 @@ class ShareClient:
         try:
             session_id = self._login_with_account_id()
         except ShareError as exc:
+            exc.during_sign_in = True
             if isinstance(exc, CredentialsRejected | AccountLocked):
                 self._blocked_by = exc
             _log.info(

@@ -49,6 +49,8 @@ class ShareError(Exception):
     catalogue_row: int = OUTSIDE_CATALOGUE
     user_message: str = "Something went wrong talking to Dexcom Share. " + _TRANSIENT_SUFFIX
     default_detail: ClassVar[str] = "Dexcom Share request failed"
+    #: True when the failing request was a sign-in, not a read (set by the client).
+    during_sign_in: bool = False
 
     def __init__(
         self,

@@ -15,11 +15,19 @@ from cgmtray.domain.connection import ConnectionStatus, LinkState, state_of_fail
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ShareClient
-from cgmtray.share.errors import RateLimited, ShareError, SignInBlocked
+from cgmtray.share.errors import (
+    NetworkError,
+    RateLimited,
+    RequestTimedOut,
+    ShareError,
+    SignInBlocked,
+)
 from cgmtray.storage.history import HistoryStore
 
 log = logging.getLogger(__name__)
 
+#: What the tray says when sign-ins stopped after failing again and again (protocol 7.1).
+SIGN_IN_FAILURES_MESSAGE = "Sign-in failed 3 times in a row: stopped until you choose Refresh now"
 #: How often the worker checks that wall time and monotonic time still agree (sleep detection).
 HEARTBEAT_MS = 30_000
 #: A wall-clock jump larger than this between heartbeats counts as a sleep/resume or clock change.
@@ -165,6 +173,12 @@ class ShareWorker(QObject):
                 "polling stopped until the person acts",
                 extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": None},
             )
+            if not self._status.needs_user:
+                # Stopped for a reason the last failure did not name (sign-ins kept failing):
+                # say so, rather than the last failure's "will try again by itself".
+                self._status = replace(
+                    self._status, state=LinkState.STOPPED, message=SIGN_IN_FAILURES_MESSAGE
+                )
             self._set_next_poll(None)
             return
         wait_s = max(0.0, (plan.at - now).total_seconds())
@@ -284,7 +298,8 @@ class ShareWorker(QObject):
             reads,
             sign_ins,
             retry_after,
-            during_sign_in=getattr(error, "during_sign_in", False),
+            during_sign_in=error.during_sign_in,
+            answered=not isinstance(error, NetworkError | RequestTimedOut),
         )
         status = ConnectionStatus(
             state_of_failure(failure),
