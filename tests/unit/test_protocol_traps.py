@@ -763,7 +763,8 @@ def test_trap_13_verification_is_always_on_and_credentials_go_only_to_share_or_l
 def test_trap_14_debug_logs_of_a_sign_in_hold_no_password_or_ids(
     fake: FakeShare, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG):  # every logger, urllib3 included, unredacted
+    # Every logger, urllib3 included (whatever level an earlier test left it at), unredacted.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="urllib3"):
         client = make_client()
         client.sign_in()
     account_id = fake.account_id(Region.US, USERNAME)
