@@ -206,6 +206,11 @@ def test_a_rate_limit_says_how_long_to_wait(
     assert fake.counters.sign_ins() == 1
 
 
+def test_an_absurd_retry_after_is_not_repeated_to_the_person() -> None:
+    outcome = outcome_for_error(RateLimited(10**12, status=429), Region.US)
+    assert "about 60 min" in outcome.message
+
+
 def test_an_outage_page_is_not_blamed_on_the_account(
     qtbot: QtBot, fake: FakeShare, clock: ManualClock
 ) -> None:

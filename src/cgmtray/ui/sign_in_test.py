@@ -14,6 +14,7 @@ from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.freshness import Freshness, format_age
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.readings import Reading
+from cgmtray.domain.schedule import MAX_RETRY_AFTER
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import CallCounts, ClientConfig, ShareClient
 from cgmtray.share.errors import (
@@ -134,7 +135,9 @@ def _network_outcome(error: ShareError, region: Region) -> SignInOutcome:
 def _rate_limited_outcome(error: RateLimited) -> SignInOutcome:
     wait_min = 5
     if error.retry_after_s is not None:
-        wait_min = max(1, round(error.retry_after_s / 60))
+        # A Retry-After beyond an hour is not believed (as the schedule does not believe it).
+        asked_s = min(error.retry_after_s, MAX_RETRY_AFTER.total_seconds())
+        wait_min = max(1, round(asked_s / 60))
     return SignInOutcome(
         OutcomeKind.RATE_LIMITED,
         "Dexcom Share asked to slow down",
