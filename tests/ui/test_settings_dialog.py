@@ -52,9 +52,13 @@ class DictKeyring(keyring.backend.KeyringBackend):
         self.entries: dict[tuple[str, str], str] = {}
         self.threads: list[int] = []
         self.fail_writes = False
+        #: When set, reads wait for it (a slow keyring, e.g. one asking to be unlocked).
+        self.gate: threading.Event | None = None
 
     def get_password(self, service: str, username: str) -> str | None:
         self.threads.append(threading.get_ident())
+        if self.gate is not None:
+            self.gate.wait(WAIT_MS / 1000)
         return self.entries.get((service, username))
 
     def set_password(self, service: str, username: str, password: str) -> None:
@@ -742,3 +746,30 @@ def test_without_a_keyring_the_learned_account_id_stays_in_memory(
     assert memory.get_account_id(saved.region, saved.username) == account_id
     assert harness.backend.entries == {}
     _no_file_holds(tmp_path, account_id)
+
+
+def test_save_waits_for_a_slow_keyring_so_a_new_password_is_not_left_in_memory(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    harness.backend.gate = threading.Event()
+    dialog = SettingsDialog(
+        Settings(),
+        settings_path=harness.path,
+        password_store=harness.store,
+        clock=harness.clock,
+        autostart=harness.autostart,
+        launch_command=COMMAND,
+        history_path=harness.history,
+        log_dir=harness.log_dir,
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.username_edit.setText(USER)
+    dialog.password_edit.setText(PASSWORD)
+    assert not dialog.save_button.isEnabled()  # the keyring is still being checked
+    assert dialog.problems_label.text() == ""
+    with qtbot.waitSignal(dialog.keyring_checked, timeout=WAIT_MS):
+        harness.backend.gate.set()
+    saved = harness.save(dialog)
+    assert saved.username == USER
+    assert harness.store.get("us", USER) == PASSWORD  # in the keyring, for the next start

@@ -479,7 +479,10 @@ class SettingsDialog(QDialog):
             retention_days=self.retention_spin.value(),
         )
         problems += validate(settings, require_username=True)
-        pending = False
+        # A typed password waits for the keyring check: saving before it would keep the
+        # password in memory only, and the next start would ask for it again.
+        typed = bool(self.password_edit.text())
+        pending = typed and self._store.persistent and self._keyring is None
         if not self.password_edit.text() and username:
             if self._account_is_new(region, username):
                 problems.append("Enter the password of this Dexcom account.")
