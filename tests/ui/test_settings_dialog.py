@@ -106,6 +106,14 @@ class Harness:
         self.opened: list[QUrl] = []
 
     def open(self, settings: Settings | None = None, **extra: object) -> SettingsDialog:
+        """A dialog on screen, once its keyring check is done."""
+        dialog = self.make(settings, **extra)
+        with self.qtbot.waitSignal(dialog.keyring_checked, timeout=WAIT_MS):
+            dialog.show()
+        return dialog
+
+    def make(self, settings: Settings | None = None, **extra: object) -> SettingsDialog:
+        """A dialog not yet shown (its keyring check starts when made)."""
         if settings is None:
             settings = load_settings(self.path).settings
         dialog = SettingsDialog(
@@ -122,8 +130,6 @@ class Harness:
             **extra,  # type: ignore[arg-type]
         )
         self.qtbot.addWidget(dialog)
-        with self.qtbot.waitSignal(dialog.keyring_checked, timeout=WAIT_MS):
-            dialog.show()
         return dialog
 
     def save(self, dialog: SettingsDialog) -> Settings:
@@ -752,17 +758,7 @@ def test_save_waits_for_a_slow_keyring_so_a_new_password_is_not_left_in_memory(
     qtbot: QtBot, harness: Harness
 ) -> None:
     harness.backend.gate = threading.Event()
-    dialog = SettingsDialog(
-        Settings(),
-        settings_path=harness.path,
-        password_store=harness.store,
-        clock=harness.clock,
-        autostart=harness.autostart,
-        launch_command=COMMAND,
-        history_path=harness.history,
-        log_dir=harness.log_dir,
-    )
-    qtbot.addWidget(dialog)
+    dialog = harness.make(Settings())
     dialog.show()
     dialog.username_edit.setText(USER)
     dialog.password_edit.setText(PASSWORD)
