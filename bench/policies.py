@@ -12,16 +12,12 @@ from typing import Protocol
 
 from cgmtray.domain import schedule
 from cgmtray.domain.clock import Clock
-from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ShareClient
 from cgmtray.share.errors import (
-    NetworkError,
-    RateLimited,
-    RequestTimedOut,
     ShareError,
-    SignInBlocked,
 )
+from cgmtray.share.polling import poll_once
 
 #: Makes a new client signed in to nothing yet (a fresh sign-in with Authenticate + LoginById).
 ClientFactory = Callable[[], ShareClient]
@@ -84,38 +80,10 @@ class ScheduledPolicy:
         self._planned = schedule.plan(self._state, self._clock.now()).at
 
     def _poll(self, plan: schedule.PollPlan) -> None:
-        client = self._client
-        now = self._clock.now()
-        if not client.has_session and not plan.sign_in_allowed:
-            self._state = schedule.record_failure(self._state, now, FailureClass.SESSION, 0, 0)
-            return
-        try:
-            readings = client.read(minutes=plan.minutes, max_count=plan.max_count)
-        except SignInBlocked as blocked:
-            self._record_failure(blocked, 0, 0)
-            return
-        except ShareError as error:
-            counts = client.last_call
-            self._record_failure(error, counts.reads, counts.sign_ins)
-            return
-        counts = client.last_call
-        self._state = schedule.record_success(
-            self._state, now, [r.time for r in readings], counts.reads, counts.sign_ins > 0
-        )
-        note_readings(self.first_had, readings, now)
-
-    def _record_failure(self, error: ShareError, reads: int, sign_ins: int) -> None:
-        retry_after = error.retry_after_s if isinstance(error, RateLimited) else None
-        self._state = schedule.record_failure(
-            self._state,
-            self._clock.now(),
-            error.failure_class,
-            reads,
-            sign_ins,
-            retry_after,
-            during_sign_in=error.during_sign_in,
-            answered=not isinstance(error, NetworkError | RequestTimedOut),
-        )
+        outcome = poll_once(self._client, self._state, plan, self._clock.now)
+        self._state = outcome.state
+        if outcome.error is None and not outcome.skipped:
+            note_readings(self.first_had, outcome.readings, self._clock.now())
 
     def close(self) -> None:
         self._client.close()

@@ -59,6 +59,7 @@ from cgmtray.share.errors import (
     ZeroIdReturned,
     error_for_code,
 )
+from cgmtray.share.polling import poll_once
 from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
     ENDPOINT_LOGIN_BY_ID,
@@ -147,7 +148,7 @@ def poll_loop(
     until: datetime,
     state: schedule.ScheduleState | None = None,
 ) -> Loop:
-    """Plans, waits (moves the clock), polls and records like ui.worker.ShareWorker._poll."""
+    """Plans, waits (moves the clock) and polls with share.polling.poll_once, as the worker does."""
     loop = Loop(state if state is not None else schedule.initial_state(seed=7))
     for _ in range(5000):
         plan = schedule.plan(loop.state, clock.now())
@@ -156,33 +157,15 @@ def poll_loop(
         clock.set(plan.at)
         now = clock.now()
         loop.polls.append(now)
-        if not client.has_session and not plan.sign_in_allowed:
-            loop.state = schedule.record_failure(loop.state, now, FailureClass.SESSION, 0, 0)
+        outcome = poll_once(client, loop.state, plan, clock.now)
+        loop.state = outcome.state
+        if outcome.skipped:
             loop.outcomes.append("no-sign-in-allowed")
-            continue
-        try:
-            readings = client.read(minutes=plan.minutes, max_count=plan.max_count)
-        except SignInBlocked as blocked:
-            loop.state = schedule.record_failure(loop.state, now, blocked.failure_class, 0, 0)
+        elif isinstance(outcome.error, SignInBlocked):
             loop.outcomes.append("blocked")
-        except ShareError as error:
-            counts = client.last_call
-            loop.state = schedule.record_failure(
-                loop.state,
-                now,
-                error.failure_class,
-                counts.reads,
-                counts.sign_ins,
-                error.retry_after_s if isinstance(error, RateLimited) else None,
-                during_sign_in=error.during_sign_in,
-                answered=not isinstance(error, NetworkError | RequestTimedOut),
-            )
-            loop.outcomes.append(type(error).__name__)
+        elif outcome.error is not None:
+            loop.outcomes.append(type(outcome.error).__name__)
         else:
-            counts = client.last_call
-            loop.state = schedule.record_success(
-                loop.state, now, [r.time for r in readings], counts.reads, counts.sign_ins > 0
-            )
             loop.outcomes.append("ok")
     else:  # pragma: no cover - a runaway loop is itself the failure
         raise AssertionError("the poll loop never settled")

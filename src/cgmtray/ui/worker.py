@@ -16,12 +16,9 @@ from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ShareClient
 from cgmtray.share.errors import (
-    NetworkError,
-    RateLimited,
-    RequestTimedOut,
     ShareError,
-    SignInBlocked,
 )
+from cgmtray.share.polling import poll_once
 from cgmtray.storage.history import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -227,20 +224,8 @@ class ShareWorker(QObject):
 
     def _poll_with(self, client: ShareClient, plan: schedule.PollPlan) -> None:
         self._polls += 1
-        if not client.has_session and not plan.sign_in_allowed:
-            self._state = schedule.record_failure(
-                self._state, self._share_now(), FailureClass.SESSION, 0, 0
-            )
-            return
         try:
-            readings = client.read(minutes=plan.minutes, max_count=plan.max_count)
-        except SignInBlocked as blocked:
-            self._on_failure(blocked, 0, 0)
-            return
-        except ShareError as error:
-            counts = client.last_call
-            self._on_failure(error, counts.reads, counts.sign_ins)
-            return
+            outcome = poll_once(client, self._state, plan, self._share_now)
         except Exception:
             # Anything unexpected must not kill the polling thread: back off as transient.
             log.exception("unexpected error while polling")
@@ -251,21 +236,19 @@ class ShareWorker(QObject):
                 ConnectionStatus(LinkState.UNREACHABLE, failure=FailureClass.TRANSIENT)
             )
             return
-        counts = client.last_call
-        self._state = schedule.record_success(
-            self._state,
-            self._share_now(),
-            [r.time for r in readings],
-            counts.reads,
-            counts.sign_ins > 0,
-        )
+        self._state = outcome.state
+        if outcome.skipped:
+            return
+        if outcome.error is not None:
+            self._show_failure(outcome.error)
+            return
         self._set_status(
             ConnectionStatus(
                 LinkState.OK, server_skew=client.server_clock_skew, since=self._clock.now()
             )
         )
-        if readings:
-            self._keep(readings)
+        if outcome.readings:
+            self._keep(outcome.readings)
 
     def _keep(self, readings: tuple[Reading, ...]) -> None:
         if self._store is not None:
@@ -288,19 +271,8 @@ class ShareWorker(QObject):
         # Everything returned goes to the GUI: late or backfilled readings matter to alerts too.
         self.readings_received.emit(tuple(readings))
 
-    def _on_failure(self, error: ShareError, reads: int, sign_ins: int) -> None:
+    def _show_failure(self, error: ShareError) -> None:
         failure = error.failure_class
-        retry_after = error.retry_after_s if isinstance(error, RateLimited) else None
-        self._state = schedule.record_failure(
-            self._state,
-            self._share_now(),
-            failure,
-            reads,
-            sign_ins,
-            retry_after,
-            during_sign_in=error.during_sign_in,
-            answered=not isinstance(error, NetworkError | RequestTimedOut),
-        )
         status = ConnectionStatus(
             state_of_failure(failure),
             message=error.user_message,
