@@ -873,3 +873,54 @@ def test_the_third_failed_sign_in_in_a_row_stops_sign_ins_whatever_the_failures(
     for event in sequence:
         world.run(event)  # asserts at most 3 failed sign-ins in a row
     world.check_budgets()
+
+
+# --- backfill: readings a phone uploads late into a gap (protocol trap 12) ----------------------
+
+
+def test_a_missed_slot_is_read_again_until_its_reading_arrives() -> None:
+    # The newest reading came, but the one 5 minutes before it had not been uploaded yet.
+    newest = T0 - MINUTE
+    state = record_success(initial_state(), T0, [newest - 10 * MINUTE, newest], 1, True)
+    assert state.gap_from == newest - 10 * MINUTE
+    later = T0 + 5 * MINUTE
+    nxt = plan(state, later)
+    assert nxt.minutes >= 16 + 5  # back to the reading before the gap, and a margin
+    # The late one arrives with the next read: the gap is gone, the window normal again.
+    filled = record_success(
+        state,
+        later,
+        [newest - 10 * MINUTE, newest - 5 * MINUTE, newest, newest + 5 * MINUTE],
+        1,
+        False,
+    )
+    assert filled.gap_from is None
+    assert plan(filled, later + 5 * MINUTE).minutes == 11
+
+
+def test_a_gap_older_than_three_hours_is_no_longer_read_again() -> None:
+    old = T0 - timedelta(hours=4)
+    times = [old, old + 40 * MINUTE, *(T0 - k * 5 * MINUTE for k in range(30, 0, -1))]
+    state = record_success(initial_state(), T0, times, 1, True)
+    assert state.gap_from is None
+    recent = [T0 - 170 * MINUTE, *(T0 - k * 5 * MINUTE for k in range(20, 0, -1))]
+    state = record_success(initial_state(), T0, recent, 1, True)
+    assert state.gap_from == T0 - 170 * MINUTE
+    assert plan(state, T0 + 5 * MINUTE).minutes >= 175
+    # Once the gap is over three hours old, windows shrink back to normal.
+    assert plan(state, T0 + timedelta(minutes=20)).minutes < 60
+
+
+def test_no_readings_at_all_leave_no_gap() -> None:
+    state = record_success(initial_state(), T0, [], 1, True)
+    assert state.gap_from is None
+    assert plan(state, T0 + MINUTE).minutes == 1440
+
+
+def test_a_stopped_schedule_still_names_a_window_back_to_the_gap() -> None:
+    newest = T0 - MINUTE
+    state = record_success(initial_state(), T0, [newest - 10 * MINUTE, newest], 1, True)
+    stopped = record_failure(state, T0 + MINUTE, FailureClass.CLIENT_BUG, 1, 0)
+    nxt = plan(stopped, T0 + MINUTE)
+    assert nxt.at is None
+    assert nxt.minutes >= 12 + 5

@@ -140,6 +140,8 @@ class Loop:
     state: schedule.ScheduleState
     polls: list[datetime] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
+    #: Every reading time any poll returned.
+    seen: set[datetime] = field(default_factory=set)
 
 
 def poll_loop(
@@ -159,6 +161,7 @@ def poll_loop(
         loop.polls.append(now)
         outcome = poll_once(client, loop.state, plan, clock.now)
         loop.state = outcome.state
+        loop.seen.update(reading.time for reading in outcome.readings)
         if outcome.skipped:
             loop.outcomes.append("no-sign-in-allowed")
         elif isinstance(outcome.error, SignInBlocked):
@@ -627,6 +630,21 @@ def test_trap_12_readings_backfilled_after_a_gap_are_all_fetched(
     readings = client.read(minutes=plan.minutes, max_count=plan.max_count)
     assert {r.time for r in backfilled} <= {r.time for r in readings}
     assert len(client.read(minutes=plan.minutes, max_count=1)) == 1  # what maxCount=1 would miss
+
+
+def test_trap_12_a_reading_uploaded_after_a_newer_one_is_still_fetched(
+    fake: FakeShare, make_client: ClientFactory, clock: ManualClock
+) -> None:
+    """The phone uploads the current reading first and the missed one from its queue minutes
+    later: the polls that follow keep reading back to the gap until it fills."""
+    start = clock.now()
+    first = publish(fake, start - 2 * MINUTE, 110)
+    late = publish(fake, first.time + 5 * MINUTE, 112, available_at=first.time + 22 * MINUTE)
+    after = publish(fake, first.time + 10 * MINUTE, 114)
+    later = [publish(fake, first.time + k * 5 * MINUTE, 115) for k in range(3, 8)]
+    loop = poll_loop(make_client(), clock, start + 45 * MINUTE)
+    assert {first.time, late.time, after.time, *(r.time for r in later)} <= loop.seen
+    assert loop.state.gap_from is None  # filled, windows back to normal
 
 
 # --- 13: TLS verification ------------------------------------------------------------------------

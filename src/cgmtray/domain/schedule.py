@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -58,6 +59,10 @@ MAX_WINDOW_MINUTES = 1440
 MAX_WINDOW_COUNT = 288
 MIN_WINDOW_MINUTES = 10
 WINDOW_MARGIN_MINUTES = 5
+#: Readings further apart than this leave a gap a phone may still backfill (a missed slot).
+GAP_AFTER = timedelta(minutes=7, seconds=30)
+#: Gaps this recent are read again on every poll until they fill (Dexcom backfills up to 3 h).
+BACKFILL_SPAN = timedelta(hours=3)
 #: The first read after start looks back at least this far (protocol 7.3.1: 3 h), whatever the
 #: store holds: it backfills what arrived while the app was not running, late uploads included.
 STARTUP_WINDOW_MINUTES = 180
@@ -150,6 +155,9 @@ class ScheduleState:
     block: Block | None = None
     #: A pending request for a prompt poll.
     prompt: Prompt | None = None
+    #: The reading just before the oldest gap of the last BACKFILL_SPAN (None: no gap): read
+    #: windows reach back to it, so readings a phone uploads late into the gap are not missed.
+    gap_from: datetime | None = None
 
     @property
     def learned_lag(self) -> timedelta:
@@ -184,7 +192,8 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
     floor = REQUEST_FLOOR
     if block is not None:
         if block.retry_at is None:
-            minutes, max_count = _window(newest, now, first_read=state.last_read_ok_at is None)
+            since = _window_start(state, newest, now)
+            minutes, max_count = _window(since, now, first_read=state.last_read_ok_at is None)
             return PollPlan(None, minutes, max_count, _STOPPED[block.kind], sign_in_allowed=False)
         wait = block.retry_at - block.since
         target, reason = min(block.retry_at, now + wait), _RETRY[block.kind]
@@ -205,7 +214,8 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
     for limit in limits:
         if limit is not None and limit > at:
             at, reason = limit, PollReason.BUDGET
-    minutes, max_count = _window(newest, at, first_read=state.last_read_ok_at is None)
+    since = _window_start(state, newest, at)
+    minutes, max_count = _window(since, at, first_read=state.last_read_ok_at is None)
     # While credentials stand rejected, the only block with a retry is the one credentials retry.
     trusted = not state.credentials_rejected or block is not None
     may_sign_in = (
@@ -242,6 +252,7 @@ def record_success(
         signed,
         events=state.events + 1,
         newest_reading=newest,
+        gap_from=_oldest_gap(state, times, newest, now),
         lag_samples=samples,
         has_session=True,
         last_request_at=now if reads_made or signed_in else state.last_request_at,
@@ -482,6 +493,32 @@ def _rate_limit_delay(streak: int, retry_after_s: float | None) -> timedelta:
 def _step_index(streak: int, steps: int) -> int:
     """Failure number `streak` (1 for the first) uses this step; the last step repeats."""
     return min(max(streak, 1), steps) - 1
+
+
+def _window_start(state: ScheduleState, newest: datetime | None, at: datetime) -> datetime | None:
+    """What a read at `at` must reach back to: the newest reading, or a recent gap's start."""
+    gap = state.gap_from
+    if gap is not None and newest is not None and at - BACKFILL_SPAN <= gap < newest:
+        return gap
+    return newest
+
+
+def _oldest_gap(
+    state: ScheduleState, times: Sequence[datetime], newest: datetime | None, now: datetime
+) -> datetime | None:
+    """Where the oldest recent gap starts, after a read that returned `times`.
+
+    The read covered everything from a little before the previous gap (or the previous newest
+    reading) up to now, so the gaps among what it returned, and between the previous newest and
+    what it returned, are all the gaps there are in that span."""
+    if newest is None:
+        return None
+    horizon = now - BACKFILL_SPAN
+    known = sorted({*times, *(t for t in (state.newest_reading,) if t is not None)})
+    for older, newer in itertools.pairwise(known):
+        if older >= horizon and newer - older > GAP_AFTER:
+            return older
+    return None
 
 
 def _window(newest: datetime | None, at: datetime, *, first_read: bool) -> tuple[int, int]:
