@@ -169,12 +169,9 @@ def test_the_badge_is_on_screen_in_the_tray_in_the_colour_of_its_range(
             and min(box.width, box.height) >= MIN_BADGE_SIDE
         )
 
-    deadline = time.monotonic() + tray_desktop.timeout_s
-    while not badge_on_screen():
-        if time.monotonic() > deadline:
-            shot = tray_desktop.save_screenshot(tmp_path / "screen.png")
-            pytest.fail(f"no badge of the expected colour in the tray {panel}: {seen}; see {shot}")
-        time.sleep(0.05)
+    if not tray_desktop.poll(badge_on_screen, tray_desktop.timeout_s):
+        shot = tray_desktop.save_screenshot(tmp_path / "screen.png")
+        pytest.fail(f"no badge of the expected colour in the tray {panel}: {seen}; see {shot}")
 
     badge = seen["box"]
     assert isinstance(badge, type(panel))
