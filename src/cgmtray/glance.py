@@ -22,7 +22,7 @@ from cgmtray.share.errors import InvalidRequestError, ShareError
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import CredentialStore, CredentialStoreError, PasswordStore
-from cgmtray.storage.settings import Settings, load_settings
+from cgmtray.storage.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: Text
     paths = app_paths.app_paths(args.basedir)
     logging_setup.configure(json_lines=args.log_json, debug=args.debug, stream=stderr)
     try:
-        with _account(args, paths, stdin) as (account, clock, _settings):
+        with _account(args, paths, stdin) as (account, clock):
             code = _fetch_and_print(account, clock, args.json, stdout, stderr)
     except UsageError as problem:
         print(f"cgm-tray: {problem}", file=stderr)
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: Text
 @contextmanager
 def _account(
     args: argparse.Namespace, paths: app_paths.AppPaths, stdin: TextIO
-) -> Iterator[tuple[Account, Clock, Settings | None]]:
+) -> Iterator[tuple[Account, Clock]]:
     if args.demo:
         from cgmtray.fakeshare.demo import DemoService
 
@@ -116,7 +116,6 @@ def _account(
             yield (
                 Account(demo.region, demo.username, demo.password, None, demo.base_url, Unit.MGDL),
                 demo.clock,
-                None,
             )
         return
 
@@ -130,8 +129,7 @@ def _account(
         region = Region(args.region or "us")
         yield (
             Account(region, args.username, password, None, args.share_url, Unit.MGDL),
-            (SystemClock()),
-            None,
+            SystemClock(),
         )
         return
 
@@ -171,7 +169,6 @@ def _account(
             KeyringIds(store, region.value, settings.username, stored_id),
         ),
         SystemClock(),
-        settings,
     )
 
 
