@@ -477,7 +477,7 @@ class ShareClient:
     def _interpret(self, endpoint: str, response: requests.Response, content: bytes) -> object:
         status = response.status_code
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._server_now())
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.server_now())
             raise RateLimited(retry_after, status=status, endpoint=endpoint)
         decoded, ok = _decode_json(content)
         if 200 <= status < 300:
@@ -511,7 +511,8 @@ class ShareClient:
             "unexpected status; " + _describe_body(content), status=status, endpoint=endpoint
         )
 
-    def _server_now(self) -> datetime:
+    def server_now(self) -> datetime:
+        """Share's clock, as best known: ours plus the skew its Date headers showed."""
         skew = self._clock_skew or timedelta(0)
         return self._clock.now() + skew
 

@@ -185,7 +185,7 @@ class ShareWorker(QObject):
             extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": round(wait_s)},
         )
         self._timer.start(wait_ms)
-        self._set_next_poll(plan.at - self._skew())
+        self._set_next_poll(self._clock.now() + (plan.at - now))  # on our clock, for the menu
 
     @Slot()
     def _on_timer_timeout(self) -> None:
@@ -284,16 +284,11 @@ class ShareWorker(QObject):
         if failure in (FailureClass.CREDENTIALS, FailureClass.LOCKED):
             self.auth_failed.emit(error.user_message)
 
-    def _skew(self) -> timedelta:
-        """How far Share's clock is ahead of ours, as its Date headers showed (0 until known)."""
-        skew = self._client.server_clock_skew if self._client is not None else None
-        return skew if skew is not None else timedelta(0)
-
     def _share_now(self) -> datetime:
-        """Share's clock, as best known. Reading times are Share's, so the schedule (polls
-        aligned to readings, read windows) runs on it: a computer clock that is off (set back,
-        drifting) neither delays polls nor shrinks a backfill window."""
-        return self._clock.now() + self._skew()
+        """Share's clock, as the client knows it. Reading times are Share's, so the schedule
+        (polls aligned to readings, read windows) runs on it: a computer clock that is off (set
+        back, drifting) neither delays polls nor shrinks a backfill window."""
+        return self._client.server_now() if self._client is not None else self._clock.now()
 
     def _set_status(self, status: ConnectionStatus) -> None:
         """Reports a poll's outcome; the planned next poll carries over until the next plan."""
