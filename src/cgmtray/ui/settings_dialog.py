@@ -483,7 +483,7 @@ class SettingsDialog(QDialog):
         # password in memory only, and the next start would ask for it again.
         typed = bool(self.password_edit.text())
         pending = typed and self._store.persistent and self._keyring is None
-        if not self.password_edit.text() and username:
+        if not typed and username:
             if self._account_is_new(region, username):
                 problems.append("Enter the password of this Dexcom account.")
             elif self._keyring is None:
