@@ -173,3 +173,30 @@ def test_a_sign_in_problem_shows_on_the_icon_without_data(rig: Rig) -> None:
     assert model is not None
     assert model.severity is Severity.ERROR
     assert "password" in model.tooltip
+
+
+def test_a_reading_a_year_ahead_neither_shows_nor_hides_an_urgent_low(
+    rig: Rig, qtbot: QtBot
+) -> None:
+    """The held window is anchored on now, not on the newest reading: a far-future reading cannot
+    push the real ones out, and is never taken for the current value."""
+    rig.status(LinkState.OK)
+    ahead = Reading(NOW + timedelta(days=365), 250, Trend.FLAT)
+    rig.worker.worker.readings_received.emit((ahead,))
+    rig.readings(60, 45)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    assert rig.shown[0].kind == "urgent_low"
+    model = rig.tray.model
+    assert model is not None
+    assert model.text == "45"
+
+
+def test_readings_older_than_the_window_are_forgotten_as_time_passes(rig: Rig) -> None:
+    rig.status(LinkState.OK)
+    rig.readings(120)
+    rig.clock.advance(timedelta(hours=3, minutes=1))
+    rig.controller._on_tick_timeout()
+    assert rig.controller.recent == ()
+    model = rig.tray.model
+    assert model is not None
+    assert model.reading is None

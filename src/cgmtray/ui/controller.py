@@ -24,8 +24,13 @@ from cgmtray.ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-#: The controller keeps this much recent history in memory for the display and the alert engine.
+#: The controller keeps this much recent history in memory for the display and the alert engine,
+#: counted back from the corrected now (never from the newest reading: one reading stamped far
+#: ahead must not push every real one out).
 RECENT_SPAN = timedelta(hours=3)
+#: A held reading may be this far ahead of the corrected now (clocks disagree by seconds); one
+#: further ahead is dropped, so it can neither stand for the current value nor hide a low.
+FUTURE_SLACK = timedelta(minutes=5)
 #: The display and the alert engine are re-evaluated this often (ages change, no-data comes due).
 TICK_MS = 20_000
 
@@ -76,7 +81,7 @@ class Controller(QObject):
         open_about: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self._clock = clock
+        self._clock = clock  # the corrected clock (Share's, steadied): "now" for every rule
         self._tray = tray
         self._notifier = notifier
         self._worker = worker
@@ -173,9 +178,6 @@ class Controller(QObject):
     def _on_worker_readings_received(self, readings: tuple[Reading, ...]) -> None:
         for reading in readings:
             self._recent[reading.time] = reading
-        newest = max(self._recent)
-        for time in [t for t in self._recent if t < newest - RECENT_SPAN]:
-            del self._recent[time]
         self._refresh()
         if self._history is not None:
             self._history.add_readings(readings)
@@ -196,9 +198,17 @@ class Controller(QObject):
     def _on_tick_timeout(self) -> None:
         self._refresh()
 
+    def _window(self, now: datetime) -> tuple[Reading, ...]:
+        """The held readings in [now - RECENT_SPAN, now + FUTURE_SLACK], newest first; older ones
+        are forgotten. Ones further ahead are kept but not used: after a clock that was behind is
+        corrected they count again."""
+        for time in [t for t in self._recent if t < now - RECENT_SPAN]:
+            del self._recent[time]
+        return tuple(r for r in self.recent if r.time <= now + FUTURE_SLACK)
+
     def _refresh(self) -> None:
         now = self._clock.now()
-        readings = self.recent
+        readings = self._window(now)
         if self._alerts_live:
             self._evaluate_alerts(readings, now)
         model = display.model(
@@ -208,7 +218,7 @@ class Controller(QObject):
             thresholds=self._view.alerts.thresholds(),
             connection=self._status.problem,
             failure=self._status.failure,
-            server_skew=self._status.server_skew,
+            # `now` is already on Share's clock: no second correction.
         )
         self._tray.show_model(model)
         self.refreshed.emit()
