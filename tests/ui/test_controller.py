@@ -113,9 +113,11 @@ def test_alerts_speak_the_chosen_unit(qtbot: QtBot) -> None:
 def test_snooze_from_the_menu_is_capped_for_urgent_low(rig: Rig) -> None:
     rig.status(LinkState.OK)
     rig.readings(52)
-    rig.tray.snooze_requested.emit("urgent_low", 120)
     from cgmtray.domain import alerts
     from cgmtray.domain.alert_config import AlertKind
+
+    granted = rig.controller.snooze(AlertKind.URGENT_LOW, timedelta(minutes=120))
+    assert granted == timedelta(minutes=30)
 
     until = alerts.snoozed_until(rig.controller.alert_state, AlertKind.URGENT_LOW)
     assert until == NOW + timedelta(minutes=30)
