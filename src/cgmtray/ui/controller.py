@@ -103,7 +103,8 @@ class Controller(QObject):
         self._alert_state = alerts.initial_state()
         self._alerts_live = False
         self._history = history
-        self._window_key: str | None = None
+        #: The alerts the status window holds: key -> kind.
+        self._window_keys: dict[str, AlertKind] = {}
         self._open_settings = open_settings
         self._open_about = open_about
         self._tick = QTimer(self)
@@ -385,15 +386,16 @@ class Controller(QObject):
         request = self._notifier.request_for(key)
         if backend != BACKEND_WINDOW or request is None:
             return
-        self._window_key = key
         kind = AlertKind(request.kind)
-        self._tray.show_status_alert(kind, self._view.alerts[kind].snooze_cap)
+        self._window_keys[key] = kind
+        cap = self._view.alerts[kind].snooze_cap
+        self._tray.show_status_alert(kind, request.title, request.body, cap)
 
     @Slot(str)
     def _on_notifier_withdrawn(self, key: str) -> None:
-        if key == self._window_key:
-            self._window_key = None
-            self._tray.clear_status_alert()
+        kind = self._window_keys.pop(key, None)
+        if kind is not None:
+            self._tray.clear_status_alert(kind)
 
     @Slot()
     def _on_tray_open_history_requested(self) -> None:

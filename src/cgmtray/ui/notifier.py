@@ -138,6 +138,7 @@ class Notifier(QObject):
         self._tokens = count(1)
         self._pending: dict[int, NotificationRequest] = {}
         self._alarm_keys: set[str] = set()
+        self._chime_key: str | None = None
         self._last_tray_request: NotificationRequest | None = None
         self._backend: str | None = None
         self._shut_down = False
@@ -165,6 +166,11 @@ class Notifier(QObject):
     def request_for(self, key: str) -> NotificationRequest | None:
         """The latest request shown for `key` while it is open."""
         return self._open.get(key)
+
+    def notification_id(self, key: str) -> int | None:
+        """The desktop notification's id for `key`, once the server has answered."""
+        known = self._ids.get(key)
+        return None if known is None else known[1].notification_id
 
     @property
     def open_keys(self) -> tuple[str, ...]:
@@ -361,11 +367,16 @@ class Notifier(QObject):
                 self._sound.play("alarm", loop=True)
         elif request.sound == "chime":
             if not self._alarm_keys:  # never cut an alarm short for a chime
+                self._chime_key = request.key
                 self._sound.play("chime", loop=False)
         else:
             logger.warning("unknown alert sound %r", request.sound)
 
     def _stop_sound_for(self, key: str) -> None:
+        if key == self._chime_key:
+            self._chime_key = None
+            if self._sound is not None and self._sound.current == "chime":
+                self._sound.stop()
         if key not in self._alarm_keys:
             return
         self._alarm_keys.discard(key)

@@ -119,6 +119,8 @@ class TrayPresenter(QObject):
         self._tray: QSystemTrayIcon | None = None
         self._window: StatusWindow | None = None
         self._force_window = force_status_window
+        #: The alerts the status window holds, by kind: (title, body, snooze minutes or None).
+        self._status_alerts: dict[AlertKind, tuple[str, str, int | None]] = {}
         self._status_kind: AlertKind | None = None
         self._recheck = QTimer(self)
         self._recheck.setInterval(TRAY_RECHECK_MS)
@@ -174,18 +176,31 @@ class TrayPresenter(QObject):
         if self._window is not None:
             self._window.show_message(title, body)
 
-    def show_status_alert(self, kind: AlertKind, snooze_cap: timedelta) -> None:
-        """The status window's message is an alert of `kind`: offer Snooze and Acknowledge."""
-        self._status_kind = kind
+    def show_status_alert(
+        self, kind: AlertKind, title: str, body: str, snooze_cap: timedelta
+    ) -> None:
+        """An alert of `kind` reached the status window. The window shows the most urgent alert
+        open, with Snooze (for what will be granted) and Acknowledge."""
         minutes = min(WINDOW_SNOOZE_MIN, int(snooze_cap.total_seconds() // 60))
-        if self._window is not None:
-            self._window.set_alert_controls(minutes if minutes > 0 else None)
+        self._status_alerts[kind] = (title, body, minutes if minutes > 0 else None)
+        self._show_status_alerts()
 
-    def clear_status_alert(self) -> None:
-        """The alert in the status window ended or was answered: its text and buttons go."""
-        self._status_kind = None
-        if self._window is not None:
+    def clear_status_alert(self, kind: AlertKind) -> None:
+        """The kind's alert ended or was answered: the window shows the next one, or nothing."""
+        self._status_alerts.pop(kind, None)
+        self._show_status_alerts()
+
+    def _show_status_alerts(self) -> None:
+        kinds = sorted(self._status_alerts, key=lambda kind: kind.rank)
+        self._status_kind = kinds[0] if kinds else None
+        if self._window is None:
+            return
+        if self._status_kind is None:
             self._window.clear_message()
+            return
+        title, body, minutes = self._status_alerts[self._status_kind]
+        self._window.show_message(title, body)
+        self._window.set_alert_controls(minutes)
 
     def _control(
         self,
