@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -844,3 +845,127 @@ def test_without_an_answer_each_table_scenario_repeats_and_sounds_again(
         assert True in rig.sound_changes
     finally:
         rig.stop()
+
+
+# --- The app owns what it shows: quit closes everything, a new start closes what was left -----
+
+
+def open_ids(path: Path) -> list[int]:
+    return [entry["id"] for entry in json.loads(path.read_text(encoding="utf-8"))["open"]]
+
+
+def test_quit_closes_every_open_notification_before_the_bus_thread_ends(
+    qtbot: QtBot,
+    private_bus: PrivateBus,
+    notification_server: RecordingNotificationServer,
+    tmp_path: Path,
+    player: RecordingPlayer,
+) -> None:
+    [soon] = [s for s in KIND_SCENARIOS if s.kind is AlertKind.URGENT_LOW_SOON]
+    state = tmp_path / "notifications.json"
+    rig = make_rig(qtbot, soon, private_bus, player, state)
+    try:
+        qtbot.waitUntil(lambda: len(notify_calls(notification_server)) == 2)  # soon, low
+        qtbot.waitUntil(lambda: sorted(open_ids(state)) == [1, 2])
+        entries = json.loads(state.read_text(encoding="utf-8"))["open"]
+        # Ids, kinds and whose ids they are; no glucose value, title or text.
+        assert {tuple(sorted(entry)) for entry in entries} == {("bus", "id", "kind", "server")}
+        assert {entry["kind"] for entry in entries} == {"urgent_low_soon", "low"}
+    finally:
+        rig.stop()  # Controller.stop(): what Quit, SIGTERM and aboutToQuit end in
+
+    closed = sorted(c.args[0] for c in notification_server.calls("CloseNotification"))
+    assert closed == [1, 2]
+    assert not any(t.name == "cgmtray-dbus-notify" for t in threading.enumerate())
+    assert open_ids(state) == []
+    assert nothing_can_sound(rig.sound)
+
+
+def test_quit_on_a_hung_server_gives_up_within_a_bounded_wait_and_keeps_the_ids(
+    qtbot: QtBot, private_bus: PrivateBus, tmp_path: Path, sink: list[NotificationRequest]
+) -> None:
+    state = tmp_path / "notifications.json"
+    server = RecordingNotificationServer(private_bus.address)
+    try:
+        notifier = Notifier(
+            tray=None,
+            status_sink=sink.append,
+            sound=None,
+            bus_address=private_bus.address,
+            state_file=state,
+        )
+        show_and_wait(qtbot, notifier, URGENT_LOW)
+        qtbot.waitUntil(lambda: open_ids(state) == [1])
+        private_bus.stop()  # the bus is gone (a dead session): nothing can be closed
+        started = time.monotonic()
+        notifier.shutdown()
+        assert time.monotonic() - started < 10  # bounded (≈1 s), generous for a busy machine
+        assert not any(t.name == "cgmtray-dbus-notify" for t in threading.enumerate())
+        assert open_ids(state) == [1]  # not closed: the next start tries again
+    finally:
+        server.stop()
+
+
+def test_a_new_start_closes_what_an_abrupt_end_left_open_before_showing_anything(
+    qtbot: QtBot,
+    private_bus: PrivateBus,
+    notification_server: RecordingNotificationServer,
+    tmp_path: Path,
+    sink: list[NotificationRequest],
+) -> None:
+    state = tmp_path / "notifications.json"
+    first = make_notifier(private_bus.address, sink, None)
+    first._state_file = state  # as the app builds it
+    show_and_wait(qtbot, first, URGENT_LOW)
+    qtbot.waitUntil(lambda: open_ids(state) == [1])
+    # The process dies here (no shutdown): the urgent notification stays on screen.
+    first._service.stop()  # type: ignore[union-attr]  # its thread, as the OS ends it
+    assert notification_server.calls("CloseNotification") == []
+
+    second = Notifier(
+        tray=None,
+        status_sink=sink.append,
+        sound=None,
+        bus_address=private_bus.address,
+        state_file=state,
+    )
+    try:
+        show_and_wait(qtbot, second, URGENT_LOW)
+        members = [c.member for c in notification_server.calls() if c.member != "GetCapabilities"]
+        # The old one is closed before the new one is shown: never two urgent lows side by side.
+        assert members[members.index("Notify", 1) - 1] == "CloseNotification"
+        [close] = notification_server.calls("CloseNotification")
+        assert close.args == (1,)
+        assert notify_calls(notification_server)[-1].replaces_id == 0
+    finally:
+        second.shutdown()
+        first.shutdown()
+
+
+def test_ids_left_by_another_notification_server_are_not_closed(
+    qtbot: QtBot,
+    private_bus: PrivateBus,
+    notification_server: RecordingNotificationServer,
+    tmp_path: Path,
+    sink: list[NotificationRequest],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ids are the server's own: after a reboot or a new server, id 1 is someone else's."""
+    caplog.set_level(logging.INFO)
+    state = tmp_path / "notifications.json"
+    stale = {"id": 1, "kind": "urgent_low", "server": ":1.999", "bus": "another-bus"}
+    state.write_text(json.dumps({"version": 1, "open": [stale]}), encoding="utf-8")
+    notifier = Notifier(
+        tray=None,
+        status_sink=sink.append,
+        sound=None,
+        bus_address=private_bus.address,
+        state_file=state,
+    )
+    try:
+        show_and_wait(qtbot, notifier, HIGH)
+        assert notification_server.calls("CloseNotification") == []
+        assert any(getattr(r, "event", None) == "notify.stale_closed" for r in caplog.records)
+    finally:
+        notifier.shutdown()
+    assert open_ids(state) == []

@@ -371,9 +371,9 @@ class DbusNotificationService:
             elif isinstance(command, _CloseCommand):
                 self._close_shown(command.key)
             elif isinstance(command, _CloseAllCommand):
-                for key in list(self._shown):
-                    self._close_shown(key)
-                self._all_closed.set()
+                closed = [self._close_shown(key) for key in list(self._shown)]
+                if self._link is not None and all(closed):
+                    self._all_closed.set()  # else the bus went away: the ids may still show
             elif isinstance(command, _CloseStaleCommand):
                 self._close_stale(command.stale)
             else:
@@ -538,14 +538,15 @@ class DbusNotificationService:
             extra={"event": "notify.stale_closed", "count": closed},
         )
 
-    def _close_shown(self, key: str) -> None:
+    def _close_shown(self, key: str) -> bool:
+        """Closes the episode's notification; False if it may still be on screen."""
         shown = self._shown.pop(key, None)
         if shown is None:
-            return
+            return True
         self._keys_by_id.pop(shown.notification_id, None)
         if self._link is None:
-            return
-        self._send_close(shown.notification_id, shown.kind)
+            return False
+        return self._send_close(shown.notification_id, shown.kind)
 
     def _send_close(self, notification_id: int, kind: str) -> bool:
         try:
