@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.share.client import ShareClient
+from cgmtray.ui import notifier as notifier_module
 from cgmtray.ui.controller import Controller, ViewSettings
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
@@ -969,3 +973,56 @@ def test_ids_left_by_another_notification_server_are_not_closed(
     finally:
         notifier.shutdown()
     assert open_ids(state) == []
+
+
+FATAL_CHILD = r"""
+import sys, time
+from PySide6.QtCore import QCoreApplication
+from cgmtray.ui import app
+from cgmtray.ui.notifier import NotificationRequest, Notifier
+
+qt = QCoreApplication(sys.argv[:1])
+app._install_excepthook()
+notifier = Notifier(tray=None, status_sink=None, sound=None, bus_address=sys.argv[1])
+notifier.show(NotificationRequest("urgent_low#1", "urgent_low", "Urgent low", "b", urgent=True))
+deadline = time.monotonic() + 30
+while notifier.notification_id("urgent_low#1") is None and time.monotonic() < deadline:
+    qt.processEvents()
+print("shown", flush=True)
+raise RuntimeError("a fatal error escapes the event loop")
+"""
+
+
+def test_a_fatal_error_still_closes_the_notifications_at_exit(
+    private_bus: PrivateBus, notification_server: RecordingNotificationServer, tmp_path: Path
+) -> None:
+    env = private_bus.environment(QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join(sys.path))
+    child = subprocess.run(
+        [sys.executable, "-c", FATAL_CHILD, private_bus.address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode != 0
+    assert "shown" in child.stdout
+    assert "a fatal error escapes" in child.stderr  # logged by the app's hook
+    [close] = notification_server.calls("CloseNotification")
+    assert close.args == (1,)
+
+
+def test_shutdown_all_closes_what_every_live_notifier_shows(
+    qtbot: QtBot,
+    private_bus: PrivateBus,
+    notification_server: RecordingNotificationServer,
+    sink: list[NotificationRequest],
+) -> None:
+    notifier = make_notifier(private_bus.address, sink, None)
+    show_and_wait(qtbot, notifier, URGENT_LOW)
+    show_and_wait(qtbot, notifier, HIGH)
+
+    notifier_module.shutdown_all()
+
+    assert sorted(c.args[0] for c in notification_server.calls("CloseNotification")) == [1, 2]
+    assert not any(t.name == "cgmtray-dbus-notify" for t in threading.enumerate())
