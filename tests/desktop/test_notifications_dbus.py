@@ -1026,3 +1026,29 @@ def test_shutdown_all_closes_what_every_live_notifier_shows(
 
     assert sorted(c.args[0] for c in notification_server.calls("CloseNotification")) == [1, 2]
     assert not any(t.name == "cgmtray-dbus-notify" for t in threading.enumerate())
+
+
+def test_an_episode_that_ends_closes_its_notification_and_its_alarm(
+    qtbot: QtBot,
+    private_bus: PrivateBus,
+    notification_server: RecordingNotificationServer,
+    tmp_path: Path,
+    player: RecordingPlayer,
+) -> None:
+    [urgent_low] = [s for s in KIND_SCENARIOS if s.kind is AlertKind.URGENT_LOW]
+    rig = make_rig(qtbot, urgent_low, private_bus, player, tmp_path / "notifications.json")
+    try:
+        notification_id = rig.notifier.notification_id(rig.key())
+        rig.clock.advance(timedelta(minutes=5))
+        rig.feed((70, 80, 90))
+        assert nothing_can_sound(rig.sound)
+        qtbot.waitUntil(
+            lambda: (
+                [c.args for c in notification_server.calls("CloseNotification")]
+                == [(notification_id,)]
+            ),
+            timeout=5000,
+        )
+        assert rig.notifier.open_keys == ()
+    finally:
+        rig.stop()
