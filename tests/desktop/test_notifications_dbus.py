@@ -1052,3 +1052,17 @@ def test_an_episode_that_ends_closes_its_notification_and_its_alarm(
         assert rig.notifier.open_keys == ()
     finally:
         rig.stop()
+
+
+def test_logout_closes_every_notification_and_later_alerts_still_go_out(
+    qtbot: QtBot, notifier: Notifier, notification_server: RecordingNotificationServer
+) -> None:
+    """commitDataRequest (logout) calls close_all(): the logout may still be cancelled."""
+    show_and_wait(qtbot, notifier, URGENT_LOW)
+    show_and_wait(qtbot, notifier, HIGH)
+
+    notifier.close_all()
+
+    qtbot.waitUntil(lambda: len(notification_server.calls("CloseNotification")) == 2)
+    assert notifier.open_keys == ()
+    assert show_and_wait(qtbot, notifier, URGENT_LOW) == "dbus"
