@@ -339,6 +339,12 @@ class SniDesktop:
         self.watcher = watcher
         self.notifications = notifications
 
+    @staticmethod
+    def wait_until(
+        check: Callable[[], bool], what: str, timeout: float = DESKTOP_TIMEOUT_S
+    ) -> None:
+        wait_until(check, timeout, what)
+
     def env(self, **extra: str) -> dict[str, str]:
         """A child environment on this display and bus (Qt's xcb platform, which exports its tray
         icon over D-Bus because the watcher is there), a private home, no keyring."""

@@ -94,7 +94,7 @@ def test_the_app_registers_one_item_with_its_badge_tooltip_and_the_full_menu(
         def shows_the_reading() -> bool:
             return "mg/dL" in menu.properties().tooltip_title
 
-        assert app.stderr.wait_until(shows_the_reading, APP_TIMEOUT_S), menu.properties()
+        sni_desktop.wait_until(shows_the_reading, "the tooltip shows the reading", APP_TIMEOUT_S)
         root = menu.open()
         labels = root.labels()
         assert "mg/dL" in labels[0], f"the status line shows no reading: {labels}"
@@ -196,10 +196,16 @@ def urgent_low(sni_desktop: SniDesktop, tmp_path: Path) -> Iterator[UrgentLow]:
         def critical_ids() -> list[int]:
             return [i for i, call in server.shown() if call.hints.get("urgency") == CRITICAL]
 
-        assert app.stderr.wait_until(lambda: bool(critical_ids()), APP_TIMEOUT_S), server.calls()
+        sni_desktop.wait_until(
+            lambda: bool(critical_ids()), "a critical notification", APP_TIMEOUT_S
+        )
         urgent = UrgentLow(rig, fake, app, item, critical_ids()[0], played)
         # The alarm loops: the player has been started again at least once.
-        assert app.stderr.wait_until(lambda: len(urgent.player_starts()) >= 2, APP_TIMEOUT_S)
+        sni_desktop.wait_until(
+            lambda: len(urgent.player_starts()) >= 2,
+            "the alarm player started again",
+            APP_TIMEOUT_S,
+        )
         yield urgent
     finally:
         rig.close()
@@ -227,9 +233,11 @@ def test_snoozing_the_urgent_low_from_the_panel_menu_silences_the_alarm_and_clos
     late = [t - snoozed_at for t in urgent_low.player_starts() if t > snoozed_at + SILENCE_WITHIN_S]
     assert late == [], f"the alarm player was started again {late} s after the snooze"
     server = sni_desktop.notifications
-    assert app.stderr.wait_until(
-        lambda: urgent_low.notification_id not in server.open_ids(), APP_TIMEOUT_S
-    ), f"the urgent notification stayed on screen: {server.calls('CloseNotification')}"
+    sni_desktop.wait_until(
+        lambda: urgent_low.notification_id not in server.open_ids(),
+        f"the urgent notification (id {urgent_low.notification_id}) closed",
+        APP_TIMEOUT_S,
+    )
     assert app.exited() is None
 
 
@@ -253,9 +261,7 @@ def test_quit_with_the_urgent_notification_on_screen_closes_every_notification_i
     def closed() -> set[int]:
         return {int(call.args[0]) for call in server.calls("CloseNotification")}
 
-    assert app.stderr.wait_until(lambda: opened <= closed(), 10), (
-        f"left on screen after Quit: {sorted(opened - closed())}"
-    )
+    sni_desktop.wait_until(lambda: opened <= closed(), f"every notification of {opened} closed")
     assert server.open_ids() == set()
 
 
