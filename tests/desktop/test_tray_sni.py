@@ -56,8 +56,8 @@ def start_demo(desktop: SniDesktop, basedir: Path, name: str = "cgm-tray") -> Pr
 
 
 @pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    """Processes a test starts; each is ended and reaped afterwards, whatever happened."""
+def processes(sni_desktop: SniDesktop) -> Iterator[list[Process]]:
+    """Processes a test starts on the desktop; each is ended and reaped before the desktop goes."""
     started: list[Process] = []
     yield started
     for process in reversed(started):
@@ -123,6 +123,26 @@ def test_refresh_now_from_the_panel_menu_makes_the_app_poll(
 
     app.stderr.wait_event("poll.scheduled", reason="user", start=before, timeout=APP_TIMEOUT_S)
     assert app.exited() is None
+
+
+def test_a_snooze_chosen_in_the_panel_menu_shows_in_the_menu_when_it_opens_again(
+    sni_desktop: SniDesktop, processes: list[Process], tmp_path: Path
+) -> None:
+    app = start_demo(sni_desktop, tmp_path / "base")
+    processes.append(app)
+    item = registered_item(sni_desktop, app)
+    app.stderr.wait_event("tray.updated", severity="in_range", timeout=APP_TIMEOUT_S)
+
+    with sni_desktop.menu(item) as menu:
+        menu.click(*SNOOZE_URGENT_LOW_30)
+        app.stderr.wait_event("alert.snoozed", kind="urgent_low", timeout=APP_TIMEOUT_S)
+        snooze = menu.open_submenu(menu.open().child("Snooze alerts"))
+
+    labels = snooze.labels()
+    snoozed = [label for label in labels if "snoozed" in label]
+    assert len(snoozed) == 1, labels
+    assert snoozed[0].startswith("Urgent low"), labels
+    assert "Urgent low soon" in labels, "only the kind chosen is snoozed"
 
 
 def test_quit_from_the_panel_menu_exits_with_status_0_and_the_item_leaves(
