@@ -231,11 +231,6 @@ def urgent_low(sni_desktop: SniDesktop, tmp_path: Path) -> Iterator[UrgentLow]:
         rig.close()
 
 
-@pytest.mark.xfail(
-    reason="needs the fix: a snooze from the tray menu stops the alarm and closes the urgent "
-    "notification (today it only records the snooze)",
-    strict=True,
-)
 def test_snoozing_the_urgent_low_from_the_panel_menu_silences_the_alarm_and_closes_it(
     sni_desktop: SniDesktop, urgent_low: UrgentLow
 ) -> None:
@@ -261,10 +256,6 @@ def test_snoozing_the_urgent_low_from_the_panel_menu_silences_the_alarm_and_clos
     assert app.exited() is None
 
 
-@pytest.mark.xfail(
-    reason="needs the fix: the app closes the notifications it opened when it quits",
-    strict=True,
-)
 def test_quit_with_the_urgent_notification_on_screen_closes_every_notification_it_opened(
     sni_desktop: SniDesktop, urgent_low: UrgentLow
 ) -> None:
