@@ -167,6 +167,10 @@ class ShareClient:
     old. A session error on a read costs exactly one re-login and one retried read; a second
     session error raises SessionRejectedAfterRelogin (class TRANSIENT). Rejected credentials or a
     lockout block every later sign-in (SignInBlocked, no request) until `allow_sign_in()`.
+
+    Every request ends within `config.deadline_s` (RequestTimedOut) and reads at most
+    MAX_BODY_BYTES (ResponseTooLarge). Each answer's Date goes to `server_clock` (a ServerClock
+    on `clock` if not given; pass one to share Share's clock with the rest of the app).
     """
 
     def __init__(
