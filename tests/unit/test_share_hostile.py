@@ -426,7 +426,8 @@ def test_a_reading_a_year_ahead_beside_a_real_45_is_refused(
     assert getattr(record, "count", None) == 1
     assert getattr(record, "ahead_s", 0) >= 364 * 86400
     assert "250" not in record.getMessage()
-    assert "250" not in str(vars(record))
+    assert "250" not in str(record.args)
+    # (not vars(record): its timestamps and thread ids may hold "250" by chance)
 
 
 def test_a_clock_an_hour_slow_with_no_skew_yet_keeps_real_readings(
