@@ -46,12 +46,20 @@ class RequestDeadline:
             return self._expired
 
     def attach(self, sock: socket.socket) -> None:
-        """Shuts `sock` down when the deadline passes (at once if it already has)."""
+        """Shuts `sock` down when the deadline passes (at once if it already has).
+
+        What is kept is a duplicate of its descriptor: TLS wraps a connection's socket in a new
+        object and detaches the old one, and shutdown() on any descriptor of a socket ends the
+        connection for all of them.
+        """
+        try:
+            duplicate = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except OSError:
+            return  # already closed: nothing left to end
         with self._lock:
-            if not self._expired:
-                self._sockets.append(sock)
-                return
-        _shut_down(sock)
+            self._sockets.append(duplicate)
+            if self._expired:
+                _shut_down(duplicate)
 
     def __enter__(self) -> RequestDeadline:
         _current.deadline = self
@@ -66,22 +74,23 @@ class RequestDeadline:
     ) -> None:
         self._timer.cancel()
         _current.deadline = None
-        with self._lock:
+        with self._lock:  # never closed while the watchdog shuts it down
+            for duplicate in self._sockets:
+                duplicate.close()
             self._sockets.clear()
 
     def _expire(self) -> None:
         with self._lock:
             self._expired = True
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            _shut_down(sock)
+            for sock in self._sockets:
+                _shut_down(sock)
 
 
 def _shut_down(sock: socket.socket) -> None:
-    # socket.socket.shutdown, not SSLSocket.shutdown: no TLS state is touched from this thread;
-    # the blocked read on the request's thread sees the connection end.
+    # A plain duplicate: no TLS state is touched from this thread; the blocked read on the
+    # request's thread sees the connection end.
     with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _attach(sock: socket.socket | None) -> None:
