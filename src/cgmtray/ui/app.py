@@ -102,9 +102,14 @@ def _second_start(claim: Claim, data_dir: Path) -> int:
 def _present(session: AppSession, message: dict[str, object]) -> None:
     """A second start asked: show the running app, and say what was shown."""
     shown = session.present()
+    pid = message.get("pid")
     log.info(
         "shown to a second start",
-        extra={"event": "app.presented", "shown": shown, "asker_pid": message.get("pid")},
+        extra={
+            "event": "app.presented",
+            "shown": shown,
+            "asker_pid": pid if isinstance(pid, int) else None,
+        },
     )
 
 
