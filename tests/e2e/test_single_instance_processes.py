@@ -160,3 +160,26 @@ def test_two_data_folders_run_side_by_side(rig: Rig) -> None:
     assert "app.handover" not in _names(one.process) + _names(other.process)
     _quit(other)
     _quit(one)
+
+
+def test_two_starts_at_the_same_moment_give_one_instance(rig: Rig) -> None:
+    """Start at login and a click on the launcher at once: one tray, one hand-over."""
+    fake = rig.start_fake()
+    _publish(rig, fake)
+    starts = [rig.start_tray(fake, name="login"), rig.start_tray(fake, name="launcher")]
+
+    def one_ended() -> bool:
+        return any(s.process.exited() is not None for s in starts)
+
+    assert starts[0].log.wait_until(one_ended, SECOND_START_S), "neither start handed over"
+    gone = [s for s in starts if s.process.exited() is not None]
+    assert len(gone) == 1
+    (second,) = gone
+    (first,) = [s for s in starts if s is not second]
+    assert _exit_of(second.process) == 0, second.process.everything_printed
+    assert "app.handover" in _names(second.process)
+    assert "app.started" not in _names(second.process)
+    _showing(first)
+    first.log.wait_event("app.presented", timeout=SECOND_START_S)
+    assert first.process.exited() is None
+    _quit(first)
