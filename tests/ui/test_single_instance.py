@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QLockFile
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 import cgmtray
@@ -367,12 +366,15 @@ def paths(tmp_path: Path) -> app_paths.AppPaths:
 def test_asked_during_the_first_run_the_welcome_window_comes_back(
     qtbot: QtBot, paths: app_paths.AppPaths
 ) -> None:
-    from cgmtray.ui.first_run import WelcomeWindow
+    from cgmtray.ui.first_run import FirstRunFlow
 
     with contextlib.ExitStack() as stack:
         session = AppSession(_args(), paths, stack)
         session.begin()
-        welcome = next(w for w in QApplication.topLevelWidgets() if isinstance(w, WelcomeWindow))
+        flow = session._first_run
+        assert isinstance(flow, FirstRunFlow)
+        welcome = flow.welcome
+        assert welcome.isVisible()
         welcome.showMinimized()
         assert session.present() == "welcome"
         assert welcome.isVisible()
