@@ -14,6 +14,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
 from PySide6.QtCore import (
@@ -33,6 +34,7 @@ from cgmtray import APP_ID, APP_NAME, __version__, logging_setup
 from cgmtray.storage import paths as app_paths
 from cgmtray.ui import notifier
 from cgmtray.ui.session import AppSession
+from cgmtray.ui.single_instance import ASK_PRESENT, Claim, SingleInstance
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +46,73 @@ ICON_FALLBACK_PNG = "app-icon-256.png"
 APP_ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
 
 
+#: Exit status of a second start when the running instance does not answer (EX_TEMPFAIL).
+EXIT_INSTANCE_NOT_ANSWERING = 75
+
+
 def run(args: argparse.Namespace) -> int:
-    """Runs the tray app until Quit; returns the process exit status."""
+    """Runs the tray app until Quit; returns the process exit status.
+
+    One instance per data folder: a second start asks the first to show itself and exits 0,
+    before it signs in, reads the keyring or shows anything.
+    """
     paths = app_paths.ensure(app_paths.app_paths(args.basedir))
-    logging_setup.configure(json_lines=args.log_json, debug=args.debug, log_file=paths.log_file)
+    # The log file is the instance's: a second start logs to stderr only.
+    logging_setup.configure(json_lines=args.log_json, debug=args.debug)
     app = _make_application()
-    _install_excepthook()
-    with _signals_quit(app), contextlib.ExitStack() as stack:
-        session = AppSession(args, paths, stack)
-        session.quit_requested.connect(lambda: app.exit(0))
-        log.info("starting", extra={"event": "app.starting", "version": __version__})
-        session.begin()
-        code = app.exec()
-        log.info("CGM Tray stopping", extra={"event": "app.stopping"})
-        finished = session.stop()
-        if not finished:
-            logging.shutdown()
-            os._exit(code)  # a request is still in flight: its thread must not delay the exit
-        return code
+    instance = SingleInstance(paths.data_dir)
+    try:
+        claim = instance.claim({"ask": ASK_PRESENT, "pid": os.getpid()})
+        if claim is not Claim.OWNER and claim is not Claim.UNGUARDED:
+            return _second_start(claim, paths.data_dir)
+        logging_setup.configure(json_lines=args.log_json, debug=args.debug, log_file=paths.log_file)
+        _install_excepthook()
+        with _signals_quit(app), contextlib.ExitStack() as stack:
+            session = AppSession(args, paths, stack)
+            session.quit_requested.connect(lambda: app.exit(0))
+            instance.asked.connect(lambda message: _present(session, message))
+            log.info("starting", extra={"event": "app.starting", "version": __version__})
+            session.begin()
+            code = app.exec()
+            log.info("CGM Tray stopping", extra={"event": "app.stopping"})
+            finished = session.stop()
+            if not finished:
+                instance.release()
+                logging.shutdown()
+                os._exit(code)  # a request is still in flight: its thread must not delay the exit
+            return code
+    finally:
+        instance.release()
+
+
+def _second_start(claim: Claim, data_dir: Path) -> int:
+    """Another process is the instance: it was asked to show itself, or it does not answer."""
+    if claim is Claim.HANDED_OVER:
+        log.info("CGM Tray is already running: showing it", extra={"event": "app.handover"})
+        return 0
+    log.info(
+        "another CGM Tray holds the data folder but does not answer",
+        extra={"event": "app.instance_not_answering"},
+    )
+    sys.stderr.write(
+        f"cgm-tray: CGM Tray is already running for {data_dir} but does not answer, so this "
+        "start stops here. If it stays stuck, end that one (or log out) and start again.\n"
+    )
+    return EXIT_INSTANCE_NOT_ANSWERING
+
+
+def _present(session: AppSession, message: dict[str, object]) -> None:
+    """A second start asked: show the running app, and say what was shown."""
+    shown = session.present()
+    pid = message.get("pid")
+    log.info(
+        "shown to a second start",
+        extra={
+            "event": "app.presented",
+            "shown": shown,
+            "asker_pid": pid if isinstance(pid, int) else None,
+        },
+    )
 
 
 def _route_qt_messages() -> None:

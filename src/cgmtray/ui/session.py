@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QWidget
 
 from cgmtray import logging_setup
 from cgmtray.domain.clock import Clock, shared_clock
@@ -149,6 +150,7 @@ class AppSession(QObject):
         self._history: LazyHistory | None = None
         self._dialog: SettingsDialog | None = None
         self._first_run: object | None = None
+        self._tray: TrayPresenter | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
         #: The factory of the polling client: account id news from any other one is stale.
@@ -293,6 +295,7 @@ class AppSession(QObject):
             clock=account.clock,
             parent=self,
         )
+        self._tray = tray
         sound = AlarmSound(parent=self)
 
         def to_status_window(request: NotificationRequest) -> None:
@@ -503,6 +506,29 @@ class AppSession(QObject):
         task.finished.connect(lambda _result, t=task: self._tasks.discard(t))
         task.start()
 
+    def present(self) -> str:
+        """Shows the running app to a person who started it again; returns what was shown.
+
+        The window that waits for them comes first (welcome, settings asking for the password),
+        then the tray (see TrayPresenter.present); "starting" while the keyring is still read.
+        """
+        from cgmtray.ui.first_run import FirstRunFlow
+
+        flow = self._first_run
+        if isinstance(flow, FirstRunFlow) and not flow.finished:
+            dialog = flow.settings_dialog
+            if dialog is not None and dialog.isVisible():
+                _bring_forward(dialog)
+                return "settings"
+            _bring_forward(flow.welcome)
+            return "welcome"
+        if self._dialog is not None and self._dialog.isVisible():
+            _bring_forward(self._dialog)
+            return "settings"
+        if self._controller is None or self._tray is None:
+            return "starting"
+        return self._tray.present()
+
     # --- end --------------------------------------------------------------------------------
 
     def stop(self) -> bool:
@@ -512,3 +538,12 @@ class AppSession(QObject):
         if self._controller is None:
             return True
         return self._controller.stop()
+
+
+def _bring_forward(window: QWidget) -> None:
+    """Restores, raises and activates a window (as far as the window manager allows)."""
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()

@@ -146,6 +146,29 @@ class TrayPresenter(QObject):
     def model(self) -> DisplayModel | None:
         return self._model
 
+    def present(self) -> str:
+        """Shows the running app to a person who started it again (the launcher clicked): the
+        menu popped up at the icon; the history (the icon's click) when the tray does not say
+        where the icon is; the status window, restored and raised, when there is no tray.
+        Returns which: "menu", "history" or "status_window"."""
+        tray = self._tray
+        if tray is None or not tray.isVisible():
+            window = self._window
+            if window is None:  # no tray and no window yet cannot last: make the window
+                self._use_window()
+                window = self._window
+            assert window is not None
+            window.showNormal()
+            window.raise_()
+            window.activateWindow()
+            return "status_window"
+        where = tray.geometry()
+        if where.isEmpty():  # StatusNotifierItem hosts keep the icon's place to themselves
+            self.open_history_requested.emit()
+            return "history"
+        self._menu.popup(where.bottomLeft())
+        return "menu"
+
     def show_model(self, model: DisplayModel) -> None:
         """Shows a new model: the icon is repainted only when what it draws changed (value,
         arrow, colour, stale look), the tooltip whenever its text changed (the age ticks)."""
