@@ -279,10 +279,6 @@ def test_quit_with_the_urgent_notification_on_screen_closes_every_notification_i
 # --- d: a second start ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="needs the fix: a single instance per --basedir (a second start exits with 0)",
-    strict=True,
-)
 def test_a_second_start_on_the_same_basedir_adds_no_icon_and_exits_with_status_0(
     sni_desktop: SniDesktop, processes: list[Process], tmp_path: Path
 ) -> None:
