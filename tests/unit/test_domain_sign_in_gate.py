@@ -1,4 +1,4 @@
-"""The sign-in gate: rejections wait for new credentials, locks for time and an ask, budgets hold."""
+"""The sign-in gate: a rejection waits for new credentials, a lock for time and an ask."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def test_the_schedule_keeps_the_gates_lock_waits() -> None:
         FIRST_LOCK_WAIT,
         REPEAT_LOCK_WAIT,
     )
-    assert (FIRST_LOCK_WAIT, REPEAT_LOCK_WAIT) == (timedelta(minutes=60), timedelta(minutes=120))
+    assert timedelta(minutes=60) == FIRST_LOCK_WAIT
+    assert timedelta(minutes=120) == REPEAT_LOCK_WAIT
 
 
 def test_a_rejection_blocks_every_sign_in_until_the_credentials_change() -> None:

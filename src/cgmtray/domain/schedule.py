@@ -338,9 +338,7 @@ def record_user_action(
     )
     if not credentials_changed:
         return lifted
-    return replace(
-        lifted, has_session=False, last_sign_in_ok_at=None
-    )
+    return replace(lifted, has_session=False, last_sign_in_ok_at=None)
 
 
 def note_resume(state: ScheduleState, now: datetime) -> ScheduleState:
@@ -364,6 +362,7 @@ _STOPPED = {
     BlockKind.SIGN_IN_FAILURES: PollReason.STOPPED_SIGN_IN_FAILURES,
     BlockKind.CLIENT_BUG: PollReason.STOPPED_CLIENT_BUG,
 }
+
 
 def _routine_target(
     state: ScheduleState, newest: datetime | None, now: datetime, seed: int

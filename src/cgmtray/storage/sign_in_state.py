@@ -178,10 +178,10 @@ class PersistedSignInGate:
                 json.dump(payload, out, sort_keys=True)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(temp, self.state_file)
+            Path(temp).replace(self.state_file)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(temp)
+                Path(temp).unlink()
             raise
 
 
