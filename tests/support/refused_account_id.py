@@ -17,8 +17,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cgmtray.domain.clock import Clock
-from cgmtray.share.gate import SignInGate
 from cgmtray.share.client import ClientConfig, ShareClient
+from cgmtray.share.gate import SignInGate
 from cgmtray.share.regions import ENDPOINT_LOGIN_BY_ID
 
 #: A well-formed account id that no fake account has.
