@@ -20,8 +20,16 @@ T0 = datetime(2026, 11, 21, 21, 0, tzinfo=UTC)
 USER = "frank@example.com"
 
 
-def gate(folder: Path, **kw: bool) -> PersistedSignInGate:
-    return PersistedSignInGate(folder, region="us", username=USER, **kw)
+def gate(
+    folder: Path, *, asked: bool = False, credentials_changed: bool = False
+) -> PersistedSignInGate:
+    return PersistedSignInGate(
+        folder,
+        region="us",
+        username=USER,
+        asked=asked,
+        credentials_changed=credentials_changed,
+    )
 
 
 def test_a_rejection_seen_by_one_process_holds_for_the_next(tmp_path: Path) -> None:
