@@ -24,6 +24,7 @@ from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart
 from cgmtray.storage import paths as app_paths
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.storage.credentials import (
     CredentialStore,
     CredentialStoreError,
@@ -151,6 +152,8 @@ class AppSession(QObject):
         self._first_run: object | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
+        #: Where the shared sign-in state lives (demo: its temporary folder).
+        self._state_dir: Path = paths.data_dir
         #: The factory of the polling client: account id news from any other one is stale.
         self._client_source: Callable[[], ShareClient] | None = None
         #: Account id writes run one at a time, in order; the next one waits here.
@@ -248,6 +251,7 @@ class AppSession(QObject):
         config = ClientConfig(region=demo.region, username=demo.username, base_url=demo.base_url)
         settings = Settings(username=demo.username)
         store_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+        self._state_dir = store_dir
         self._start(
             Account(config, demo.password, demo.clock, speed, settings),
             store_dir / "history.sqlite3",
@@ -337,12 +341,20 @@ class AppSession(QObject):
             account_id=settings.account_id,
         )
 
-    @staticmethod
     def _client_factory(
-        config: ClientConfig, password: str, clock: Clock
+        self, config: ClientConfig, password: str, clock: Clock
     ) -> Callable[[], ShareClient]:
+        state_dir = self._state_dir
+
         def factory() -> ShareClient:
-            return ShareClient(config, password, clock=clock)
+            # Every process of this data folder and account shares one sign-in gate.
+            gate = PersistedSignInGate(
+                state_dir,
+                region=config.region.value,
+                username=config.username,
+                base_url=config.base_url,
+            )
+            return ShareClient(config, password, clock=clock, gate=gate)
 
         return factory
 
