@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections.abc import Iterator
@@ -229,12 +230,13 @@ def test_a_rejected_password_is_tried_by_no_restart_and_no_refresh(
         thread = _worker(fake, clock, tmp_path, gate_dir=gate_dir)
         statuses: list[ConnectionStatus] = []
         thread.worker.status_changed.connect(statuses.append)
+        rejected = functools.partial(_last, statuses, LinkState.SIGN_IN_REJECTED)
         try:
             thread.start()
-            qtbot.waitUntil(lambda: _last(statuses, LinkState.SIGN_IN_REJECTED), timeout=10_000)
+            qtbot.waitUntil(rejected, timeout=10_000)
             for _ in range(3):
                 thread.bridge.poll_requested.emit()  # Refresh now
-            qtbot.waitUntil(lambda: _last(statuses, LinkState.SIGN_IN_REJECTED), timeout=10_000)
+            qtbot.waitUntil(rejected, timeout=10_000)
             line = next_check_line(statuses[-1], clock.now())
             assert line == "Dexcom rejected the password: change it in Settings"
         finally:

@@ -24,7 +24,6 @@ from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart
 from cgmtray.storage import paths as app_paths
-from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.storage.credentials import (
     CredentialStore,
     CredentialStoreError,
@@ -33,6 +32,7 @@ from cgmtray.storage.credentials import (
 )
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
@@ -393,6 +393,7 @@ class AppSession(QObject):
             log_dir=self._paths.log_dir,
             share_urls=share_urls,
             notice=notice,
+            sign_in_state_dir=None if self._demo else self._state_dir,
         )
 
     @Slot()

@@ -14,8 +14,8 @@ from cgmtray.domain.clock import Clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState, state_of_failure
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
-from cgmtray.share.client import ShareClient
 from cgmtray.domain.sign_in_gate import Decision, Reason
+from cgmtray.share.client import ShareClient
 from cgmtray.share.errors import (
     ShareError,
 )
