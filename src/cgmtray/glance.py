@@ -10,13 +10,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from cgmtray import logging_setup
 from cgmtray.domain import freshness, units
-from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.clock import Clock, SystemClock, shared_clock
 from cgmtray.domain.connection import REJECTED_LINE, locked_line
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading, delta_mgdl
@@ -156,7 +156,7 @@ def _account(
                 state_dir=paths.data_dir,
                 password_given=True,
             ),
-            SystemClock(),
+            _clock(args),
         )
         return
 
@@ -196,8 +196,19 @@ def _account(
             KeyringIds(store, region.value, settings.username, stored_id),
             state_dir=paths.data_dir,
         ),
-        SystemClock(),
+        _clock(args),
     )
+
+
+def _clock(args: argparse.Namespace) -> Clock:
+    """The computer's clock, or the accelerated one a test shares with the tray and the fake
+    (`--speed`, `--clock-epoch`, `--clock-file`): the shared sign-in state is on that clock."""
+    speed = float(getattr(args, "speed", None) or 1.0)
+    offset_file = getattr(args, "clock_file", None)
+    if speed == 1.0 and offset_file is None:
+        return SystemClock()
+    epoch = getattr(args, "clock_epoch", None) or datetime.now(UTC)
+    return shared_clock(speed, epoch, offset_file)
 
 
 def _fetch_and_print(
