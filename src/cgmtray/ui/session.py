@@ -182,7 +182,7 @@ class AppSession(QObject):
         if getattr(self._args, "password_stdin", False):
             password = sys.stdin.readline().rstrip("\r\n")
             if password:
-                self._start_account(self._settings, password)
+                self._start_account(self._settings, password, given=True)
                 return
             self._ask_for_password("No password arrived on standard input. Enter it to start.")
             return
@@ -257,11 +257,15 @@ class AppSession(QObject):
             store_dir / "history.sqlite3",
         )
 
-    def _start_account(self, settings: Settings, password: str) -> None:
+    def _start_account(self, settings: Settings, password: str, *, given: bool = False) -> None:
+        """Starts polling as `settings`' account; `given`: the person just typed the password
+        (or piped it on stdin), which lifts a rejection on record (a lock stays)."""
         logging_setup.register_secret(password)
         logging_setup.register_secret(settings.username)
         self._settings = settings
         config = self._client_config(settings)
+        if given:
+            self._gate_for(config).user_acted(credentials_changed=True)
         speed = float(getattr(self._args, "speed", None) or 1.0)
         epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
         clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
@@ -341,20 +345,20 @@ class AppSession(QObject):
             account_id=settings.account_id,
         )
 
+    def _gate_for(self, config: ClientConfig) -> PersistedSignInGate:
+        """The sign-in gate every process of this data folder and account shares."""
+        return PersistedSignInGate(
+            self._state_dir,
+            region=config.region.value,
+            username=config.username,
+            base_url=config.base_url,
+        )
+
     def _client_factory(
         self, config: ClientConfig, password: str, clock: Clock
     ) -> Callable[[], ShareClient]:
-        state_dir = self._state_dir
-
         def factory() -> ShareClient:
-            # Every process of this data folder and account shares one sign-in gate.
-            gate = PersistedSignInGate(
-                state_dir,
-                region=config.region.value,
-                username=config.username,
-                base_url=config.base_url,
-            )
-            return ShareClient(config, password, clock=clock, gate=gate)
+            return ShareClient(config, password, clock=clock, gate=self._gate_for(config))
 
         return factory
 
@@ -475,7 +479,7 @@ class AppSession(QObject):
                     memory.set_account_id(settings.region, settings.username, settings.account_id)
             self._password_store = memory
         if self._controller is None or self._account is None:
-            self._start_account(settings, change.password)
+            self._start_account(settings, change.password, given=True)
             return
         logging_setup.register_secret(change.password)
         logging_setup.register_secret(settings.username)
