@@ -122,3 +122,16 @@ def test_an_unreadable_file_is_no_reason_to_crash(
     with caplog.at_level(logging.WARNING):
         assert gate(tmp_path).check(T0).allowed
     assert "could not be read" in caplog.text
+
+
+def test_a_folder_that_cannot_be_used_keeps_the_state_in_the_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the data folder should be", encoding="utf-8")
+    tray = gate(blocked / "data")
+    with caplog.at_level(logging.WARNING):
+        assert tray.reserve(T0).allowed  # a broken folder must not stop the app signing in
+        tray.record(T0, Outcome.REJECTED)
+        assert tray.reserve(T0 + timedelta(hours=1)).reason is Reason.REJECTED
+    assert caplog.text.count("kept in this process only") == 1

@@ -17,16 +17,18 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 
 from cgmtray.domain import sign_in_gate
 from cgmtray.domain.sign_in_gate import BlockKind, Decision, GateState, Outcome
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 STATE_FILE_NAME: Final = "sign-in-state.json"
 LOCK_FILE_NAME: Final = "sign-in-state.lock"
@@ -63,6 +65,9 @@ class PersistedSignInGate:
         self._key = account_key(region, username, base_url)
         self._asked_at: float | None = time.monotonic() if asked else None
         self._changed = credentials_changed
+        #: The last state seen; the only one when the folder cannot be used.
+        self._memory = GateState()
+        self._degraded = False
 
     @property
     def state_file(self) -> Path:
@@ -70,8 +75,7 @@ class PersistedSignInGate:
 
     def state(self) -> GateState:
         """This account's state as stored now."""
-        with self._locked():
-            return self._read_all().get(self._key, GateState())
+        return self._transact(lambda state: (state, state))
 
     def check(self, now: datetime, *, asked: bool | None = None) -> Decision:
         """What a sign-in at `now` would meet, without reserving it (`asked`: as if the person
@@ -83,16 +87,12 @@ class PersistedSignInGate:
     def reserve(self, now: datetime) -> Decision:
         """Check-and-reserve under the file lock: when allowed, the sign-in is counted before it
         is made. A pending ask or credentials change is spent by the attempt it let through."""
-        with self._locked():
-            states = self._read_all()
-            state = states.get(self._key, GateState())
-            decision, reserved = sign_in_gate.reserve(
-                state, now, asked=self._asked(), credentials_changed=self._changed
-            )
-            if decision.allowed:
-                states[self._key] = reserved
-                self._write_all(states)
-                self._asked_at, self._changed = None, False
+        asked, changed = self._asked(), self._changed
+        decision = self._transact(
+            lambda state: sign_in_gate.reserve(state, now, asked=asked, credentials_changed=changed)
+        )
+        if decision.allowed:
+            self._asked_at, self._changed = None, False
         log.info(
             "sign-in gate: %s",
             decision.reason.value,
@@ -102,13 +102,7 @@ class PersistedSignInGate:
 
     def record(self, now: datetime, outcome: Outcome) -> None:
         """How the reserved sign-in ended (a rejection or a lock now holds for every process)."""
-        with self._locked():
-            states = self._read_all()
-            state = states.get(self._key, GateState())
-            after = sign_in_gate.after_outcome(state, now, outcome)
-            if after != state:
-                states[self._key] = after
-                self._write_all(states)
+        self._transact(lambda state: (None, sign_in_gate.after_outcome(state, now, outcome)))
 
     def user_acted(self, *, credentials_changed: bool = False) -> None:
         """The person asked (Refresh now, Save, Test sign-in); with new credentials a rejection
@@ -117,12 +111,31 @@ class PersistedSignInGate:
         if not credentials_changed:
             return
         self._changed = True
-        with self._locked():
-            states = self._read_all()
-            state = states.get(self._key)
-            if state is not None and state.block is BlockKind.REJECTED:
-                states[self._key] = sign_in_gate.credentials_changed(state)
-                self._write_all(states)
+        self._transact(lambda state: (None, sign_in_gate.credentials_changed(state)))
+
+    def _transact(self, change: Callable[[GateState], tuple[_T, GateState]]) -> _T:
+        """Reads this account's state, applies `change` and writes the result back, all under
+        the file lock. A data folder that cannot be used (read-only, full) must not stop the
+        app signing in: the state is then kept in this process only (logged once)."""
+        try:
+            with self._locked():
+                states = self._read_all()
+                state = states.get(self._key, GateState())
+                result, after = change(state)
+                if after != state:
+                    states[self._key] = after
+                    self._write_all(states)
+        except OSError as error:
+            if not self._degraded:
+                self._degraded = True
+                log.warning(
+                    "the sign-in state cannot be kept in the data folder (%s); it is kept in "
+                    "this process only",
+                    type(error).__name__,
+                )
+            result, after = change(self._memory)
+        self._memory = after
+        return result
 
     def _asked(self) -> bool:
         asked_at = self._asked_at
