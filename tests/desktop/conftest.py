@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # mypy names the helper by its path; pytest puts tests/deskto
         read_line,
         stop_process,
     )
+    from tests.desktop.sni_host import SniItem, SniMenu, StatusNotifierWatcher
 else:
     from dbus_fixtures import PrivateBus, RecordingNotificationServer, read_line, stop_process
+    from sni_host import SniItem, SniMenu, StatusNotifierWatcher
 
 
 @pytest.fixture
@@ -312,3 +314,93 @@ def tray_desktop(private_bus: PrivateBus, tmp_path: Path) -> Iterator[TrayDeskto
         wait_until(lambda: x.tray_owner() != 0, DESKTOP_TIMEOUT_S, "trayer owns the tray")
         wait_until(lambda: desktop.panel() is not None, DESKTOP_TIMEOUT_S, "trayer's panel")
         yield desktop
+
+
+# --- an X display whose only tray is a StatusNotifierWatcher on the private bus --------------
+
+
+class SniDesktop:
+    """Xvfb with no XEmbed tray, and a private bus where a StatusNotifierWatcher (the panel's
+    half of the StatusNotifierItem protocol) and a recording notification server run."""
+
+    timeout_s = DESKTOP_TIMEOUT_S
+
+    def __init__(
+        self,
+        display: str,
+        bus: PrivateBus,
+        home: Path,
+        watcher: StatusNotifierWatcher,
+        notifications: RecordingNotificationServer,
+    ) -> None:
+        self.display = display
+        self.bus = bus
+        self.home = home
+        self.watcher = watcher
+        self.notifications = notifications
+
+    @staticmethod
+    def wait_until(
+        check: Callable[[], bool], what: str, timeout: float = DESKTOP_TIMEOUT_S
+    ) -> None:
+        wait_until(check, timeout, what)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A child environment on this display and bus (Qt's xcb platform, which exports its tray
+        icon over D-Bus because the watcher is there), a private home, no keyring."""
+        runtime = self.home / "runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env = self.bus.environment(
+            DISPLAY=self.display,
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            XDG_DATA_HOME=str(self.home / ".local" / "share"),
+            XDG_CACHE_HOME=str(self.home / ".cache"),
+            XDG_STATE_HOME=str(self.home / ".local" / "state"),
+            XDG_RUNTIME_DIR=str(runtime),
+            PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+            QT_QPA_PLATFORM="xcb",
+            PYTHONUNBUFFERED="1",
+        )
+        # Under Unity Qt sends an icon file name instead of pixels; no theme or style overrides.
+        for name in (
+            "XDG_CURRENT_DESKTOP",
+            "WAYLAND_DISPLAY",
+            "QT_QPA_PLATFORMTHEME",
+            "QT_STYLE_OVERRIDE",
+        ):
+            env.pop(name, None)
+        env.update(extra)
+        return env
+
+    def menu(self, item: SniItem) -> SniMenu:
+        """A host's client for one registered item (close it, or use it in a `with`)."""
+        return SniMenu(self.bus.address, item)
+
+
+@pytest.fixture
+def sni_desktop(
+    private_bus: PrivateBus, notification_server: RecordingNotificationServer, tmp_path: Path
+) -> Iterator[SniDesktop]:
+    """Xvfb (no XEmbed tray), the private bus, a StatusNotifierWatcher and a notification server."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian: xvfb)")
+    with contextlib.ExitStack() as stack:
+        read_end, write_end = os.pipe()
+        xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-screen", "0", TRAY_SCREEN],
+            pass_fds=(write_end,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write_end)
+        stack.callback(stop_process, xvfb)
+        with os.fdopen(read_end) as numbers:
+            number = read_line(numbers, DESKTOP_TIMEOUT_S).strip()
+        if not number:
+            pytest.fail("Xvfb did not start")
+        watcher = StatusNotifierWatcher(private_bus.address)
+        stack.callback(watcher.stop)
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        yield SniDesktop(f":{number}", private_bus, home, watcher, notification_server)

@@ -186,6 +186,7 @@ class RecordingNotificationServer:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._open_ids: set[int] = set()
+        self._shown: list[tuple[int, RecordedCall]] = []
         self._conn: DBusConnection = open_dbus_connection(address)
         try:
             self.unique_name: str = self._conn.unique_name
@@ -212,6 +213,16 @@ class RecordingNotificationServer:
     def calls(self, member: str | None = None) -> list[RecordedCall]:
         with self._lock:
             return [c for c in self._calls if member is None or c.member == member]
+
+    def shown(self) -> list[tuple[int, RecordedCall]]:
+        """Each Notify answered, with the id it was given, in order."""
+        with self._lock:
+            return list(self._shown)
+
+    def open_ids(self) -> set[int]:
+        """The ids shown and not closed since (by CloseNotification)."""
+        with self._lock:
+            return set(self._open_ids)
 
     def emit_action_invoked(self, notification_id: int, action_key: str) -> None:
         self._emit("ActionInvoked", "us", (notification_id, action_key))
@@ -253,14 +264,18 @@ class RecordingNotificationServer:
             return
         if member == "Notify":
             replaces = recorded.replaces_id
-            notification_id = replaces if replaces in self._open_ids else next(self._ids)
-            self._open_ids.add(notification_id)
+            with self._lock:
+                notification_id = replaces if replaces in self._open_ids else next(self._ids)
+                self._open_ids.add(notification_id)
+                self._shown.append((notification_id, recorded))
             self._conn.send(new_method_return(call, "u", (notification_id,)))
         elif member == "CloseNotification":
             self._conn.send(new_method_return(call))
             closed = int(call.body[0])
-            if closed in self._open_ids:
+            with self._lock:
+                was_open = closed in self._open_ids
                 self._open_ids.discard(closed)
+            if was_open:
                 self.emit_notification_closed(closed, 3)
         elif member == "GetCapabilities":
             self._conn.send(new_method_return(call, "as", (self.capabilities,)))

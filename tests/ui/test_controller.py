@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from PySide6.QtNetwork import QNetworkInformation
+from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
+from cgmtray.domain import alerts
+from cgmtray.domain.alert_config import AlertKind, AlertSettings
 from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.display import Severity
@@ -113,9 +118,8 @@ def test_alerts_speak_the_chosen_unit(qtbot: QtBot) -> None:
 def test_snooze_from_the_menu_is_capped_for_urgent_low(rig: Rig) -> None:
     rig.status(LinkState.OK)
     rig.readings(52)
-    rig.tray.snooze_requested.emit("urgent_low", 120)
-    from cgmtray.domain import alerts
-    from cgmtray.domain.alert_config import AlertKind
+    granted = rig.controller.snooze(AlertKind.URGENT_LOW, timedelta(minutes=120))
+    assert granted == timedelta(minutes=30)
 
     until = alerts.snoozed_until(rig.controller.alert_state, AlertKind.URGENT_LOW)
     assert until == NOW + timedelta(minutes=30)
@@ -183,3 +187,128 @@ def test_a_sign_in_problem_shows_on_the_icon_without_data(rig: Rig) -> None:
     assert model is not None
     assert model.severity is Severity.ERROR
     assert "password" in model.tooltip
+
+
+def test_a_reading_a_year_ahead_neither_shows_nor_hides_an_urgent_low(
+    rig: Rig, qtbot: QtBot
+) -> None:
+    """The held window is anchored on now, not on the newest reading: a far-future reading cannot
+    push the real ones out, and is never taken for the current value."""
+    rig.status(LinkState.OK)
+    ahead = Reading(NOW + timedelta(days=365), 250, Trend.FLAT)
+    rig.worker.worker.readings_received.emit((ahead,))
+    rig.readings(60, 45)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    assert rig.shown[0].kind == "urgent_low"
+    model = rig.tray.model
+    assert model is not None
+    assert model.text == "45"
+
+
+def test_readings_older_than_the_window_are_forgotten_as_time_passes(rig: Rig) -> None:
+    rig.status(LinkState.OK)
+    rig.readings(120)
+    rig.clock.advance(timedelta(hours=3, minutes=1))
+    rig.controller._on_tick_timeout()
+    assert rig.controller.recent == ()
+    model = rig.tray.model
+    assert model is not None
+    assert model.reading is None
+
+
+def _submenu(menu: QMenu, name: str) -> QMenu:
+    menu.aboutToShow.emit()
+    [sub] = [a.menu() for a in menu.actions() if a.menu() and a.menu().objectName() == name]
+    assert isinstance(sub, QMenu)
+    return sub
+
+
+def _texts(menu: QMenu) -> list[str]:
+    return [a.text() for a in menu.actions() if not a.isSeparator()]
+
+
+def test_the_snooze_menu_offers_all_non_urgent_each_kind_and_only_what_is_granted(
+    rig: Rig,
+) -> None:
+    snooze = _submenu(rig.tray.menu, "snooze-menu")
+    assert _texts(snooze) == [
+        "Snooze all &non-urgent",
+        "Urgent low",
+        "Urgent low soon",
+        "Low",
+        "High",
+        "Falling fast",
+        "No data",
+        "Sign-in problem",
+    ]
+    assert _texts(_submenu(snooze, "snooze-urgent_low")) == ["30 min"]  # its cap
+    assert _texts(_submenu(snooze, "snooze-low")) == ["30 min", "1 h", "2 h", "4 h"]
+    assert _texts(_submenu(snooze, "snooze-non-urgent")) == ["30 min", "1 h", "2 h", "4 h"]
+
+
+def test_snooze_all_non_urgent_snoozes_every_kind_but_the_urgent_ones(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    snooze = _submenu(rig.tray.menu, "snooze-menu")
+    [two_hours] = [a for a in _submenu(snooze, "snooze-non-urgent").actions() if a.text() == "2 h"]
+    two_hours.trigger()
+
+    state = rig.controller.alert_state
+    snoozed = {kind for kind in AlertKind if alerts.snoozed_until(state, kind) is not None}
+    assert snoozed == {
+        AlertKind.LOW,
+        AlertKind.HIGH,
+        AlertKind.FALLING_FAST,
+        AlertKind.NO_DATA,
+        AlertKind.SIGN_IN_PROBLEM,
+    }  # the enabled non-urgent kinds; urgent low, urgent low soon, urgent high keep alerting
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "alert.snoozed"]
+    assert {(r.kind, r.minutes, r.source) for r in logged} == {  # type: ignore[attr-defined]
+        (kind.value, 120, "menu") for kind in snoozed
+    }
+    until = (NOW + timedelta(hours=2)).astimezone().strftime("%H:%M")
+    texts = _texts(_submenu(rig.tray.menu, "snooze-menu"))
+    assert f"Low — snoozed until {until}" in texts
+    assert "Urgent low" in texts
+    assert "Cancel snooze: Low" in texts
+
+    snooze = _submenu(rig.tray.menu, "snooze-menu")
+    [cancel_all] = [a for a in snooze.actions() if a.objectName() == "cancel-all-snoozes"]
+    assert cancel_all.text() == "&Cancel all snoozes"
+    cancel_all.trigger()
+    state = rig.controller.alert_state
+    assert all(alerts.snoozed_until(state, kind) is None for kind in AlertKind)
+    assert not any(t.startswith("Cancel") for t in _texts(_submenu(rig.tray.menu, "snooze-menu")))
+
+
+def test_an_ended_snooze_leaves_the_menu_without_a_time(rig: Rig) -> None:
+    rig.controller.snooze(AlertKind.LOW, timedelta(minutes=30))
+    rig.clock.advance(timedelta(minutes=31))
+    texts = _texts(_submenu(rig.tray.menu, "snooze-menu"))
+    assert "Low" in texts
+    assert not any("snoozed" in t or t.startswith("Cancel") for t in texts)
+
+
+def test_settings_turning_a_kind_off_goes_through_the_control_path(
+    rig: Rig, qtbot: QtBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig.status(LinkState.OK)
+    rig.readings(72, 65)
+    qtbot.waitUntil(lambda: any(r.kind == "low" for r in rig.shown), timeout=5000)
+    window = rig.tray.status_window
+    assert window is not None
+    assert "Low" in window.message
+
+    off = AlertSettings().with_kind(
+        AlertKind.LOW, replace(AlertSettings()[AlertKind.LOW], enabled=False)
+    )
+    rig.controller.apply_view(ViewSettings(alerts=off))
+
+    assert rig.notifier.open_keys == ()
+    assert window.message == ""
+    assert AlertKind.LOW not in alerts.active_alerts(rig.controller.alert_state)
+    [logged] = [r for r in caplog.records if getattr(r, "event", None) == "alert.turned_off"]
+    assert (logged.kind, logged.source) == ("low", "settings")  # type: ignore[attr-defined]
+    assert "Low" not in _texts(_submenu(rig.tray.menu, "snooze-menu"))

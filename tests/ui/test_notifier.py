@@ -178,9 +178,11 @@ def test_a_failing_status_window_does_not_break_the_caller(
         notifier.shutdown()
 
 
-def test_the_alarm_loops_until_the_balloon_is_clicked(
+def test_the_alarm_loops_until_the_balloon_click_is_answered(
     qtbot: QtBot, tray_notifier: Notifier, tray: MessageTray, sound: AlarmSound
 ) -> None:
+    """The notifier reports the click; the controller's one control path answers it by closing
+    the kind (tests/ui/test_alert_controls.py checks the whole path)."""
     tray_notifier.show(URGENT_LOW)
     assert sound.current == "alarm"
 
@@ -188,6 +190,8 @@ def test_the_alarm_loops_until_the_balloon_is_clicked(
         tray.messageClicked.emit()
 
     assert acknowledged.args == ["urgent_low"]
+    assert sound.current == "alarm"  # a report only: nothing is silenced behind the engine's back
+    assert tray_notifier.close_kinds({"urgent_low"}) == (URGENT_LOW.key,)
     assert not sound.playing
 
 

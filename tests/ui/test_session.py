@@ -309,6 +309,7 @@ def test_a_password_on_standard_input_keeps_the_account_id_in_memory_only(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)  # the reading of T0 is current, not weeks old
     save_settings(Settings(region="us", username=USER), paths.settings_file)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     session = _session(_run_args(fake, password_stdin=True), paths, stack)
@@ -388,7 +389,9 @@ def test_the_first_run_keeps_the_password_and_the_account_id_in_the_keyring(
     stack: contextlib.ExitStack,
     fake: FakeShare,
     backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)  # the reading of T0 is current, not weeks old
     session = _session(_run_args(fake), paths, stack)
     session.begin()
     from cgmtray.ui.first_run import FirstRunFlow

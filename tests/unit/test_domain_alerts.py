@@ -19,10 +19,12 @@ from cgmtray.domain.alerts import (
     DecisionAction,
     acknowledge,
     active_alerts,
+    cancel_snooze,
     evaluate,
     initial_state,
     snooze,
     snoozed_until,
+    withdraw,
 )
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
 from cgmtray.domain.units import Unit
@@ -786,6 +788,41 @@ def test_acknowledging_without_an_episode_or_repeat_changes_nothing() -> None:
     driver, _ = raised(SCENARIOS[-1])
     driver.state = acknowledge(driver.state, AlertKind.SIGN_IN_PROBLEM, at(1))
     assert driver.at(600, *sign_in_blocked(600)) == ()
+
+
+def test_cancelling_a_snooze_repeats_the_open_episode_at_once() -> None:
+    driver = Driver()
+    first = driver.at(0, history(lambda _m: 260, 0))
+    driver.snooze(AlertKind.HIGH, timedelta(hours=2), 2)
+    assert driver.at(10, history(lambda _m: 260, 10)) == ()
+    driver.state = cancel_snooze(driver.state, AlertKind.HIGH, at(11))
+    assert snoozed_until(driver.state, AlertKind.HIGH) is None
+    again = driver.at(11, history(lambda _m: 260, 11))
+    assert [(d.action, d.key) for d in again] == [(REPEAT, first[0].key)]
+
+
+def test_cancelling_a_snooze_raises_an_episode_that_opened_during_it() -> None:
+    driver = Driver()
+    driver.snooze(AlertKind.LOW, timedelta(hours=1), 0)
+    assert driver.at(5, (r(5, 65),)) == ()
+    driver.state = cancel_snooze(driver.state, AlertKind.LOW, at(6))
+    assert actions(driver.at(6, (r(5, 65),))) == [(AlertKind.LOW, RAISE)]
+
+
+def test_cancelling_a_snooze_that_is_not_there_changes_nothing() -> None:
+    state = initial_state()
+    assert cancel_snooze(state, AlertKind.LOW, T0) is state
+
+
+def test_a_withdrawn_kind_is_forgotten_without_a_clear() -> None:
+    driver = Driver()
+    driver.at(0, history(lambda _m: 260, 0))
+    driver.snooze(AlertKind.HIGH, timedelta(hours=1), 1)
+    driver.state = withdraw(driver.state, AlertKind.HIGH)
+    assert AlertKind.HIGH not in active_alerts(driver.state)
+    assert snoozed_until(driver.state, AlertKind.HIGH) is None
+    driver.settings = disabled(AlertKind.HIGH)
+    assert driver.at(5, history(lambda _m: 260, 5)) == ()
 
 
 def test_active_alerts_are_listed_most_urgent_first() -> None:

@@ -650,6 +650,22 @@ def test_a_clock_jump_backward_during_a_lock_plans_nothing_automatic() -> None:
     assert plan(state, back).at is None
 
 
+def test_a_newest_reading_far_ahead_is_replaced_by_what_a_read_returns() -> None:
+    """A far-future newest reading (kept by an older version, or a clock set back) would hold
+    the reading-aligned grid ahead of every real reading: the next read's readings stand."""
+    state = initial_state(newest_reading=T0 + timedelta(days=365))
+    real = T0 - MINUTE
+    after = record_success(state, T0, [real - 5 * MINUTE, real], 1, True)
+    assert after.newest_reading == real
+    assert after.gap_from is None
+    assert planned_at(after, T0 + MINUTE) <= real + 6 * MINUTE
+
+
+def test_a_newest_reading_a_little_ahead_is_kept() -> None:
+    state = initial_state(newest_reading=T0 + 2 * MINUTE)
+    assert record_success(state, T0, [T0 - MINUTE], 1, True).newest_reading == T0 + 2 * MINUTE
+
+
 # --- properties: budgets and stops hold whatever happens --------------------------------------
 
 _SIGN_IN_REJECTIONS = (FailureClass.CREDENTIALS, FailureClass.LOCKED)

@@ -135,3 +135,40 @@ class AlertSettings:
             high=round(self.kinds[AlertKind.HIGH].threshold),
             urgent_high=round(self.kinds[AlertKind.URGENT_HIGH].threshold),
         )
+
+
+#: The kinds "Snooze all non-urgent" silences: every kind but urgent low, urgent low soon and
+#: urgent high.
+NON_URGENT_KINDS: tuple[AlertKind, ...] = tuple(kind for kind in AlertKind if not kind.is_urgent)
+
+
+class ControlAction(enum.Enum):
+    """What the person did to alerts."""
+
+    #: Silence the kinds for a while (capped per kind); their notifications close.
+    SNOOZE = "snooze"
+    #: "I saw it": the alarm stops, the notification closes, the repeat interval restarts.
+    ACKNOWLEDGE = "acknowledge"
+    #: End the kinds' snoozes now: a condition still on alerts again at once.
+    CANCEL_SNOOZE = "cancel_snooze"
+    #: The kinds were turned off in Settings: their episodes end without a word.
+    TURN_OFF = "turn_off"
+
+
+class ControlSource(enum.Enum):
+    """Where a control came from (logged with it)."""
+
+    MENU = "menu"
+    NOTIFICATION = "notification"
+    WINDOW = "window"
+    SETTINGS = "settings"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertControl:
+    """One control over alerts, from any place the app offers it; `duration` is for SNOOZE."""
+
+    action: ControlAction
+    kinds: tuple[AlertKind, ...]
+    source: ControlSource
+    duration: timedelta | None = None

@@ -59,10 +59,12 @@ __all__ = [
     "Episode",
     "acknowledge",
     "active_alerts",
+    "cancel_snooze",
     "evaluate",
     "initial_state",
     "snooze",
     "snoozed_until",
+    "withdraw",
 ]
 
 #: While the key kind's episode is open, the value kind is closed (it says less, less urgently).
@@ -196,6 +198,29 @@ def acknowledge(state: AlertState, kind: AlertKind, now: datetime) -> AlertState
         for e in state.episodes
     )
     return replace(state, episodes=episodes)
+
+
+def cancel_snooze(state: AlertState, kind: AlertKind, now: datetime) -> AlertState:
+    """Ends the kind's snooze now: an open, shown episode REPEATs at the next evaluation (one
+    opened during the snooze RAISEs). A kind that is not snoozed is left as it is."""
+    now = require_aware_utc(now)
+    snoozes = dict(state.snoozes)
+    if snoozes.pop(kind, None) is None:
+        return state
+    episodes = tuple(
+        replace(e, next_due=now) if e.kind is kind and e.announced else e for e in state.episodes
+    )
+    return replace(state, episodes=episodes, snoozes=_sorted_snoozes(snoozes))
+
+
+def withdraw(state: AlertState, kind: AlertKind) -> AlertState:
+    """The kind was turned off: its episode and snooze are forgotten without a CLEAR decision
+    (the caller closes what it showed). If it is turned on again, a new episode starts."""
+    return replace(
+        state,
+        episodes=tuple(e for e in state.episodes if e.kind is not kind),
+        snoozes=tuple(item for item in state.snoozes if item[0] is not kind),
+    )
 
 
 def evaluate(

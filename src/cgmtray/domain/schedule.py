@@ -65,6 +65,10 @@ BACKFILL_SPAN = timedelta(hours=3)
 #: The first read after start looks back at least this far (protocol 7.3.1: 3 h), whatever the
 #: store holds: it backfills what arrived while the app was not running, late uploads included.
 STARTUP_WINDOW_MINUTES = 180
+#: A known newest reading further ahead of "now" than this is not believed after a read (a clock
+#: that was set back, or a far-future reading an older version kept): the read's own readings
+#: stand instead, so polls align on real readings again.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class PollReason(enum.StrEnum):
@@ -236,6 +240,8 @@ def record_success(
     _check_counts(reads_made, 0)
     times = [require_aware_utc(t) for t in readings_times]
     previous = state.newest_reading
+    if previous is not None and previous > now + FUTURE_TOLERANCE:
+        previous = None
     fresh = [t for t in times if previous is None or t > previous]
     newest = max(fresh) if fresh else previous
     samples = state.lag_samples
@@ -248,7 +254,7 @@ def record_success(
         signed,
         events=state.events + 1,
         newest_reading=newest,
-        gap_from=_oldest_gap(state, times, newest, now),
+        gap_from=_oldest_gap(previous, times, newest, now),
         lag_samples=samples,
         has_session=True,
         last_request_at=now if reads_made or signed_in else state.last_request_at,
@@ -479,7 +485,7 @@ def _window_start(state: ScheduleState, newest: datetime | None, at: datetime) -
 
 
 def _oldest_gap(
-    state: ScheduleState, times: Sequence[datetime], newest: datetime | None, now: datetime
+    previous: datetime | None, times: Sequence[datetime], newest: datetime | None, now: datetime
 ) -> datetime | None:
     """Where the oldest recent gap starts, after a read that returned `times`.
 
@@ -489,7 +495,7 @@ def _oldest_gap(
     if newest is None:
         return None
     horizon = now - BACKFILL_SPAN
-    known = sorted({*times, *(t for t in (state.newest_reading,) if t is not None)})
+    known = sorted({*times, *(t for t in (previous,) if t is not None)})
     for older, newer in itertools.pairwise(known):
         if older >= horizon and newer - older > GAP_AFTER:
             return older

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib.resources
 import logging
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import QApplication
 
 from cgmtray import APP_ID, APP_NAME, __version__, logging_setup
 from cgmtray.storage import paths as app_paths
+from cgmtray.ui import notifier
 from cgmtray.ui.session import AppSession
 
 log = logging.getLogger(__name__)
@@ -170,7 +172,12 @@ def _signals_quit(app: QApplication) -> Iterator[None]:
 
 def _install_excepthook() -> None:
     """An unexpected error is logged (scrubbed of secrets) and the app keeps running; errors
-    on other threads too (Python's default for those prints them unscrubbed)."""
+    on other threads too (Python's default for those prints them unscrubbed).
+
+    A fatal end (an exception escaping run(), e.g. during quit, or sys.exit from anywhere) still
+    closes the notifications the app shows, at interpreter exit (notifier.shutdown_all: bounded,
+    idempotent, a no-op after a clean quit). A hard kill cannot: the next start closes those.
+    """
 
     def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
         text = "".join(traceback.format_exception(kind, error, trace))
@@ -182,3 +189,10 @@ def _install_excepthook() -> None:
 
     sys.excepthook = hook
     threading.excepthook = thread_hook
+    atexit.unregister(_close_notifications_at_exit)  # once, however often it is installed
+    atexit.register(_close_notifications_at_exit)
+
+
+def _close_notifications_at_exit() -> None:
+    """Last resort at interpreter exit: every notifier still live closes what it shows."""
+    notifier.shutdown_all()

@@ -9,25 +9,47 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QGuiApplication, QSessionManager
 from PySide6.QtNetwork import QNetworkInformation
 
 from cgmtray.domain import alerts, display
-from cgmtray.domain.alert_config import AlertKind, AlertSettings
+from cgmtray.domain.alert_config import (
+    AlertControl,
+    AlertKind,
+    AlertSettings,
+    ControlAction,
+    ControlSource,
+)
 from cgmtray.domain.clock import Clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
-from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.notifier import BACKEND_WINDOW, NotificationRequest, Notifier
 from cgmtray.ui.tray import MenuState, TrayPresenter
 from cgmtray.ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
-#: The controller keeps this much recent history in memory for the display and the alert engine.
+#: The controller keeps this much recent history in memory for the display and the alert engine,
+#: counted back from the corrected now (never from the newest reading: one reading stamped far
+#: ahead must not push every real one out).
 RECENT_SPAN = timedelta(hours=3)
+#: A held reading may be this far ahead of the corrected now (clocks disagree by seconds); one
+#: further ahead is dropped, so it can neither stand for the current value nor hide a low.
+FUTURE_SLACK = timedelta(minutes=5)
 #: The display and the alert engine are re-evaluated this often (ages change, no-data comes due).
 TICK_MS = 20_000
+#: "Snooze" on a notification asks for this long (capped per kind by the rules).
+NOTIFICATION_SNOOZE = timedelta(minutes=30)
+
+#: What each control writes to the log.
+_CONTROL_EVENTS: dict[ControlAction, tuple[str, str]] = {
+    ControlAction.SNOOZE: ("alert.snoozed", "alert snoozed"),
+    ControlAction.ACKNOWLEDGE: ("alert.acknowledged", "alert acknowledged"),
+    ControlAction.CANCEL_SNOOZE: ("alert.snooze_cancelled", "alert snooze cancelled"),
+    ControlAction.TURN_OFF: ("alert.turned_off", "alert turned off"),
+}
 
 
 class HistoryView(Protocol):
@@ -76,7 +98,7 @@ class Controller(QObject):
         open_about: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self._clock = clock
+        self._clock = clock  # the corrected clock (Share's, steadied): "now" for every rule
         self._tray = tray
         self._notifier = notifier
         self._worker = worker
@@ -86,6 +108,8 @@ class Controller(QObject):
         self._alert_state = alerts.initial_state()
         self._alerts_live = False
         self._history = history
+        #: The alerts the status window holds: key -> kind.
+        self._window_keys: dict[str, AlertKind] = {}
         self._open_settings = open_settings
         self._open_about = open_about
         self._tick = QTimer(self)
@@ -95,13 +119,15 @@ class Controller(QObject):
         worker.worker.readings_received.connect(self._on_worker_readings_received)
         worker.worker.status_changed.connect(self._on_worker_status_changed)
         tray.refresh_requested.connect(self._on_tray_refresh_requested)
-        tray.snooze_requested.connect(self._on_tray_snooze_requested)
+        tray.control_requested.connect(self._on_tray_control_requested)
         tray.quit_requested.connect(self.quit_requested)
         tray.open_history_requested.connect(self._on_tray_open_history_requested)
         tray.settings_requested.connect(self._on_tray_settings_requested)
         tray.about_requested.connect(self._on_tray_about_requested)
         notifier.snooze_requested.connect(self._on_notifier_snooze_requested)
         notifier.acknowledged.connect(self._on_notifier_acknowledged)
+        notifier.delivered.connect(self._on_notifier_delivered)
+        notifier.withdrawn.connect(self._on_notifier_withdrawn)
         self._update_menu_state()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -112,6 +138,21 @@ class Controller(QObject):
         self._tick.start()
         self._worker.start()
         self._watch_network()
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            # Logout: close what we show (the session may still be cancelled, so keep working);
+            # any way out of the event loop: close everything before the D-Bus thread ends.
+            app.commitDataRequest.connect(self._on_commit_data_requested)
+            app.aboutToQuit.connect(self._on_about_to_quit)
+
+    @Slot(QSessionManager)
+    def _on_commit_data_requested(self, _manager: QSessionManager) -> None:
+        log.info("the session is ending: closing notifications", extra={"event": "app.logout"})
+        self._notifier.close_all()
+
+    @Slot()
+    def _on_about_to_quit(self) -> None:
+        self._notifier.shutdown()
 
     def _watch_network(self) -> None:
         """When the network comes back (Wi-Fi rejoined, cable in), poll at once."""
@@ -134,10 +175,11 @@ class Controller(QObject):
             self._worker.bridge.resume_requested.emit()
 
     def stop(self) -> bool:
-        """Stops the tick, the worker (bounded) and the notifier; True if the worker ended."""
+        """Stops the tick, the notifier (closing every notification it shows, bounded) and the
+        worker (bounded); True if the worker ended."""
         self._tick.stop()
-        finished = self._worker.stop()
         self._notifier.shutdown()
+        finished = self._worker.stop()
         self._tray.shutdown()
         return finished
 
@@ -160,8 +202,18 @@ class Controller(QObject):
         self._worker.bridge.client_replaced.emit(factory)
 
     def apply_view(self, view: ViewSettings) -> None:
-        """New unit or alert settings: re-evaluated at once, in the tray and the history window."""
+        """New unit or alert settings: re-evaluated at once, in the tray and the history window.
+        Kinds turned off go through apply_control (their alarm and notification end now)."""
+        turned_off = tuple(
+            kind
+            for kind in AlertKind
+            if self._view.alerts[kind].enabled and not view.alerts[kind].enabled
+        )
         self._view = view
+        if turned_off:
+            self.apply_control(
+                AlertControl(ControlAction.TURN_OFF, turned_off, ControlSource.SETTINGS)
+            )
         if self._history is not None:
             self._history.apply_view(view.unit, view.alerts)
         self._update_menu_state()
@@ -173,9 +225,6 @@ class Controller(QObject):
     def _on_worker_readings_received(self, readings: tuple[Reading, ...]) -> None:
         for reading in readings:
             self._recent[reading.time] = reading
-        newest = max(self._recent)
-        for time in [t for t in self._recent if t < newest - RECENT_SPAN]:
-            del self._recent[time]
         self._refresh()
         if self._history is not None:
             self._history.add_readings(readings)
@@ -196,9 +245,17 @@ class Controller(QObject):
     def _on_tick_timeout(self) -> None:
         self._refresh()
 
+    def _window(self, now: datetime) -> tuple[Reading, ...]:
+        """The held readings in [now - RECENT_SPAN, now + FUTURE_SLACK], newest first; older ones
+        are forgotten. Ones further ahead are kept but not used: after a clock that was behind is
+        corrected they count again."""
+        for time in [t for t in self._recent if t < now - RECENT_SPAN]:
+            del self._recent[time]
+        return tuple(r for r in self.recent if r.time <= now + FUTURE_SLACK)
+
     def _refresh(self) -> None:
         now = self._clock.now()
-        readings = self.recent
+        readings = self._window(now)
         if self._alerts_live:
             self._evaluate_alerts(readings, now)
         model = display.model(
@@ -208,7 +265,7 @@ class Controller(QObject):
             thresholds=self._view.alerts.thresholds(),
             connection=self._status.problem,
             failure=self._status.failure,
-            server_skew=self._status.server_skew,
+            # `now` is already on Share's clock: no second correction.
         )
         self._tray.show_model(model)
         self.refreshed.emit()
@@ -261,35 +318,94 @@ class Controller(QObject):
     def _on_tray_refresh_requested(self) -> None:
         self._worker.bridge.poll_requested.emit()
 
-    @Slot(str, int)
-    def _on_tray_snooze_requested(self, kind: str, minutes: int) -> None:
-        self.snooze(AlertKind(kind), timedelta(minutes=minutes))
+    @Slot(object)
+    def _on_tray_control_requested(self, control: AlertControl) -> None:
+        self.apply_control(control)
 
     @Slot(str)
     def _on_notifier_snooze_requested(self, kind: str) -> None:
-        self.snooze(AlertKind(kind), timedelta(minutes=30))
+        self.apply_control(
+            AlertControl(
+                ControlAction.SNOOZE,
+                (AlertKind(kind),),
+                ControlSource.NOTIFICATION,
+                NOTIFICATION_SNOOZE,
+            )
+        )
 
     @Slot(str)
     def _on_notifier_acknowledged(self, kind: str) -> None:
-        self._alert_state = alerts.acknowledge(
-            self._alert_state, AlertKind(kind), self._clock.now()
+        self.apply_control(
+            AlertControl(ControlAction.ACKNOWLEDGE, (AlertKind(kind),), ControlSource.NOTIFICATION)
         )
 
     def snooze(self, kind: AlertKind, duration: timedelta) -> timedelta:
-        """Snoozes one kind (capped by its rules); returns the time granted."""
-        self._alert_state, granted = alerts.snooze(
-            self._alert_state, kind, duration, self._clock.now(), self._view.alerts
-        )
-        log.info(
-            "alerts snoozed",
-            extra={
-                "event": "alert.snoozed",
+        """Snoozes one kind from the menu (capped by its rules); returns the time granted."""
+        control = AlertControl(ControlAction.SNOOZE, (kind,), ControlSource.MENU, duration)
+        return self.apply_control(control).get(kind, timedelta(0))
+
+    def apply_control(self, control: AlertControl) -> dict[AlertKind, timedelta]:
+        """The one path of every alert control (menu, notification, status window, Settings).
+
+        Updates the engine's state (snooze / acknowledge / cancel a snooze / forget a kind turned
+        off), stops the alarm and closes the notifications of the kinds silenced, logs it, and
+        refreshes the menu. Returns the snooze granted per kind (empty for other actions).
+        """
+        now = self._clock.now()
+        state = self._alert_state
+        granted: dict[AlertKind, timedelta] = {}
+        silenced: list[AlertKind] = []
+        for kind in control.kinds:
+            minutes: int | None = None
+            if control.action is ControlAction.SNOOZE:
+                if control.duration is None:
+                    raise ValueError("a snooze control needs a duration")
+                state, granted[kind] = alerts.snooze(
+                    state, kind, control.duration, now, self._view.alerts
+                )
+                minutes = round(granted[kind].total_seconds() / 60)
+                if granted[kind] > timedelta(0):
+                    silenced.append(kind)
+            elif control.action is ControlAction.ACKNOWLEDGE:
+                state = alerts.acknowledge(state, kind, now)
+                silenced.append(kind)
+            elif control.action is ControlAction.CANCEL_SNOOZE:
+                state = alerts.cancel_snooze(state, kind, now)
+            else:
+                state = alerts.withdraw(state, kind)
+                silenced.append(kind)
+            event, message = _CONTROL_EVENTS[control.action]
+            extra: dict[str, object] = {
+                "event": event,
                 "kind": kind.value,
-                "minutes": round(granted.total_seconds() / 60),
-            },
-        )
+                "source": control.source.value,
+            }
+            if minutes is not None:
+                extra["minutes"] = minutes
+            log.info(message, extra=extra)
+        self._alert_state = state
+        self._notifier.close_kinds({kind.value for kind in silenced})
         self._update_menu_state()
+        if control.action is ControlAction.CANCEL_SNOOZE and self._alerts_live:
+            self._refresh()  # a condition still on alerts again now, not at the next tick
         return granted
+
+    @Slot(str, str)
+    def _on_notifier_delivered(self, key: str, backend: str) -> None:
+        """The status window has controls for the alert it shows."""
+        request = self._notifier.request_for(key)
+        if backend != BACKEND_WINDOW or request is None:
+            return
+        kind = AlertKind(request.kind)
+        self._window_keys[key] = kind
+        cap = self._view.alerts[kind].snooze_cap
+        self._tray.show_status_alert(kind, request.title, request.body, cap)
+
+    @Slot(str)
+    def _on_notifier_withdrawn(self, key: str) -> None:
+        kind = self._window_keys.pop(key, None)
+        if kind is not None:
+            self._tray.clear_status_alert(kind)
 
     @Slot()
     def _on_tray_open_history_requested(self) -> None:

@@ -105,10 +105,23 @@ def notify_arguments(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ShownId:
+    """Where a notification lives: its id, the server's unique bus name and the bus's id.
+
+    Ids are only meaningful to the server that gave them, so a stale one is closed only when the
+    same server process on the same bus still owns org.freedesktop.Notifications.
+    """
+
+    notification_id: int
+    server: str
+    bus: str
+
+
 class DbusListener(Protocol):
     """What the service reports. Called on the service's own thread, never the GUI thread."""
 
-    def notification_sent(self, token: int) -> None: ...
+    def notification_sent(self, token: int, shown: ShownId) -> None: ...
     def notification_failed(self, token: int, reason: str) -> None: ...
     def snooze_invoked(self, key: str, kind: str) -> None: ...
     def acknowledged(self, key: str, kind: str) -> None: ...
@@ -135,6 +148,28 @@ class _Shown:
 @dataclass(frozen=True, slots=True)
 class _CloseCommand:
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _CloseAllCommand:
+    """Close every notification this service shows (quit, logout, crash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CloseStaleCommand:
+    """Close notifications an earlier run of the app left open."""
+
+    stale: tuple[ShownId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _StopCommand:
+    """Leave the thread once everything queued before this is done."""
+
+
+_Command = (
+    OutgoingNotification | _CloseCommand | _CloseAllCommand | _CloseStaleCommand | _StopCommand
+)
 
 
 class _BusLink:
@@ -198,9 +233,7 @@ class DbusNotificationService:
         self._address = address
         self._listener = listener
         self._timeout = timeout
-        self._commands: queue.SimpleQueue[OutgoingNotification | _CloseCommand] = (
-            queue.SimpleQueue()
-        )
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -211,6 +244,8 @@ class DbusNotificationService:
         self._selector: selectors.BaseSelector | None = None
         self._link: _BusLink | None = None
         self._capabilities: frozenset[str] | None = None
+        self._bus_id = ""
+        self._all_closed = threading.Event()
         self._shown: dict[str, _Shown] = {}
         self._keys_by_id: dict[int, str] = {}
 
@@ -223,6 +258,27 @@ class DbusNotificationService:
     def close(self, key: str) -> None:
         """Queues CloseNotification for the episode `key`, if the server shows one for it."""
         self._enqueue(_CloseCommand(key))
+
+    def close_stale(self, stale: tuple[ShownId, ...]) -> None:
+        """Queues CloseNotification for ids an earlier run left open (before anything else)."""
+        if stale:
+            self._enqueue(_CloseStaleCommand(stale))
+
+    def close_all_and_stop(self, timeout: float) -> bool:
+        """Closes every notification shown, then stops; waits at most about `timeout` seconds
+        for the closes (a dead or hung bus never holds up quit). True if all were closed."""
+        with self._lock:
+            thread = self._thread
+            if self._closed or thread is None:
+                thread = None
+            else:
+                self._commands.put(_CloseAllCommand())
+                self._commands.put(_StopCommand())
+        if thread is not None:
+            self._wake()
+            thread.join(timeout)
+        self.stop()
+        return thread is None or self._all_closed.is_set()
 
     def stop(self) -> None:
         """Ends the thread and closes the connection. Idempotent."""
@@ -246,7 +302,7 @@ class DbusNotificationService:
         with self._lock:
             return self._thread is not None and self._thread.is_alive()
 
-    def _enqueue(self, command: OutgoingNotification | _CloseCommand) -> bool:
+    def _enqueue(self, command: _Command) -> bool:
         with self._lock:
             if self._closed:
                 return False
@@ -312,8 +368,16 @@ class DbusNotificationService:
                 return
             if isinstance(command, OutgoingNotification):
                 self._deliver(command)
-            else:
+            elif isinstance(command, _CloseCommand):
                 self._close_shown(command.key)
+            elif isinstance(command, _CloseAllCommand):
+                closed = [self._close_shown(key) for key in list(self._shown)]
+                if self._link is not None and all(closed):
+                    self._all_closed.set()  # else the bus went away: the ids may still show
+            elif isinstance(command, _CloseStaleCommand):
+                self._close_stale(command.stale)
+            else:
+                raise _StoppingError
 
     def _wait(self, deadline: float | None) -> None:
         """Blocks until bus data, a command or stop() arrive, or until `deadline` (monotonic)."""
@@ -369,6 +433,7 @@ class DbusNotificationService:
             self._call(message_bus.Hello())
             for rule in _signal_rules():
                 self._call(message_bus.AddMatch(rule))
+            self._bus_id = str(self._call(message_bus.GetId()).body[0])
         except BaseException:
             self._drop_link(None)
             raise
@@ -428,7 +493,8 @@ class DbusNotificationService:
             self._tell(self._listener.notification_failed, notification.token, type(exc).__name__)
             return
         self._remember(notification, notification_id, server, earlier)
-        self._tell(self._listener.notification_sent, notification.token)
+        shown = ShownId(notification_id, server, self._bus_id)
+        self._tell(self._listener.notification_sent, notification.token, shown)
 
     def _remember(
         self,
@@ -445,17 +511,46 @@ class DbusNotificationService:
         self._shown[notification.key] = _Shown(notification_id, notification.kind, server)
         self._keys_by_id[notification_id] = notification.key
 
-    def _close_shown(self, key: str) -> None:
+    def _close_stale(self, stale: tuple[ShownId, ...]) -> None:
+        try:
+            self._ensure_link()
+            owner = str(self._call(message_bus.GetNameOwner(NOTIFICATIONS.bus_name)).body[0])
+        except _StoppingError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError):
+                self._drop_link(exc)
+            logger.info(
+                "left-over notifications not closed: no notification server (%s)",
+                type(exc).__name__,
+                extra={"event": "notify.stale_skipped"},
+            )
+            return
+        closed = 0
+        for old in stale:
+            if old.bus != self._bus_id or old.server != owner:
+                continue  # another server's ids: they may name someone else's notifications
+            if self._send_close(old.notification_id, "stale"):
+                closed += 1
+        logger.info(
+            "closed %d notification(s) left open by an earlier run",
+            closed,
+            extra={"event": "notify.stale_closed", "count": closed},
+        )
+
+    def _close_shown(self, key: str) -> bool:
+        """Closes the episode's notification; False if it may still be on screen."""
         shown = self._shown.pop(key, None)
         if shown is None:
-            return
+            return True
         self._keys_by_id.pop(shown.notification_id, None)
         if self._link is None:
-            return
+            return False
+        return self._send_close(shown.notification_id, shown.kind)
+
+    def _send_close(self, notification_id: int, kind: str) -> bool:
         try:
-            self._call(
-                new_method_call(NOTIFICATIONS, "CloseNotification", "u", (shown.notification_id,))
-            )
+            self._call(new_method_call(NOTIFICATIONS, "CloseNotification", "u", (notification_id,)))
         except _StoppingError:
             raise
         except Exception as exc:
@@ -464,8 +559,10 @@ class DbusNotificationService:
             logger.warning(
                 "could not close the desktop notification (%s)",
                 type(exc).__name__,
-                extra={"event": "notify.close_failed", "kind": shown.kind},
+                extra={"event": "notify.close_failed", "kind": kind},
             )
+            return False
+        return True
 
     def _dispatch_parsed(self) -> None:
         while self._link is not None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+import weakref
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from itertools import count
+from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -17,7 +21,7 @@ from PySide6.QtWidgets import QSystemTrayIcon
 from cgmtray.ui.sound import AlarmSound
 
 try:  # jeepney is a dependency on Linux only
-    from cgmtray.ui.dbus_notify import DbusNotificationService, OutgoingNotification
+    from cgmtray.ui.dbus_notify import DbusNotificationService, OutgoingNotification, ShownId
 except ImportError:  # pragma: no cover - exercised on macOS and Windows
     _JEEPNEY_AVAILABLE = False
 else:
@@ -33,7 +37,24 @@ BACKEND_NONE: Final = "none"
 #: How long a non-urgent tray balloon stays (urgent ones stay until clicked where Qt allows).
 TRAY_MESSAGE_MS: Final = 15_000
 
+#: At quit, logout or a crash, closing what the app shows may take this long (then it gives up).
+SHUTDOWN_CLOSE_S: Final = 1.0
+#: The name of the file (in the data folder) that lists the notifications still open.
+OPEN_NOTIFICATIONS_FILE: Final = "notifications.json"
+
 _FREEDESKTOP_PLATFORM: Final = not sys.platform.startswith(("darwin", "win32", "cygwin"))
+
+#: Every notifier not yet shut down, for the crash path (shutdown_all).
+_LIVE: weakref.WeakSet[Notifier] = weakref.WeakSet()
+
+
+def shutdown_all() -> None:
+    """Best effort at a fatal error or at exit: every live notifier closes what it shows."""
+    for notifier in list(_LIVE):
+        try:
+            notifier.shutdown()
+        except Exception:  # the process is going down: never let this hide the first error
+            logger.exception("closing notifications at exit failed")
 
 
 @dataclass(frozen=True)
@@ -52,17 +73,17 @@ class NotificationRequest:
 class _DbusBridge(QObject):
     """The service's DbusListener: turns its reports (made on the D-Bus thread) into Qt signals.
 
-    Signals: sent(int token), failed(int token, str reason), snoozed(str key, str kind),
-    dismissed(str key, str kind). The Notifier receives them queued, on the GUI thread.
+    Signals: sent(int token, ShownId shown), failed(int token, str reason), snoozed(str key,
+    str kind), dismissed(str key, str kind). The Notifier receives them queued, on the GUI thread.
     """
 
-    sent = Signal(int)
+    sent = Signal(int, object)
     failed = Signal(int, str)
     snoozed = Signal(str, str)
     dismissed = Signal(str, str)
 
-    def notification_sent(self, token: int) -> None:
-        self.sent.emit(token)
+    def notification_sent(self, token: int, shown: ShownId) -> None:
+        self.sent.emit(token, shown)
 
     def notification_failed(self, token: int, reason: str) -> None:
         self.failed.emit(token, reason)
@@ -77,14 +98,24 @@ class _DbusBridge(QObject):
 class Notifier(QObject):
     """Shows alerts on the best backend available for each call, and plays their sound.
 
+    The notifier only reports what the person answered on a notification; it never stops a sound
+    or closes anything by itself for an answer: the controller's one control path does that (via
+    close / close_kinds), so every way of answering has the same effect.
+
+    It owns what it shows: shutdown() closes every notification still open (bounded), and with a
+    `state_file` the ids of open D-Bus notifications are kept there, so the next start closes any
+    an abrupt end left behind before it shows anything.
+
     Signals: snooze_requested(str kind) — the person chose "Snooze" on a notification;
-    acknowledged(str kind) — the person clicked or dismissed it (its alarm stops);
-    delivered(str key, str backend) — the alert was shown ("dbus" | "tray" | "window").
+    acknowledged(str kind) — the person clicked or dismissed it;
+    delivered(str key, str backend) — the alert was shown ("dbus" | "tray" | "window");
+    withdrawn(str key) — the alert's notification was closed (its episode ended or was answered).
     """
 
     snooze_requested = Signal(str)
     acknowledged = Signal(str)
     delivered = Signal(str, str)
+    withdrawn = Signal(str)
 
     def __init__(
         self,
@@ -93,9 +124,13 @@ class Notifier(QObject):
         status_sink: Callable[[NotificationRequest], None] | None,
         sound: AlarmSound | None,
         bus_address: str | None = None,
+        state_file: Path | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._state_file = state_file
+        self._open: dict[str, NotificationRequest] = {}
+        self._ids: dict[str, tuple[str, ShownId]] = {}
         self._tray = tray
         self._status_sink = status_sink
         self._sound = sound
@@ -103,6 +138,7 @@ class Notifier(QObject):
         self._tokens = count(1)
         self._pending: dict[int, NotificationRequest] = {}
         self._alarm_keys: set[str] = set()
+        self._chime_key: str | None = None
         self._last_tray_request: NotificationRequest | None = None
         self._backend: str | None = None
         self._shut_down = False
@@ -115,6 +151,8 @@ class Notifier(QObject):
         self._bridge.dismissed.connect(self._on_bridge_dismissed, queued)
         if tray is not None:
             tray.messageClicked.connect(self._on_tray_message_clicked)
+        _LIVE.add(self)
+        self._close_left_over()
 
     @property
     def backend(self) -> str:
@@ -125,8 +163,24 @@ class Notifier(QObject):
             return BACKEND_DBUS
         return self._fallback_backend()
 
+    def request_for(self, key: str) -> NotificationRequest | None:
+        """The latest request shown for `key` while it is open."""
+        return self._open.get(key)
+
+    def notification_id(self, key: str) -> int | None:
+        """The desktop notification's id for `key`, once the server has answered."""
+        known = self._ids.get(key)
+        return None if known is None else known[1].notification_id
+
+    @property
+    def open_keys(self) -> tuple[str, ...]:
+        """The keys of every alert shown and not closed since."""
+        return tuple(self._open)
+
     def show(self, request: NotificationRequest) -> None:
         """Shows or updates the alert for `request.key` and starts its sound. Never blocks."""
+        if not self._shut_down:
+            self._open[request.key] = request
         self._start_sound(request)
         if self._dbus_possible():
             token = next(self._tokens)
@@ -137,7 +191,7 @@ class Notifier(QObject):
         self._show_fallback(request)
 
     def close(self, key: str) -> None:
-        """The episode `key` ended: close its notification and stop its sound."""
+        """The episode `key` ended or was answered: close its notification, stop its sound."""
         self._stop_sound_for(key)
         for token in [t for t, r in self._pending.items() if r.key == key]:
             del self._pending[token]
@@ -145,23 +199,85 @@ class Notifier(QObject):
             self._last_tray_request = None
         if self._service is not None:
             self._service.close(key)
+        was_open = self._open.pop(key, None) is not None
+        if self._ids.pop(key, None) is not None:
+            self._save_open_ids()
+        if was_open:
+            self.withdrawn.emit(key)
+
+    def close_kinds(self, kinds: Collection[str]) -> tuple[str, ...]:
+        """Closes every open alert of these kinds (and stops their sound); returns their keys."""
+        keys = tuple(key for key, request in self._open.items() if request.kind in kinds)
+        for key in keys:
+            self.close(key)
+        return keys
+
+    def close_all(self) -> None:
+        """Closes every alert shown (logout); the notifier keeps working for later alerts."""
+        for key in list(self._open):
+            self.close(key)
 
     def shutdown(self) -> None:
-        """Stops the D-Bus thread and any alarm this notifier started. Idempotent."""
+        """Closes every notification shown (waiting at most SHUTDOWN_CLOSE_S for the bus), then
+        stops the D-Bus thread and any alarm this notifier started. Idempotent."""
         if self._shut_down:
             return
         self._shut_down = True
+        _LIVE.discard(self)
         self._pending.clear()
-        if self._service is not None:
-            self._service.stop()
-            self._service = None
         if self._alarm_keys:
             self._alarm_keys.clear()
             if self._sound is not None:
-                self._sound.stop()
+                with contextlib.suppress(RuntimeError):  # the sound may be gone at exit
+                    self._sound.stop()
+        open_keys = list(self._open)
+        self._open.clear()
+        if self._service is not None:
+            all_closed = self._service.close_all_and_stop(SHUTDOWN_CLOSE_S)
+            self._service = None
+            if all_closed:
+                self._ids.clear()
+        self._save_open_ids()
+        logger.info(
+            "notifications closed",
+            extra={"event": "notify.closed_all", "count": len(open_keys)},
+        )
         if self._tray is not None:
             with contextlib.suppress(RuntimeError):  # the tray may already be gone at exit
                 self._tray.messageClicked.disconnect(self._on_tray_message_clicked)
+
+    # Notifications an earlier run left open ---------------------------------------------
+
+    def _close_left_over(self) -> None:
+        """Closes (once, before anything is shown) the ids an earlier run left in the file."""
+        if self._state_file is None or not _JEEPNEY_AVAILABLE:
+            return
+        stale = _read_open_ids(self._state_file)
+        if stale and self._dbus_possible():
+            self._dbus_service().close_stale(stale)
+        if stale:
+            self._save_open_ids()
+
+    def _save_open_ids(self) -> None:
+        if self._state_file is None:
+            return
+        entries = [
+            {
+                "id": shown.notification_id,
+                "kind": kind,
+                "server": shown.server,
+                "bus": shown.bus,
+            }
+            for kind, shown in self._ids.values()
+        ]
+        try:
+            _write_atomically(self._state_file, json.dumps({"version": 1, "open": entries}))
+        except OSError as error:
+            logger.warning(
+                "could not keep the list of open notifications (%s)",
+                type(error).__name__,
+                extra={"event": "notify.state_unwritable"},
+            )
 
     # Backends -----------------------------------------------------------------------------
 
@@ -251,11 +367,16 @@ class Notifier(QObject):
                 self._sound.play("alarm", loop=True)
         elif request.sound == "chime":
             if not self._alarm_keys:  # never cut an alarm short for a chime
+                self._chime_key = request.key
                 self._sound.play("chime", loop=False)
         else:
             logger.warning("unknown alert sound %r", request.sound)
 
     def _stop_sound_for(self, key: str) -> None:
+        if key == self._chime_key:
+            self._chime_key = None
+            if self._sound is not None and self._sound.current == "chime":
+                self._sound.stop()
         if key not in self._alarm_keys:
             return
         self._alarm_keys.discard(key)
@@ -264,11 +385,16 @@ class Notifier(QObject):
 
     # Reports ------------------------------------------------------------------------------
 
-    @Slot(int)
-    def _on_bridge_sent(self, token: int) -> None:
+    @Slot(int, object)
+    def _on_bridge_sent(self, token: int, shown: ShownId) -> None:
         request = self._pending.pop(token, None)
-        if request is not None:
-            self._delivered(request, BACKEND_DBUS)
+        if request is None:
+            return
+        known = self._ids.get(request.key)
+        if request.key in self._open and (known is None or known[1] != shown):
+            self._ids[request.key] = (request.kind, shown)
+            self._save_open_ids()
+        self._delivered(request, BACKEND_DBUS)
 
     @Slot(int, str)
     def _on_bridge_failed(self, token: int, reason: str) -> None:
@@ -284,25 +410,19 @@ class Notifier(QObject):
 
     @Slot(str, str)
     def _on_bridge_snoozed(self, key: str, kind: str) -> None:
-        if self._shut_down:
-            return
-        self._stop_sound_for(key)
-        self.snooze_requested.emit(kind)
+        if not self._shut_down:
+            self.snooze_requested.emit(kind)
 
     @Slot(str, str)
     def _on_bridge_dismissed(self, key: str, kind: str) -> None:
-        if self._shut_down:
-            return
-        self._stop_sound_for(key)
-        self.acknowledged.emit(kind)
+        if not self._shut_down:
+            self.acknowledged.emit(kind)
 
     @Slot()
     def _on_tray_message_clicked(self) -> None:
         request, self._last_tray_request = self._last_tray_request, None
-        if request is None:
-            return
-        self._stop_sound_for(request.key)
-        self.acknowledged.emit(request.kind)
+        if request is not None:
+            self.acknowledged.emit(request.kind)
 
 
 def _outgoing(
@@ -319,3 +439,36 @@ def _outgoing(
         snoozable=request.snoozable,
         suppress_sound=request.sound is not None and sound is not None and sound.available,
     )
+
+
+def _read_open_ids(path: Path) -> tuple[ShownId, ...]:
+    """The notifications an earlier run listed as open; nothing when the file is absent or bad."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = data["open"]
+        return tuple(
+            ShownId(int(entry["id"]), str(entry["server"]), str(entry["bus"])) for entry in entries
+        )
+    except FileNotFoundError:
+        return ()
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        logger.warning(
+            "ignored an unreadable list of open notifications (%s)",
+            type(error).__name__,
+            extra={"event": "notify.state_unreadable"},
+        )
+        return ()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename (owner-only on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        Path(temporary).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(temporary).unlink()
+        raise

@@ -37,7 +37,7 @@ from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
 from cgmtray.ui.history_access import LazyHistory
-from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.notifier import OPEN_NOTIFICATIONS_FILE, NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
@@ -306,7 +306,13 @@ class AppSession(QObject):
         def to_status_window(request: NotificationRequest) -> None:
             tray.show_status_message(request.title, request.body)
 
-        notifier = Notifier(tray=tray.tray, status_sink=to_status_window, sound=sound, parent=self)
+        notifier = Notifier(
+            tray=tray.tray,
+            status_sink=to_status_window,
+            sound=sound,
+            state_file=self._paths.data_dir / OPEN_NOTIFICATIONS_FILE,
+            parent=self,
+        )
         client_factory = self._client_factory(account.config, account.password, account.clock)
         self._client_source = client_factory
         worker = ShareWorker(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -20,7 +20,14 @@ from PySide6.QtWidgets import (
 
 from cgmtray import APP_NAME
 from cgmtray.domain import display
-from cgmtray.domain.alert_config import AlertKind, AlertSettings
+from cgmtray.domain.alert_config import (
+    NON_URGENT_KINDS,
+    AlertControl,
+    AlertKind,
+    AlertSettings,
+    ControlAction,
+    ControlSource,
+)
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_line
 from cgmtray.domain.display import DisplayModel
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Snooze choices offered per kind, in minutes (urgent low is capped at 30 by the rules).
 SNOOZE_CHOICES_MIN = (30, 60, 120, 240)
+#: What the status window's Snooze button asks for (capped per kind, and the label says so).
+WINDOW_SNOOZE_MIN = 30
 #: What the icon shows before the first model arrives (a moment at start).
 STARTING_MODEL = display.model(
     (), datetime.now(UTC), unit=Unit.MGDL, thresholds=Thresholds(), connection="Starting…"
@@ -64,13 +73,23 @@ def _snooze_label(minutes: int) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h"
 
 
+def _clock_time(when: datetime) -> str:
+    """A time of day as the person reads it: local, 24 h."""
+    return when.astimezone().strftime("%H:%M")
+
+
+def _cap_minutes(alerts: AlertSettings, kind: AlertKind) -> int:
+    return int(alerts[kind].snooze_cap.total_seconds() // 60)
+
+
 class TrayPresenter(QObject):
     """Shows a DisplayModel in the tray (or a status window) and turns clicks into asks.
 
     Signals:
         open_history_requested(): left click or "Open history…".
         refresh_requested(): "Refresh now".
-        snooze_requested(str kind, int minutes): a snooze choice.
+        control_requested(AlertControl): a snooze, a cancelled snooze (menu) or an answer to the
+            alert the status window shows; the controller's apply_control carries it out.
         settings_requested(): "Settings…".
         about_requested(): "About".
         quit_requested(): "Quit" (the only way the app quits).
@@ -78,7 +97,7 @@ class TrayPresenter(QObject):
 
     open_history_requested = Signal()
     refresh_requested = Signal()
-    snooze_requested = Signal(str, int)
+    control_requested = Signal(object)
     settings_requested = Signal()
     about_requested = Signal()
     quit_requested = Signal()
@@ -100,6 +119,9 @@ class TrayPresenter(QObject):
         self._tray: QSystemTrayIcon | None = None
         self._window: StatusWindow | None = None
         self._force_window = force_status_window
+        #: The alerts the status window holds, by kind: (title, body, snooze minutes or None).
+        self._status_alerts: dict[AlertKind, tuple[str, str, int | None]] = {}
+        self._status_kind: AlertKind | None = None
         self._recheck = QTimer(self)
         self._recheck.setInterval(TRAY_RECHECK_MS)
         self._recheck.timeout.connect(self._on_recheck_timeout)
@@ -154,6 +176,59 @@ class TrayPresenter(QObject):
         if self._window is not None:
             self._window.show_message(title, body)
 
+    def show_status_alert(
+        self, kind: AlertKind, title: str, body: str, snooze_cap: timedelta
+    ) -> None:
+        """An alert of `kind` reached the status window. The window shows the most urgent alert
+        open, with Snooze (for what will be granted) and Acknowledge."""
+        minutes = min(WINDOW_SNOOZE_MIN, int(snooze_cap.total_seconds() // 60))
+        self._status_alerts[kind] = (title, body, minutes if minutes > 0 else None)
+        self._show_status_alerts()
+
+    def clear_status_alert(self, kind: AlertKind) -> None:
+        """The kind's alert ended or was answered: the window shows the next one, or nothing."""
+        self._status_alerts.pop(kind, None)
+        self._show_status_alerts()
+
+    def _show_status_alerts(self) -> None:
+        kinds = sorted(self._status_alerts, key=lambda kind: kind.rank)
+        self._status_kind = kinds[0] if kinds else None
+        if self._window is None:
+            return
+        if self._status_kind is None:
+            self._window.clear_message()
+            return
+        title, body, minutes = self._status_alerts[self._status_kind]
+        self._window.show_message(title, body)
+        self._window.set_alert_controls(minutes)
+
+    def _control(
+        self,
+        action: ControlAction,
+        kinds: tuple[AlertKind, ...],
+        *,
+        source: ControlSource = ControlSource.MENU,
+        duration: timedelta | None = None,
+    ) -> None:
+        self.control_requested.emit(AlertControl(action, kinds, source, duration))
+
+    @Slot()
+    def _on_window_snooze_clicked(self) -> None:
+        if self._status_kind is not None:
+            self._control(
+                ControlAction.SNOOZE,
+                (self._status_kind,),
+                source=ControlSource.WINDOW,
+                duration=timedelta(minutes=WINDOW_SNOOZE_MIN),
+            )
+
+    @Slot()
+    def _on_window_acknowledge_clicked(self) -> None:
+        if self._status_kind is not None:
+            self._control(
+                ControlAction.ACKNOWLEDGE, (self._status_kind,), source=ControlSource.WINDOW
+            )
+
     def shutdown(self) -> None:
         self._recheck.stop()
         if self._tray is not None:
@@ -189,6 +264,8 @@ class TrayPresenter(QObject):
         window = StatusWindow(self._menu)
         window.refresh_clicked.connect(self.refresh_requested)
         window.history_clicked.connect(self.open_history_requested)
+        window.snooze_clicked.connect(self._on_window_snooze_clicked)
+        window.acknowledge_clicked.connect(self._on_window_acknowledge_clicked)
         if self._model is not None:
             window.show_model(self._model)
         window.show()
@@ -259,25 +336,55 @@ class TrayPresenter(QObject):
         quit_action.triggered.connect(self.quit_requested)
 
     def _fill_snooze_menu(self, snooze: QMenu) -> None:
+        """ "Snooze all non-urgent", one submenu per kind (only durations its cap grants, and
+        until when it is snoozed), then "Cancel snooze" per snoozed kind and for all."""
         state = self._menu_state
-        for kind in AlertKind:
-            config = state.alerts[kind]
-            if not config.enabled:
-                continue
-            until = state.snoozed_until.get(kind)
+        now = self._clock.now()
+        enabled = tuple(kind for kind in AlertKind if state.alerts[kind].enabled)
+        snoozed = tuple(
+            kind for kind in enabled if (until := state.snoozed_until.get(kind)) and until > now
+        )
+        non_urgent = tuple(kind for kind in NON_URGENT_KINDS if kind in enabled)
+        every = snooze.addMenu("Snooze all &non-urgent")
+        every.setObjectName("snooze-non-urgent")
+        cap = min((_cap_minutes(state.alerts, kind) for kind in non_urgent), default=0)
+        self._add_durations(every, non_urgent, cap)
+        every.setEnabled(bool(every.actions()))
+        snooze.addSeparator()
+        for kind in enabled:
             title = kind.title
-            if until is not None:
-                title += f" (snoozed until {until.astimezone().strftime('%H:%M')})"
+            if kind in snoozed:
+                title += f" — snoozed until {_clock_time(state.snoozed_until[kind])}"
             sub = snooze.addMenu(title)
-            cap_min = int(config.snooze_cap.total_seconds() // 60)
-            for minutes in SNOOZE_CHOICES_MIN:
-                if minutes > cap_min:
-                    continue
-                action = QAction(_snooze_label(minutes), sub)
-                action.triggered.connect(
-                    lambda _checked=False, k=kind.value, m=minutes: self.snooze_requested.emit(k, m)
+            sub.setObjectName(f"snooze-{kind.value}")
+            self._add_durations(sub, (kind,), _cap_minutes(state.alerts, kind))
+            sub.setEnabled(bool(sub.actions()))
+        if not snoozed:
+            return
+        snooze.addSeparator()
+        for kind in snoozed:
+            cancel = snooze.addAction(f"Cancel snooze: {kind.title}")
+            cancel.setObjectName(f"cancel-snooze-{kind.value}")
+            cancel.triggered.connect(
+                lambda _checked=False, k=kind: self._control(ControlAction.CANCEL_SNOOZE, (k,))
+            )
+        cancel_all = snooze.addAction("&Cancel all snoozes")
+        cancel_all.setObjectName("cancel-all-snoozes")
+        cancel_all.triggered.connect(
+            lambda _checked=False, ks=snoozed: self._control(ControlAction.CANCEL_SNOOZE, ks)
+        )
+
+    def _add_durations(self, menu: QMenu, kinds: tuple[AlertKind, ...], cap_min: int) -> None:
+        for minutes in SNOOZE_CHOICES_MIN:
+            if minutes > cap_min:
+                continue
+            action = QAction(_snooze_label(minutes), menu)
+            action.triggered.connect(
+                lambda _checked=False, ks=kinds, m=minutes: self._control(
+                    ControlAction.SNOOZE, ks, duration=timedelta(minutes=m)
                 )
-                sub.addAction(action)
+            )
+            menu.addAction(action)
 
 
 class StatusWindow(QWidget):
@@ -286,10 +393,14 @@ class StatusWindow(QWidget):
     Signals:
         refresh_clicked(): the Refresh button.
         history_clicked(): the History button.
+        snooze_clicked(): the Snooze button of the alert shown.
+        acknowledge_clicked(): the Acknowledge button of the alert shown.
     """
 
     refresh_clicked = Signal()
     history_clicked = Signal()
+    snooze_clicked = Signal()
+    acknowledge_clicked = Signal()
 
     def __init__(self, menu: QMenu) -> None:
         super().__init__(None, Qt.WindowType.Window)
@@ -305,6 +416,18 @@ class StatusWindow(QWidget):
         self._message = QLabel()
         self._message.setWordWrap(True)
         self._message.hide()
+        self.snooze_button = QPushButton("&Snooze")
+        self.snooze_button.setObjectName("status-snooze")
+        self.snooze_button.clicked.connect(self.snooze_clicked)
+        self.acknowledge_button = QPushButton("&Acknowledge")
+        self.acknowledge_button.setObjectName("status-acknowledge")
+        self.acknowledge_button.clicked.connect(self.acknowledge_clicked)
+        answers = QHBoxLayout()
+        answers.addWidget(self.snooze_button)
+        answers.addWidget(self.acknowledge_button)
+        answers.addStretch(1)
+        self.snooze_button.hide()
+        self.acknowledge_button.hide()
         refresh = QPushButton("&Refresh")
         refresh.clicked.connect(self.refresh_clicked)
         history = QPushButton("&History…")
@@ -321,6 +444,7 @@ class StatusWindow(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self._message)
+        layout.addLayout(answers)
         layout.addLayout(buttons)
         self.setMinimumWidth(320)
 
@@ -333,11 +457,31 @@ class StatusWindow(QWidget):
         self._badge.setAccessibleName(model.accessible)
         self.setToolTip(model.tooltip)
 
+    @property
+    def message(self) -> str:
+        """The alert text shown, "" when none."""
+        return self._message.text() if self._message.isVisibleTo(self) else ""
+
     def show_message(self, title: str, body: str) -> None:
         self._message.setText(f"<b>{title}</b><br>{body}")
         self._message.show()
+        self.snooze_button.hide()
+        self.acknowledge_button.hide()
         self.show()
         self.raise_()
+
+    def set_alert_controls(self, snooze_minutes: int | None) -> None:
+        """The message shown is an alert: offer Acknowledge, and Snooze for what is granted."""
+        if snooze_minutes is not None:
+            self.snooze_button.setText(f"&Snooze {_snooze_label(snooze_minutes)}")
+        self.snooze_button.setVisible(snooze_minutes is not None)
+        self.acknowledge_button.show()
+
+    def clear_message(self) -> None:
+        self._message.clear()
+        self._message.hide()
+        self.snooze_button.hide()
+        self.acknowledge_button.hide()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing the window hides it to the taskbar; the app quits only from the menu."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +34,9 @@ HEARTBEAT_MS = 30_000
 CLOCK_JUMP = timedelta(seconds=90)
 #: The longest single timer wait; longer plans are re-planned when it fires (guards clock jumps).
 MAX_TIMER_MS = 5 * 60_000
+#: The watchdog: a planned poll that has not happened this long (virtual time, measured on the
+#: monotonic clock) after it was due happens anyway, whatever the wall clock or a Date header says.
+WATCHDOG_MARGIN = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,14 @@ class ShareWorker(QObject):
         newest_known: datetime | None = None,
         time_scale: float = 1.0,
         seed: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self._client_factory = client_factory
         self._clock = clock
+        self._monotonic = monotonic
+        #: When (monotonic seconds) the planned poll is overdue; None while none is planned.
+        self._overdue_at: float | None = None
         self._store_path = store_path
         self._time_scale = time_scale
         self._state = schedule.initial_state(newest_reading=newest_known, seed=seed)
@@ -174,13 +182,17 @@ class ShareWorker(QObject):
 
     # --- the poll ----------------------------------------------------------------------------
 
-    def _replan(self) -> None:
+    def _replan(self, *, keep_due: bool = False) -> None:
+        """Plans the next poll and starts the timer. `keep_due` keeps the watchdog's deadline of
+        the poll already planned (a long wait split into timer-sized steps, or a plan that moved
+        because the clock did): a plan that keeps receding cannot put the poll off for ever."""
         if self._timer is None:
             return
         now = self._share_now()
         plan = schedule.plan(self._state, now)
         self._timer.stop()
         if plan.at is None:
+            self._overdue_at = None
             log.info(
                 "polling stopped until the person acts",
                 extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": None},
@@ -195,13 +207,24 @@ class ShareWorker(QObject):
             return
         held = self._gate_hold(plan, now)
         if held is None:
+            self._overdue_at = None  # nothing planned: nothing for the watchdog to force
             return
         wait_s = max(0.0, (held - now).total_seconds())
-        wait_ms = min(MAX_TIMER_MS, round(wait_s * 1000 / self._time_scale))
-        log.info(
-            "next poll planned",
-            extra={"event": "poll.scheduled", "reason": plan.reason.value, "in_s": round(wait_s)},
-        )
+        mono = self._monotonic()
+        if not keep_due or self._overdue_at is None:
+            margin_s = WATCHDOG_MARGIN.total_seconds()
+            self._overdue_at = mono + (wait_s + margin_s) / self._time_scale
+        until_overdue_ms = max(0.0, (self._overdue_at - mono) * 1000)
+        wait_ms = round(min(MAX_TIMER_MS, wait_s * 1000 / self._time_scale, until_overdue_ms))
+        if not keep_due:
+            log.info(
+                "next poll planned",
+                extra={
+                    "event": "poll.scheduled",
+                    "reason": plan.reason.value,
+                    "in_s": round(wait_s),
+                },
+            )
         self._timer.start(wait_ms)
         self._set_next_poll(self._clock.now() + (held - now))  # on our clock, for the menu
 
@@ -249,11 +272,20 @@ class ShareWorker(QObject):
         if plan.at is None:
             self._replan()
             return
-        if plan.at > now + timedelta(seconds=1):
-            self._replan()  # a long wait split into timer-sized steps, or the clock moved
+        if plan.at > now + timedelta(seconds=1) and not self._overdue():
+            self._replan(keep_due=True)  # a long wait split into timer-sized steps
             return
+        if plan.at > now + timedelta(seconds=1):
+            log.warning(
+                "a planned poll is overdue: polling now (the clock or a Date header moved)",
+                extra={"event": "poll.watchdog", "reason": plan.reason.value},
+            )
         self._poll(plan)
         self._replan()
+
+    def _overdue(self) -> bool:
+        """Whether the poll planned is overdue by the monotonic clock (the watchdog)."""
+        return self._overdue_at is not None and self._monotonic() >= self._overdue_at
 
     def _poll(self, plan: schedule.PollPlan) -> None:
         client = self._client
@@ -371,6 +403,9 @@ class ShareWorker(QObject):
 
     @Slot()
     def _on_heartbeat_timeout(self) -> None:
+        if self._overdue():  # the timer was lost or starved: the watchdog's second way in
+            self._on_timer_timeout()
+            return
         now = self._clock.now()
         last, self._last_beat = self._last_beat, now
         if last is None:
