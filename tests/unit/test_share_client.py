@@ -859,7 +859,9 @@ def _provoke_every_error(
     good = make_client(fake)
     good.read()
     for fault in Fault:
-        if fault is Fault.SLOW:
+        # SLOW and DRIP need a timeout or deadline of their own (below and in
+        # test_share_hostile); FUTURE_READING and LYING_DATE are answers, not errors.
+        if fault in (Fault.SLOW, Fault.DRIP, Fault.FUTURE_READING, Fault.LYING_DATE):
             continue
         fake.inject_fault(fault, endpoint=ENDPOINT_READ)
         expect(good.read)
@@ -908,6 +910,7 @@ def test_no_secret_ever_reaches_an_error_or_a_log_line(
         "InvalidResponse",
         "NetworkError",
         "RequestTimedOut",
+        "ResponseTooLarge",
         "SessionRejectedAfterRelogin",
         "InvalidArgument",
         "ZeroIdReturned",

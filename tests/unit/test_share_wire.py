@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
 from cgmtray.share.errors import InvalidResponse
 from cgmtray.share.wire import (
+    FUTURE_TOLERANCE,
     ZERO_ID,
     WireFormatError,
     is_zero_id,
@@ -213,6 +214,44 @@ def test_readings_come_back_newest_first_without_duplicates() -> None:
 
 def test_an_empty_answer_is_not_an_error() -> None:
     assert parse_readings([]) == ()
+
+
+def _at(instant: datetime, mgdl: int) -> dict[str, object]:
+    return {"WT": f"Date({_ms(instant)})", "Value": mgdl, "Trend": "Flat"}
+
+
+def test_readings_from_the_future_are_dropped_and_the_others_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = RECORDED_INSTANT
+    real = _at(now - timedelta(minutes=2), 45)
+    edge = _at(now + FUTURE_TOLERANCE, 60)  # 5 min ahead: a clock a little off, still taken
+    future = _at(now + timedelta(days=365), 250)
+    just_over = _at(now + FUTURE_TOLERANCE + timedelta(milliseconds=1), 90)
+    with caplog.at_level("WARNING"):
+        readings = parse_readings([future, real, edge, just_over], now=now)
+    assert [r.mgdl for r in readings] == [60, 45]
+    [record] = [r for r in caplog.records if getattr(r, "event", "") == "share.future_reading"]
+    assert getattr(record, "count", None) == 2
+    assert getattr(record, "ahead_s", None) == 365 * 86400
+    assert "250" not in record.getMessage()
+    assert "90" not in record.getMessage()
+
+
+def test_without_now_or_without_future_readings_nothing_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    future = _at(RECORDED_INSTANT + timedelta(days=365), 250)
+    assert [r.mgdl for r in parse_readings([future])] == [250]
+    with caplog.at_level("WARNING"):
+        share_now = RECORDED_INSTANT + timedelta(days=365)
+        assert [r.mgdl for r in parse_readings([future], now=share_now)] == [250]
+    assert not caplog.records
+
+
+def test_an_answer_of_only_future_readings_is_empty_not_an_error() -> None:
+    future = _at(RECORDED_INSTANT + timedelta(days=365), 250)
+    assert parse_readings([future], now=RECORDED_INSTANT) == ()
 
 
 def test_an_unreadable_element_is_skipped_when_others_are_fine() -> None:

@@ -44,7 +44,10 @@ class FaultSpec:
 
 
 def parse_fault_spec(text: str) -> FaultSpec:
-    """`NAME[:SECONDS][:xN]`, e.g. "unavailable:x3", "slow:35", "rate-limit:60:x2"."""
+    """`NAME[:NUMBER][:xN]`, e.g. "unavailable:x3", "slow:35", "rate-limit:60:x2", "huge:500".
+
+    The number is seconds (slow: the wait; drip: per byte; endless: how long at most;
+    rate-limit: Retry-After) or, for huge, megabytes."""
     name, *options = text.strip().lower().split(":")
     fault = _FAULTS_BY_NAME.get(name)
     if fault is None:
@@ -89,6 +92,24 @@ def inject(
             endpoint=endpoint,
             count=count,
             retry_after_s=round(spec.seconds),
+            until=until,
+        )
+    elif spec.fault in (Fault.DRIP, Fault.ENDLESS) and spec.seconds is not None:
+        fake.inject_fault(
+            spec.fault,
+            region=region,
+            endpoint=endpoint,
+            count=count,
+            delay_s=spec.seconds,
+            until=until,
+        )
+    elif spec.fault is Fault.HUGE and spec.seconds is not None:
+        fake.inject_fault(
+            spec.fault,
+            region=region,
+            endpoint=endpoint,
+            count=count,
+            size_mb=spec.seconds,
             until=until,
         )
     else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from cgmtray.share.regions import Region
@@ -23,6 +25,11 @@ class Fault(enum.Enum):
     SLOW = "slow"  # answered normally after `delay_s` real seconds
     RESET = "reset"  # connection closed without an answer
     SERVER_ERROR_JSON = "server-error"  # 500 with a Code/Message the client does not know
+    FUTURE_READING = "future-reading"  # a read answer gains a reading a year ahead (250 mg/dL)
+    LYING_DATE = "lying-date"  # answered normally, but the Date header says 2001
+    DRIP = "drip"  # the normal answer, headers included, 1 byte per `delay_s` real seconds
+    ENDLESS = "endless"  # 200 with a chunked body that never ends (for `delay_s` real s at most)
+    HUGE = "huge"  # 200 with a JSON body of `size_mb` MB, streamed
 
 
 #: The body of a rate-limited answer (Cloudflare's terse form for non-browser clients).
@@ -36,6 +43,20 @@ SERVER_ERROR_MESSAGE: Final = (
 )
 #: When TRUNCATED_JSON hits an answer that has nothing to cut, this half reading is sent.
 TRUNCATED_FALLBACK: Final = b'[{"WT":"Date(1745081013817)","ST":"Date(17450'
+#: The Date header of a LYING_DATE answer.
+LYING_DATE_VALUE: Final = datetime(2001, 9, 9, 1, 46, 40, tzinfo=UTC)
+#: How far ahead of the fake's now the FUTURE_READING reading is stamped, and its value.
+FUTURE_READING_AHEAD: Final = timedelta(days=365)
+FUTURE_READING_MGDL: Final = 250
+#: Defaults: DRIP's seconds per byte, ENDLESS's longest run (real seconds), HUGE's size (MB).
+DEFAULT_DRIP_DELAY_S: Final = 1.0
+DEFAULT_ENDLESS_S: Final = 600.0
+DEFAULT_HUGE_MB: Final = 500.0
+#: The bytes of one reading object (and its comma) that ENDLESS and HUGE repeat.
+_FILLER_READING: Final = b'{"WT":"Date(1745081013817)","ST":"Date(1745081013817)",' + (
+    b'"DT":"Date(1745081013817-0400)","Value":120,"Trend":"Flat"},'
+)
+_PIECE_READINGS: Final = 512
 
 
 def cloudflare_html(status: int, reason: str) -> bytes:
@@ -54,6 +75,49 @@ def truncate(body: bytes) -> bytes:
     return body[: len(body) // 2]
 
 
+def with_future_reading(body: bytes, now: datetime) -> bytes:
+    """A read answer (a JSON array) with one more reading, FUTURE_READING_AHEAD after `now`, as
+    its first (newest) element; a body that is not a JSON array comes back as it was."""
+    try:
+        readings = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(readings, list):
+        return body
+    ms = (now + FUTURE_READING_AHEAD - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        milliseconds=1
+    )
+    future = {
+        "WT": f"Date({ms})",
+        "ST": f"Date({ms})",
+        "DT": f"Date({ms}+0000)",
+        "Value": FUTURE_READING_MGDL,
+        "Trend": "Flat",
+    }
+    return json.dumps([future, *readings], separators=(",", ":")).encode("utf-8")
+
+
+def endless_pieces() -> Iterator[bytes]:
+    """An endless JSON array of readings, piece by piece: `[` then readings, never `]`."""
+    yield b"["
+    piece = _FILLER_READING * _PIECE_READINGS
+    while True:
+        yield piece
+
+
+def huge_body(size: int) -> Iterator[bytes]:
+    """A JSON array of readings of exactly `size` bytes (at least 3), piece by piece."""
+    left = max(size, 3) - 3  # "[", the closing 0 and "]"
+    yield b"["
+    piece = _FILLER_READING * _PIECE_READINGS
+    while left >= len(piece):
+        yield piece
+        left -= len(piece)
+    count, left = divmod(left, len(_FILLER_READING))
+    # The readings all end in a comma: a last element 0 (and whitespace) keeps the JSON valid.
+    yield _FILLER_READING * count + b"0" + b" " * left + b"]"
+
+
 @dataclass(frozen=True)
 class FaultPlan:
     """One fault to apply to one request."""
@@ -61,6 +125,7 @@ class FaultPlan:
     fault: Fault
     retry_after_s: int = 120
     delay_s: float = 0.0
+    size_mb: float = DEFAULT_HUGE_MB
 
 
 @dataclass
@@ -104,8 +169,8 @@ class FaultQueue:
             raise ValueError("a fault without a count needs an end time")
         if count is not None and count < 1:
             raise ValueError("a fault needs a count of at least 1")
-        if plan.retry_after_s < 0 or plan.delay_s < 0:
-            raise ValueError("retry_after_s and delay_s must not be negative")
+        if plan.retry_after_s < 0 or plan.delay_s < 0 or plan.size_mb < 0:
+            raise ValueError("retry_after_s, delay_s and size_mb must not be negative")
         with self._lock:
             self._pending.append(_Pending(plan, region, endpoint, count, until))
 

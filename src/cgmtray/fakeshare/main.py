@@ -144,7 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "answer the next requests with a fault: rate-limit[:RETRY_AFTER], "
             "rate-limit-no-header, bad-gateway, unavailable, empty, truncated, slow:SECONDS, "
-            "reset, server-error; each optionally :xN for N requests (repeatable, in order)"
+            "reset, server-error, future-reading, lying-date, drip[:SECONDS_PER_BYTE], "
+            "endless[:SECONDS], huge[:MB]; each optionally :xN for N requests (repeatable, "
+            "in order)"
         ),
     )
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import io
 import ipaddress
 import logging
 import secrets
@@ -12,8 +13,9 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +34,10 @@ from cgmtray.fakeshare.counters import (
     RequestRecord,
 )
 from cgmtray.fakeshare.faults import (
+    DEFAULT_DRIP_DELAY_S,
+    DEFAULT_ENDLESS_S,
+    DEFAULT_HUGE_MB,
+    LYING_DATE_VALUE,
     RATE_LIMIT_TEXT,
     SERVER_ERROR_CODE,
     SERVER_ERROR_MESSAGE,
@@ -39,7 +45,10 @@ from cgmtray.fakeshare.faults import (
     FaultPlan,
     FaultQueue,
     cloudflare_html,
+    endless_pieces,
+    huge_body,
     truncate,
+    with_future_reading,
 )
 from cgmtray.fakeshare.sensor import PublishedReading, SimulatedSensor
 from cgmtray.fakeshare.service import (
@@ -49,7 +58,7 @@ from cgmtray.fakeshare.service import (
     Request,
     ShareService,
 )
-from cgmtray.share.regions import SERVICES_PATH, Region
+from cgmtray.share.regions import ENDPOINT_READ, SERVICES_PATH, Region
 
 __all__ = ["Counters", "FakeShare", "Fault", "RequestRecord"]
 
@@ -59,6 +68,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES: Final = 1_000_000
 #: How long a handler thread may take to finish once the server stops.
 _JOIN_TIMEOUT_S: Final = 5.0
+#: Bytes per write of a streamed fault (ENDLESS, HUGE).
+_STREAM_PIECE_BYTES: Final = 64 * 1024
 
 _ENDPOINTS_BY_LOWER: Final = {name.lower(): name for name in ENDPOINT_METHODS}
 _NOT_FOUND_HTML: Final = (
@@ -179,8 +190,12 @@ class _TrackedHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "cloudflare"
 
+    #: The Date header of the answer being written, when a fault says otherwise than the clock.
+    date_override: datetime | None = None
+
     def date_time_string(self, timestamp: float | None = None) -> str:
-        return email.utils.format_datetime(self.server.fake.now(), usegmt=True)
+        when = self.date_override or self.server.fake.now()
+        return email.utils.format_datetime(when, usegmt=True)
 
     def log_message(self, format: str, *args: object) -> None:
         # The request line carries session ids: log nothing of it.
@@ -296,6 +311,7 @@ class _ShareRequestHandler(_TrackedHandler):
         fake = self.server.fake
         region = self.server.region
         received_at = fake.now()
+        self.date_override = None
         try:
             body = self._read_body()
         except (_BodyTooLargeError, ValueError):
@@ -323,6 +339,9 @@ class _ShareRequestHandler(_TrackedHandler):
                 code = f"fault:{plan.fault.value}"
                 fake.record(RequestRecord(received_at, region, endpoint, NO_ANSWER_STATUS, code))
                 self._reset()
+                return
+            if plan is not None and plan.fault in (Fault.DRIP, Fault.ENDLESS, Fault.HUGE):
+                self._stream_fault(plan, request, received_at)
                 return
             reply = self._faulty_reply(plan, request) if plan else fake.service.handle(request)
         # Recorded before answering, so a client that has its answer sees it counted.
@@ -358,8 +377,62 @@ class _ShareRequestHandler(_TrackedHandler):
             case Fault.SERVER_ERROR_JSON:
                 body = error_body(SERVER_ERROR_CODE, SERVER_ERROR_MESSAGE, fake.now())
                 return Reply(500, body, JSON_TYPE, error=True, code=code)
-            case Fault.RESET:  # handled before a reply is built
-                raise AssertionError("RESET has no reply")
+            case Fault.FUTURE_READING:
+                normal = fake.service.handle(request)
+                if normal.status != 200 or request.endpoint != ENDPOINT_READ:
+                    return normal
+                body = with_future_reading(normal.body, fake.now())
+                return Reply(200, body, normal.content_type, code=code, headers=normal.headers)
+            case Fault.LYING_DATE:
+                self.date_override = LYING_DATE_VALUE
+                return fake.service.handle(request)
+            case Fault.RESET | Fault.DRIP | Fault.ENDLESS | Fault.HUGE:  # no Reply (see _serve)
+                raise AssertionError(f"{plan.fault.value} has no reply")
+
+    def _stream_fault(self, plan: FaultPlan, request: Request, received_at: datetime) -> None:
+        """DRIP, ENDLESS, HUGE: answers written bit by bit; each ends when the client goes
+        away, when its own time is up, or when the fake stops (never holding up stop())."""
+        fake = self.server.fake
+        code = f"fault:{plan.fault.value}"
+        self.close_connection = True
+        if plan.fault is Fault.DRIP:
+            normal = fake.service.handle(request)
+            fake.record(
+                RequestRecord(received_at, request.region, request.endpoint, normal.status, code)
+            )
+            rendered = io.BytesIO()
+            real_wfile, self.wfile = self.wfile, rendered
+            try:
+                self._send(normal)
+            finally:
+                self.wfile = real_wfile
+            delay = plan.delay_s or DEFAULT_DRIP_DELAY_S
+            with contextlib.suppress(OSError):
+                for byte in rendered.getvalue():
+                    if self.server.closing.wait(delay):
+                        return
+                    self.wfile.write(bytes((byte,)))
+            return
+        fake.record(RequestRecord(received_at, request.region, request.endpoint, 200, code))
+        self.send_response(200)
+        self.send_header("Content-Type", JSON_TYPE)
+        if plan.fault is Fault.ENDLESS:
+            self.send_header("Transfer-Encoding", "chunked")
+            pieces: Iterator[bytes] = _chunked(endless_pieces())
+            ends_at = time.monotonic() + (plan.delay_s or DEFAULT_ENDLESS_S)
+        else:
+            size = round(plan.size_mb * 1024 * 1024)
+            self.send_header("Content-Length", str(max(size, 3)))
+            pieces = huge_body(size)
+            ends_at = None
+        with contextlib.suppress(OSError):
+            self.end_headers()
+            for piece in pieces:
+                if self.server.closing.is_set() or (
+                    ends_at is not None and time.monotonic() >= ends_at
+                ):
+                    return
+                self.wfile.write(piece)
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -399,6 +472,13 @@ class _ShareRequestHandler(_TrackedHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+
+
+def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """`pieces` in HTTP/1.1 chunked framing (never ending if `pieces` does not)."""
+    for piece in pieces:
+        yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    yield b"0\r\n\r\n"
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:
@@ -623,12 +703,16 @@ class FakeShare:
         retry_after_s: int = 120,
         delay_s: float = 0.0,
         until: datetime | None = None,
+        size_mb: float = DEFAULT_HUGE_MB,
     ) -> None:
         """The next `count` matching requests get `fault` (endpoint None = any); FIFO. With
-        `until` (the fake's time) only requests before then, and count None means all of them."""
+        `until` (the fake's time) only requests before then, and count None means all of them.
+        FUTURE_READING only means something on a read: with endpoint None it waits for one."""
         if endpoint is not None and endpoint not in ENDPOINT_METHODS:
             raise ValueError(f"unknown endpoint {endpoint!r}")
-        plan = FaultPlan(fault, retry_after_s=retry_after_s, delay_s=delay_s)
+        if fault is Fault.FUTURE_READING and endpoint is None:
+            endpoint = ENDPOINT_READ
+        plan = FaultPlan(fault, retry_after_s=retry_after_s, delay_s=delay_s, size_mb=size_mb)
         self._faults.add(plan, region=region, endpoint=endpoint, count=count, until=until)
 
     def clear_faults(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import logging
@@ -14,13 +15,17 @@ from typing import Final, NoReturn
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 from cgmtray import __version__
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.readings import Reading
+from cgmtray.domain.server_clock import ServerClock
 from cgmtray.domain.sign_in_gate import Decision
 from cgmtray.share import wire
+from cgmtray.share.deadline import DeadlineAdapter, RequestDeadline
 from cgmtray.share.errors import (
     AccountLocked,
     CredentialsRejected,
@@ -31,6 +36,7 @@ from cgmtray.share.errors import (
     NetworkError,
     RateLimited,
     RequestTimedOut,
+    ResponseTooLarge,
     ServiceUnavailable,
     SessionExpired,
     SessionRejectedAfterRelogin,
@@ -58,8 +64,10 @@ MIN_COUNT: Final = 1
 MAX_COUNT: Final = 288
 #: A session older than this is renewed before the next read (protocol 7.2).
 SESSION_RENEW_AGE: Final = timedelta(hours=23)
-#: A new Date header moves the clock-skew estimate only when it differs by more than this.
-SKEW_TOLERANCE: Final = timedelta(seconds=2)
+#: A body larger than this is not read to the end (a full day, 288 readings, is about 60 KB).
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+#: Bytes read from a body at a time.
+_BODY_CHUNK_BYTES: Final = 64 * 1024
 
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
@@ -86,6 +94,8 @@ class ClientConfig:
     account_id: str | None = None  # a previously learned account id
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
+    #: The whole request (connect, headers, body) ends by then, however slowly bytes arrive.
+    deadline_s: float = 45.0
     user_agent: str = f"cgm-tray/{__version__} (+https://github.com/cgmtray/cgm-tray)"
 
     def __repr__(self) -> str:
@@ -159,6 +169,10 @@ class ShareClient:
     old. A session error on a read costs exactly one re-login and one retried read; a second
     session error raises SessionRejectedAfterRelogin (class TRANSIENT). Rejected credentials or a
     lockout block every later sign-in (SignInBlocked, no request) until `allow_sign_in()`.
+
+    Every request ends within `config.deadline_s` (RequestTimedOut) and reads at most
+    MAX_BODY_BYTES (ResponseTooLarge). Each answer's Date goes to `server_clock` (a ServerClock
+    on `clock` if not given; pass one to share Share's clock with the rest of the app).
     """
 
     def __init__(
@@ -168,6 +182,7 @@ class ShareClient:
         *,
         clock: Clock | None = None,
         session: requests.Session | None = None,
+        server_clock: ServerClock | None = None,
         gate: SignInGate | None = None,
     ) -> None:
         if not isinstance(config.username, str) or not config.username.strip():
@@ -181,6 +196,7 @@ class ShareClient:
             )
         _check_timeout("connect_timeout_s", config.connect_timeout_s)
         _check_timeout("read_timeout_s", config.read_timeout_s)
+        _check_timeout("deadline_s", config.deadline_s)
         if config.base_url is not None:
             self._base_url = validate_share_url(config.base_url)
         else:
@@ -192,6 +208,11 @@ class ShareClient:
         self._http = session if session is not None else requests.Session()
         if self._owns_http and config.base_url is not None:
             self._http.trust_env = False  # loopback: no proxies from the environment
+        # Mounted for this client's URL only, also on a session the caller gave: its
+        # connections let the request deadline end a request that trickles in. A transport the
+        # caller mounted on purpose (a test's HTTPAdapter subclass) is left in place.
+        if type(self._http.get_adapter(self._base_url)) is HTTPAdapter:
+            self._http.mount(self._base_url, DeadlineAdapter())
         self._account_id: str | None = None
         if config.account_id is not None:
             try:
@@ -201,9 +222,10 @@ class ShareClient:
         self._session_id: str | None = None
         self._session_started: datetime | None = None
         self._blocked_by: ShareError | None = None
+        self._server_clock = server_clock if server_clock is not None else ServerClock(self._clock)
+        self._answer_date: datetime | None = None
         #: The shared sign-in gate (rejections, locks, the sign-in budget of every process).
         self._gate = gate
-        self._clock_skew: timedelta | None = None
         self._last_call = CallCounts()
 
     # --- public API ----------------------------------------------------------------------------
@@ -227,9 +249,14 @@ class ShareClient:
         return self._blocked_by
 
     @property
+    def server_clock(self) -> ServerClock:
+        """Share's clock as the Date headers of this client's answers steadied it; share it."""
+        return self._server_clock
+
+    @property
     def server_clock_skew(self) -> timedelta | None:
-        """Server `Date` header minus the local clock, from the last response that had one."""
-        return self._clock_skew
+        """Server `Date` minus the local clock as `server_clock` adopted it (None: not yet)."""
+        return self._server_clock.skew
 
     @property
     def last_request_count(self) -> int:
@@ -403,8 +430,14 @@ class ShareClient:
             raise MalformedSessionRejected("no session")
         params = {"sessionId": session_id, "minutes": str(minutes), "maxCount": str(max_count)}
         answer = self._post(ENDPOINT_READ, body={}, params=params)
+        # Share's now for refusing readings from the future: the later of the steadied clock
+        # and this answer's own Date, so a local clock an hour slow on the first answer (no
+        # skew adopted yet) does not refuse real readings.
+        share_now = self.server_now()
+        if self._answer_date is not None:
+            share_now = max(share_now, self._answer_date)
         try:
-            return wire.parse_readings(answer)
+            return wire.parse_readings(answer, now=share_now)
         except wire.WireFormatError as exc:
             raise wire.WireFormatError(exc.detail, status=200, endpoint=ENDPOINT_READ) from None
 
@@ -426,29 +459,40 @@ class ShareClient:
             self._last_call = CallCounts(previous.reads, previous.sign_ins + 1)
         started = time.perf_counter()
         status: int | None = None
+        self._answer_date = None
+        deadline = RequestDeadline(self._config.deadline_s)
         try:
-            response = self._http.post(
-                self._base_url + endpoint,
-                params=params,
-                data=json.dumps(body).encode("utf-8"),
-                headers=headers,
-                timeout=(self._config.connect_timeout_s, self._config.read_timeout_s),
-                verify=True,
-                allow_redirects=False,
-                stream=True,  # the body is read below, so a failed read still closes it
-            )
-            try:
-                status = response.status_code
-                content = response.content
-            finally:
-                # A body that fails half-way (bad Content-Encoding, a connection closed early)
-                # must not leave its socket open until the garbage collector finds it.
-                response.close()
-        except requests.RequestException as exc:
+            with deadline:
+                response = self._http.post(
+                    self._base_url + endpoint,
+                    params=params,
+                    data=json.dumps(body).encode("utf-8"),
+                    headers=headers,
+                    timeout=(self._config.connect_timeout_s, self._config.read_timeout_s),
+                    verify=True,
+                    allow_redirects=False,
+                    stream=True,  # the body is read below, so a failed read still closes it
+                )
+                try:
+                    status = response.status_code
+                    content = _read_body(response, endpoint)
+                finally:
+                    # A body that fails half-way (bad Content-Encoding, a connection closed
+                    # early, too large) must not leave its socket open for the garbage collector.
+                    response.close()
+        except ResponseTooLarge:
             self._log_request(endpoint, status, started)
+            raise
+        except _BROKEN_ANSWER_ERRORS as exc:
+            self._log_request(endpoint, status, started)
+            if deadline.expired:
+                self._raise_deadline_passed(endpoint)
             self._raise_transport_error(exc, endpoint)
         self._log_request(endpoint, status, started)
-        self._note_server_date(response.headers.get("Date"))
+        if deadline.expired:
+            # The socket was shut down under the body: what was read may look whole but is not.
+            self._raise_deadline_passed(endpoint)
+        self._answer_date = self._note_server_date(response.headers.get("Date"))
         try:
             return self._interpret(endpoint, response, content)
         except ShareError as exc:
@@ -472,8 +516,13 @@ class ShareClient:
             },
         )
 
+    def _raise_deadline_passed(self, endpoint: str) -> NoReturn:
+        raise RequestTimedOut(
+            f"no whole answer within {self._config.deadline_s:g} s", endpoint=endpoint
+        ) from None
+
     @staticmethod
-    def _raise_transport_error(exc: requests.RequestException, endpoint: str) -> NoReturn:
+    def _raise_transport_error(exc: Exception, endpoint: str) -> NoReturn:
         # The requests exception's text holds the URL with the session id: never chain it.
         kind = type(exc).__name__
         if isinstance(exc, requests.Timeout) or (
@@ -482,22 +531,26 @@ class ShareClient:
             and isinstance(exc.args[0], ReadTimeoutError)
         ):
             raise RequestTimedOut(f"no answer in time ({kind})", endpoint=endpoint) from None
-        raise NetworkError(f"connection failed ({kind})", endpoint=endpoint) from None
+        if isinstance(exc, requests.RequestException | OSError):
+            raise NetworkError(f"connection failed ({kind})", endpoint=endpoint) from None
+        # urllib3 / http.client errors requests did not wrap (broken chunked framing, a bad
+        # status line or header): the server answered, but nothing readable.
+        raise InvalidResponse(f"broken answer ({kind})", endpoint=endpoint) from None
 
-    def _note_server_date(self, header: str | None) -> None:
+    def _note_server_date(self, header: str | None) -> datetime | None:
+        """Shows the answer's Date to Share's clock; the Date, if usable."""
         if not header:
-            return
+            return None
         try:
             server_now = parsedate_to_datetime(header)
         except (TypeError, ValueError, IndexError, OverflowError):
-            return
+            return None
         if server_now.tzinfo is None:
             server_now = server_now.replace(tzinfo=UTC)
-        skew = server_now - self._clock.now()
-        # Date has whole seconds and the answer took a while: keep a steady estimate, so polls
-        # planned on Share's clock do not wobble by a second from one answer to the next.
-        if self._clock_skew is None or abs(skew - self._clock_skew) > SKEW_TOLERANCE:
-            self._clock_skew = skew
+        if not wire.EARLIEST_DATE <= server_now < wire.LATEST_DATE:
+            return None  # absurd: not even a candidate (and no overflow later)
+        self._server_clock.observe(server_now)
+        return server_now.astimezone(UTC)
 
     def _interpret(self, endpoint: str, response: requests.Response, content: bytes) -> object:
         status = response.status_code
@@ -537,9 +590,40 @@ class ShareClient:
         )
 
     def server_now(self) -> datetime:
-        """Share's clock, as best known: ours plus the skew its Date headers showed."""
-        skew = self._clock_skew or timedelta(0)
-        return self._clock.now() + skew
+        """Share's clock, as best known: ours plus the skew its Date headers agreed on."""
+        return self._server_clock.now()
+
+
+#: What reading an answer can raise besides a ShareError: requests' own errors, and the
+#: urllib3 / http.client / socket / framing errors it lets through (never a traceback).
+_BROKEN_ANSWER_ERRORS: Final = (
+    requests.RequestException,
+    Urllib3Error,
+    http.client.HTTPException,
+    OSError,
+    ValueError,
+)
+
+
+def _read_body(response: requests.Response, endpoint: str) -> bytes:
+    """The body, read in chunks that stop at MAX_BODY_BYTES (never `response.content`)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ResponseTooLarge(
+            f"Content-Length over {MAX_BODY_BYTES} bytes",
+            status=response.status_code,
+            endpoint=endpoint,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_BODY_CHUNK_BYTES):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ResponseTooLarge(
+                f"body over {MAX_BODY_BYTES} bytes", status=response.status_code, endpoint=endpoint
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _decode_json(content: bytes) -> tuple[object, bool]:

@@ -244,6 +244,16 @@ class InvalidResponse(ShareError):  # noqa: N818 (names from the protocol catalo
     default_detail = "unreadable response"
 
 
+class ResponseTooLarge(InvalidResponse):
+    """Row 13: an answer larger than any real one could be; it is not read to the end."""
+
+    user_message = (
+        "Dexcom Share sent an answer far larger than a real one, so CGM Tray stopped reading "
+        "it. " + _TRANSIENT_SUFFIX
+    )
+    default_detail = "response too large"
+
+
 class RateLimited(ShareError):  # noqa: N818 (names from the protocol catalogue)
     """Row 14: HTTP 429; `retry_after_s` from the Retry-After header when it had one."""
 

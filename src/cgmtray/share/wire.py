@@ -25,6 +25,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST_DATE: Final = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_DATE: Final = datetime(2100, 1, 1, tzinfo=UTC)
 _TIME_FIELDS: Final = ("WT", "DT", "ST")
+#: A reading stamped more than this after Share's now is refused: no sensor reads the future.
+FUTURE_TOLERANCE: Final = timedelta(minutes=5)
 
 _TRENDS_BY_NAME: dict[str, Trend] = {trend.wire_name.lower(): trend for trend in Trend}
 _TRENDS_BY_NAME.update({trend.name.replace("_", "").lower(): trend for trend in Trend})
@@ -115,12 +117,13 @@ def parse_reading(obj: object) -> Reading:
     return Reading(time=time, mgdl=mgdl, trend=trend)
 
 
-def parse_readings(payload: object) -> tuple[Reading, ...]:
+def parse_readings(payload: object, *, now: datetime | None = None) -> tuple[Reading, ...]:
     """A read answer (a JSON array) as readings, newest first, one per timestamp.
 
     `[]` is a normal answer (no readings in the window). An element that cannot be read (say
     a sensor error code as Value) is skipped and logged; if no element can be read at all, or
-    the payload is not an array, WireFormatError.
+    the payload is not an array, WireFormatError. With `now` (Share's), readings stamped more
+    than FUTURE_TOLERANCE after it are dropped with one warning; the others are kept.
     """
     if not isinstance(payload, list):
         raise WireFormatError(f"read answer is a {type(payload).__name__}, not an array")
@@ -141,7 +144,29 @@ def parse_readings(payload: object) -> tuple[Reading, ...]:
             first_problem.detail,
             extra={"event": "share.bad_reading"},
         )
+    if now is not None:
+        readings = drop_future(readings, now)
     return newest_first(readings)
+
+
+def drop_future(readings: list[Reading], now: datetime) -> list[Reading]:
+    """`readings` without those stamped more than FUTURE_TOLERANCE after `now`; one warning
+    (how many, how far ahead; never a glucose value) when any are dropped."""
+    limit = now + FUTURE_TOLERANCE
+    kept = [reading for reading in readings if reading.time <= limit]
+    if len(kept) < len(readings):
+        ahead = max(reading.time for reading in readings) - now
+        _log.warning(
+            "refused %d reading(s) stamped up to %.0f s after Share's now",
+            len(readings) - len(kept),
+            ahead.total_seconds(),
+            extra={
+                "event": "share.future_reading",
+                "count": len(readings) - len(kept),
+                "ahead_s": round(ahead.total_seconds()),
+            },
+        )
+    return kept
 
 
 def is_zero_id(body: object) -> bool:
