@@ -29,10 +29,8 @@ SPACING_TOLERANCE: Final = timedelta(seconds=2)
 #: request after this much (domain/schedule.py PROMPT_FLOOR); reported apart from the budget.
 PROMPT_FLOOR: Final = timedelta(seconds=20)
 PROMPT_REASONS: Final = frozenset({"resume", "user"})
-#: Protocol 7.4: after a lock one attempt after 60 min; after rejected credentials that worked
-#: in the last 24 h, one attempt after 15 min. Such an attempt is counted apart.
-LOCK_RETRY_AFTER: Final = timedelta(minutes=60)
-CREDENTIALS_RETRY_AFTER: Final = timedelta(minutes=15)
+#: After a rejection or a lock no sign-in is automatic any more (domain/sign_in_gate.py): every
+#: sign-in before the person acts counts as one after a rejection.
 LOCK_CODE_PREFIX: Final = "SSO_AuthenticateMaxAttempts"
 REJECTION_CODES: Final = frozenset({"AccountPasswordInvalid", "SSO_InternalError"})
 SIGN_IN_ENDPOINTS: Final = frozenset({ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID})
@@ -80,7 +78,6 @@ class Figures:
     closest_sign_ins: timedelta | None = None
     closest_requests: timedelta | None = None
     prompt_polls_under_floor: int = 0
-    policy_retries: int = 0
     unexpected_alerts: int = 0
     alert_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     expected_episodes: Counter[str] = field(default_factory=Counter)
@@ -265,9 +262,8 @@ def _per_hour(record: Record, times: Sequence[datetime], hours: int) -> list[int
 
 
 def _after_rejection(record: Record, found: Figures) -> None:
-    """Sign-in attempts the fake saw after a rejection or lock and before the person acted.
-
-    One attempt that the policy allows (protocol 7.4) is counted apart as a policy retry."""
+    """Sign-in attempts the fake saw after a rejection or lock and before the person acted
+    (none is allowed: the old automatic retries after 15 / 60 min are gone)."""
     sign_ins = [
         (datetime.fromisoformat(r["time"]), str(r["code"]))
         for r in record.fake_log
@@ -284,14 +280,8 @@ def _after_rejection(record: Record, found: Figures) -> None:
         if not stops:
             continue
         first, code = stops[0]
-        wait = LOCK_RETRY_AFTER if _is_lock(code) else CREDENTIALS_RETRY_AFTER
-        retried = False
         for when, _code in sign_ins:
             if not first < when < act:
-                continue
-            if not retried and when >= first + wait - SPACING_TOLERANCE:
-                retried = True
-                found.policy_retries += 1
                 continue
             found.signins_after_rejection += 1
             found.notes.append(
@@ -397,7 +387,6 @@ def report(record: Record, found: Figures, out: TextIO) -> None:
             "0",
         ),
         ("sign-ins after rejection/lock", str(found.signins_after_rejection), "0"),
-        ("policy retries (7.4, counted apart)", str(found.policy_retries), "-"),
     ]
     for kind, expected in sorted(found.expected_episodes.items()):
         raised = found.alert_counts[(kind, "raise")]

@@ -5,24 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from cgmtray import logging_setup
 from cgmtray.domain import freshness, units
-from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.clock import Clock, SystemClock, shared_clock
+from cgmtray.domain.connection import REJECTED_LINE, locked_line
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading, delta_mgdl
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.errors import InvalidRequestError, ShareError
+from cgmtray.share.gate import SignInDeferred
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import CredentialStore, CredentialStoreError, PasswordStore
 from cgmtray.storage.settings import load_settings
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,10 @@ class Account:
     unit: Unit
     #: The keyring the password came from: a learned or dropped account id is kept in step.
     keyring: KeyringIds | None = None
+    #: Where the shared sign-in state lives (the data folder; demo: its temporary folder).
+    state_dir: Path | None = None
+    #: The password came on standard input: a change the person made (lifts a rejection).
+    password_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,9 +122,17 @@ def _account(
     if args.demo:
         from cgmtray.fakeshare.demo import DemoService
 
-        with DemoService() as demo:
+        with DemoService() as demo, tempfile.TemporaryDirectory() as folder:
             yield (
-                Account(demo.region, demo.username, demo.password, None, demo.base_url, Unit.MGDL),
+                Account(
+                    demo.region,
+                    demo.username,
+                    demo.password,
+                    None,
+                    demo.base_url,
+                    Unit.MGDL,
+                    state_dir=Path(folder),
+                ),
                 demo.clock,
             )
         return
@@ -128,8 +146,17 @@ def _account(
         logging_setup.register_secret(password)
         region = Region(args.region or "us")
         yield (
-            Account(region, args.username, password, None, args.share_url, Unit.MGDL),
-            SystemClock(),
+            Account(
+                region,
+                args.username,
+                password,
+                None,
+                args.share_url,
+                Unit.MGDL,
+                state_dir=paths.data_dir,
+                password_given=True,
+            ),
+            _clock(args),
         )
         return
 
@@ -167,9 +194,21 @@ def _account(
             args.share_url or settings.share_url,
             settings.unit,
             KeyringIds(store, region.value, settings.username, stored_id),
+            state_dir=paths.data_dir,
         ),
-        SystemClock(),
+        _clock(args),
     )
+
+
+def _clock(args: argparse.Namespace) -> Clock:
+    """The computer's clock, or the accelerated one a test shares with the tray and the fake
+    (`--speed`, `--clock-epoch`, `--clock-file`): the shared sign-in state is on that clock."""
+    speed = float(getattr(args, "speed", None) or 1.0)
+    offset_file = getattr(args, "clock_file", None)
+    if speed == 1.0 and offset_file is None:
+        return SystemClock()
+    epoch = getattr(args, "clock_epoch", None) or datetime.now(UTC)
+    return shared_clock(speed, epoch, offset_file)
 
 
 def _fetch_and_print(
@@ -186,11 +225,22 @@ def _fetch_and_print(
         base_url=account.base_url,
         account_id=account.account_id,
     )
-    client = ShareClient(config, account.password, clock=clock)
+    gate = None
+    if account.state_dir is not None:
+        # A `now` run is the person asking; a password on stdin is a change they made.
+        gate = PersistedSignInGate(
+            account.state_dir,
+            region=account.region.value,
+            username=account.username,
+            base_url=account.base_url,
+            asked=True,
+            credentials_changed=account.password_given,
+        )
+    client = ShareClient(config, account.password, clock=clock, gate=gate)
     try:
         readings = client.read(minutes=READ_MINUTES, max_count=READ_MAX_COUNT)
     except ShareError as error:
-        print(f"cgm-tray: {error.user_message}", file=stderr)
+        print(f"cgm-tray: {_guidance(error, gate, clock)}", file=stderr)
         return _EXIT_BY_FAILURE.get(error.failure_class, EXIT_INTERNAL)
     finally:
         if account.keyring is not None:
@@ -215,6 +265,24 @@ def _fetch_and_print(
         stdout.write(reading_line(latest, previous, now, account.unit, skew) + "\n")
     stdout.flush()
     return EXIT_OK
+
+
+def _guidance(error: ShareError, gate: PersistedSignInGate | None, clock: Clock) -> str:
+    """What a failed run says: for a rejection or a lock, what to do and how long to wait (the
+    tray menu's words); for a sign-in the shared budget defers, from when to try."""
+    now = clock.now()
+    if isinstance(error, SignInDeferred):
+        if error.not_before is None:
+            return error.user_message
+        local = error.not_before.astimezone().strftime("%H:%M:%S")
+        seconds = max(1, math.ceil((error.not_before - now).total_seconds()))
+        return f"signed in moments ago: try again after {local} (in {seconds} s)"
+    if error.failure_class is FailureClass.CREDENTIALS:
+        return f"{error.user_message} {REJECTED_LINE}."
+    if error.failure_class is FailureClass.LOCKED:
+        until = gate.state().until if gate is not None else None
+        return f"{locked_line(until, now)}."
+    return error.user_message
 
 
 def reading_json(

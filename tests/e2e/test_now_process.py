@@ -95,3 +95,44 @@ def test_fake_share_prints_its_url_first_and_now_reads_from_it(
     assert all("ts" in e for e in events)
     assert "pa55-word!" not in result.stderr
     assert "dave" not in result.stderr
+
+
+def test_two_now_processes_at_the_same_instant_make_at_most_one_sign_in(tmp_path: Path) -> None:
+    # A real cross-process check of the shared sign-in ledger (storage/sign_in_state.py): both
+    # runs use one data folder; the check-and-reserve is under an exclusive file lock.
+    from cgmtray.domain.clock import SystemClock
+    from cgmtray.fakeshare.server import FakeShare
+    from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
+
+    with FakeShare(SystemClock()) as fake:
+        fake.add_account(Region.US, "erin", "pa55-word!")
+        command = [
+            *CGM_TRAY,
+            "now",
+            "--basedir",
+            str(tmp_path / "base"),
+            "--share-url",
+            fake.base_url(Region.US),
+            "--username",
+            "erin",
+            "--password-stdin",
+        ]
+        runs = [
+            subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_headless_env(tmp_path),
+            )
+            for _ in range(2)
+        ]
+        results = [run.communicate("pa55-word!\n", timeout=60) for run in runs]
+        codes = sorted(run.returncode for run in runs)
+        authenticated = fake.counters.count(ENDPOINT_AUTHENTICATE)
+        logged_in = fake.counters.count(ENDPOINT_LOGIN_BY_ID)
+    assert (authenticated, logged_in) == (1, 1), results
+    assert codes == [6, 7], results  # the winner finds no readings; the other waits its turn
+    deferred = next(err for run, (_, err) in zip(runs, results, strict=True) if run.returncode == 7)
+    assert "try again after" in deferred

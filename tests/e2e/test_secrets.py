@@ -17,9 +17,11 @@ from bench.rig import CGM_TRAY, Event, FakeShareProcess, Process, VirtualClock, 
 from tests.support import env_keyring
 from tests.support.secrets import assert_no_secrets, find_secrets
 
+from cgmtray.domain.sign_in_gate import Reason
 from cgmtray.share.regions import ENDPOINT_READ
 from cgmtray.storage.paths import app_paths
 from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +94,8 @@ class Runs:
         self, name: str, *flags: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*CGM_TRAY, "now", "--basedir", str(self.basedir), *flags],
+            # On the tray's clock: they share the sign-in state (storage/sign_in_state.py).
+            [*CGM_TRAY, *self._clock_args(), "now", "--basedir", str(self.basedir), *flags],
             input=stdin,
             capture_output=True,
             text=True,
@@ -103,6 +106,23 @@ class Runs:
         self.printed[f"{name} stdout"] = result.stdout
         self.printed[f"{name} stderr"] = result.stderr
         return result
+
+    def wait_for_sign_in_room(self, fake: FakeShareProcess) -> None:
+        """Waits (virtual time runs fast) until the shared sign-in budget allows one more sign-in:
+        every process of this basedir spends the same 1 per 5 min and 3 per hour."""
+        gate = PersistedSignInGate(
+            app_paths(self.basedir).data_dir,
+            region="us",
+            username=USERNAME,
+            base_url=fake.base_url,
+            credentials_changed=True,  # only the budget matters here, not a rejection
+        )
+
+        def room() -> bool:
+            return gate.check(self.clock.now(), asked=True).reason is not Reason.BUDGET
+
+        timeout = self.clock.real_seconds(timedelta(hours=1)) + START_S
+        assert fake.process.stderr.wait_until(room, timeout), "no room for a sign-in"
 
     def close(self) -> None:
         for process in reversed(self.processes):
@@ -188,13 +208,16 @@ def test_no_password_session_id_or_account_id_is_written_anywhere(
     runs.quit(first)
 
     # 2. The glance, from the saved settings and the keyring, as a line and as JSON, at --debug.
+    runs.wait_for_sign_in_room(fake)
     line = runs.now("now", "--share-url", fake.base_url, "--debug")
     assert line.returncode == 0, line.stderr
     assert "mg/dL" in line.stdout
+    runs.wait_for_sign_in_room(fake)
     as_json = runs.now("now-json", "--share-url", fake.base_url, "--json", "--log-json", "--debug")
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["value_mgdl"] == 120
     # ... and with the account on the command line.
+    runs.wait_for_sign_in_room(fake)
     given = runs.now(
         "now-stdin",
         *("--share-url", fake.base_url, "--username", USERNAME, "--password-stdin", "--json"),
@@ -203,17 +226,20 @@ def test_no_password_session_id_or_account_id_is_written_anywhere(
     assert given.returncode == 0, given.stderr
 
     # 3. A quit and restart on the same basedir.
+    runs.wait_for_sign_in_room(fake)
     second = runs.tray("tray-again", fake, stdin=None)
     second.stderr.wait_for(_is_read(200), timeout=START_S, what="a read answered 200")
     runs.quit(second)
 
     # 4. A wrong password: rejected, said so, logged, at --debug; from the glance too.
+    runs.wait_for_sign_in_room(fake)
     wrong = runs.tray(
         "tray-wrong", fake, "--password-stdin", "--debug", stdin=WRONG_PASSWORD + "\n"
     )
     rejected, _ = wrong.stderr.wait_for(_login(False), timeout=START_S, what="a rejected sign-in")
     wrong.stderr.wait_event("tray.updated", start=rejected, timeout=START_S)
     runs.quit(wrong)
+    runs.wait_for_sign_in_room(fake)  # a password on stdin is a change: tried once
     refused = runs.now(
         "now-wrong",
         *("--share-url", fake.base_url, "--username", USERNAME, "--password-stdin", "--debug"),

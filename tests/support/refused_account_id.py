@@ -18,6 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from cgmtray.domain.clock import Clock
 from cgmtray.share.client import ClientConfig, ShareClient
+from cgmtray.share.gate import SignInGate
 from cgmtray.share.regions import ENDPOINT_LOGIN_BY_ID
 
 #: A well-formed account id that no fake account has.
@@ -98,7 +99,13 @@ def client_factory(
     http.trust_env = False  # loopback only: no proxies from the environment
     http.mount("http://", transport)
 
-    def make(config: ClientConfig, password: str, *, clock: Clock | None = None) -> ShareClient:
-        return ShareClient(config, password, clock=clock, session=http)
+    def make(
+        config: ClientConfig,
+        password: str,
+        *,
+        clock: Clock | None = None,
+        gate: SignInGate | None = None,
+    ) -> ShareClient:
+        return ShareClient(config, password, clock=clock, session=http, gate=gate)
 
     return make, http

@@ -152,8 +152,18 @@ def test_the_menu_says_checks_wait_for_the_person_after_a_rejection(rig: Rig) ->
         ConnectionStatus(LinkState.SIGN_IN_REJECTED, failure=FailureClass.CREDENTIALS)
     )
     line = _menu_line(rig.tray, "next-check")
-    assert line is not None
-    assert "Refresh now" in line
+    # Refresh now cannot help a rejected password (the sign-in gate refuses it): say what does.
+    assert line == "Dexcom rejected the password: change it in Settings"
+
+
+def test_the_menu_says_until_when_a_lock_holds(rig: Rig) -> None:
+    until = rig.clock.now() + timedelta(minutes=48)
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(LinkState.LOCKED, failure=FailureClass.LOCKED, sign_in_after=until)
+    )
+    line = _menu_line(rig.tray, "next-check")
+    local = until.astimezone().strftime("%H:%M")
+    assert line == f"Dexcom locked the account: try again after {local} (in 48 min)"
 
 
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:

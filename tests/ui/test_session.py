@@ -203,6 +203,14 @@ def _run_args(fake: FakeShare, **overrides: object) -> argparse.Namespace:
     return _args(share_url=fake.base_url(Region.US), clock_epoch=T0, **overrides)
 
 
+def _app_on_the_fakes_clock(fake: FakeShare, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The app runs on the fake's clock, so a test can let the sign-in spacing pass."""
+    clock = fake.clock
+    assert isinstance(clock, ManualClock)
+    monkeypatch.setattr(session_module, "shared_clock", lambda *_args: clock)
+    return clock
+
+
 def _wait_for_reading(qtbot: QtBot, session: AppSession, text: str = "142") -> None:
     def shown() -> bool:
         controller = session._controller
@@ -228,7 +236,9 @@ def test_a_restart_signs_in_with_the_account_id_from_the_keyring_only(
     fake: FakeShare,
     backend: DictKeyring,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    clock = _app_on_the_fakes_clock(fake, monkeypatch)
     _saved_account(paths, backend)
     first = _session(_run_args(fake), paths, stack)
     first.begin()
@@ -239,9 +249,12 @@ def test_a_restart_signs_in_with_the_account_id_from_the_keyring_only(
     _stop(qtbot, first)
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
 
+    clock.advance(timedelta(minutes=5))  # the shared sign-in budget: one per 5 minutes
     again = _session(_run_args(fake), paths, stack)
     again.begin()
     _wait_for_reading(qtbot, again)
+    # On the fake's clock the stored reading shows at once: wait for the restart's own poll.
+    qtbot.waitUntil(lambda: fake.counters.reads() == 2, timeout=WAIT_MS)
     _stop(qtbot, again)
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1  # no sign-in by name after the restart
     assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 2
@@ -265,6 +278,7 @@ def test_an_account_id_refused_by_share_leaves_the_keyring_and_the_next_start_si
     make_client, http = client_factory(transport)
     stack.callback(http.close)
     monkeypatch.setattr(session_module, "ShareClient", make_client)
+    clock = _app_on_the_fakes_clock(fake, monkeypatch)
     # The sign-in by name right after the refusal meets an outage: no id is known any more.
     fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE)
     first = _session(_run_args(fake), paths, stack)
@@ -274,6 +288,7 @@ def test_an_account_id_refused_by_share_leaves_the_keyring_and_the_next_start_si
     assert transport.refused == 1
     assert backend.entries == {(SERVICE, f"us:{USER}"): PASSWORD}  # the password stays
 
+    clock.advance(timedelta(minutes=5))  # the shared sign-in budget: one per 5 minutes
     again = _session(_run_args(fake), paths, stack)
     again.begin()
     _wait_for_reading(qtbot, again)
@@ -294,6 +309,7 @@ def test_a_password_on_standard_input_keeps_the_account_id_in_memory_only(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)  # the reading of T0 is current, not weeks old
     save_settings(Settings(region="us", username=USER), paths.settings_file)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     session = _session(_run_args(fake, password_stdin=True), paths, stack)
@@ -373,7 +389,9 @@ def test_the_first_run_keeps_the_password_and_the_account_id_in_the_keyring(
     stack: contextlib.ExitStack,
     fake: FakeShare,
     backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)  # the reading of T0 is current, not weeks old
     session = _session(_run_args(fake), paths, stack)
     session.begin()
     from cgmtray.ui.first_run import FirstRunFlow

@@ -598,6 +598,33 @@ def test_a_locked_account_is_not_tested_again_from_the_dialog(
     assert fake.counters.sign_ins() == 1
 
 
+def test_with_a_lock_on_record_test_and_save_sign_in_nowhere_and_say_until_when(
+    qtbot: QtBot, harness: Harness, fake: FakeShare, tmp_path: Path
+) -> None:
+    harness.share_urls = {region: fake.base_url(region) for region in Region}
+    state_dir = tmp_path / "data"
+    fake.lock_account(Region.US, USER)
+    dialog = harness.open(sign_in_state_dir=state_dir)
+    _type(qtbot, dialog.username_edit, USER)
+    _type(qtbot, dialog.password_edit, PASSWORD)
+    assert _test_click(qtbot, dialog).kind is OutcomeKind.LOCKED
+    assert fake.counters.sign_ins() == 1
+    until = (T0 + timedelta(hours=1)).astimezone().strftime("%H:%M")
+    # Another dialog (the first one remembers the lock itself): the shared gate refuses at once.
+    again = harness.open(sign_in_state_dir=state_dir)
+    _type(qtbot, again.username_edit, USER)
+    _type(qtbot, again.password_edit, "another-password")
+    outcome = _test_click(qtbot, again)
+    assert outcome.kind is OutcomeKind.LOCKED
+    assert f"try again after {until} (in 60 min)" in again.test_message.text()
+    with qtbot.waitSignal(again.settings_saved, timeout=WAIT_MS):
+        QTest.mouseClick(again.save_button, Qt.MouseButton.LeftButton)
+    assert again.isVisible()  # saved, but it stays open to say why nothing signs in
+    assert again.notice_label.isVisible()
+    assert f"Dexcom locked the account: try again after {until}" in again.notice_label.text()
+    assert fake.counters.sign_ins() == 1
+
+
 def test_test_sign_in_uses_the_saved_password_read_off_the_gui_thread(
     qtbot: QtBot, harness: Harness, fake: FakeShare
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from tests.support.refused_account_id import (
 )
 
 from cgmtray.domain.clock import ScaledClock
-from cgmtray.domain.connection import ConnectionStatus, LinkState
+from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_line
 from cgmtray.domain.readings import Reading
 from cgmtray.fakeshare.faults import Fault
 from cgmtray.fakeshare.sensor import SimulatedSensor
@@ -27,6 +28,7 @@ from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage.history import HistoryStore
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
 
 #: Virtual seconds per real second: a reading every 5 virtual minutes arrives every 0.5 s.
@@ -49,11 +51,18 @@ def fake(clock: ScaledClock) -> Iterator[FakeShare]:
         yield server
 
 
-def _worker(fake: FakeShare, clock: ScaledClock, tmp_path: Path) -> WorkerThread:
+def _worker(
+    fake: FakeShare, clock: ScaledClock, tmp_path: Path, *, gate_dir: Path | None = None
+) -> WorkerThread:
     config = ClientConfig(region=Region.US, username=USER, base_url=fake.base_url(Region.US))
 
     def factory() -> ShareClient:
-        return ShareClient(config, PASSWORD, clock=clock)
+        gate = None
+        if gate_dir is not None:  # the persisted gate the tray uses (ui/session.py)
+            gate = PersistedSignInGate(
+                gate_dir, region="us", username=USER, base_url=config.base_url
+            )
+        return ShareClient(config, PASSWORD, clock=clock, gate=gate)
 
     worker = ShareWorker(
         factory, clock=clock, store_path=str(tmp_path / "history.sqlite3"), time_scale=SPEED
@@ -186,8 +195,9 @@ def test_sign_ins_answered_with_errors_stop_after_three_and_say_so(
     qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
 ) -> None:
     """Protocol 7.1: a third failed sign-in in a row stops automatic sign-ins until the person
-    acts; the tray then says so, not "will try again by itself"."""
-    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
+    acts; the tray then says so, not "will try again by itself". Answered means a Share error
+    Code (a proxy's 5xx page is not an answer of the sign-in service: test_share_polling)."""
+    fake.inject_fault(Fault.SERVER_ERROR_JSON, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
     thread = _worker(fake, clock, tmp_path)
     statuses: list[ConnectionStatus] = []
     thread.worker.status_changed.connect(statuses.append)
@@ -203,6 +213,63 @@ def test_sign_ins_answered_with_errors_stop_after_three_and_say_so(
         )
         assert "Refresh now" in (statuses[-1].problem or "")
         assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 3
+    finally:
+        assert thread.stop(5000)
+
+
+def _last(statuses: list[ConnectionStatus], state: LinkState) -> bool:
+    return bool(statuses) and statuses[-1].state is state and statuses[-1].next_poll is None
+
+
+def test_a_rejected_password_is_tried_by_no_restart_and_no_refresh(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    fake.add_account(Region.US, USER, "a-new-password")
+    gate_dir = tmp_path / "data"
+    for run in range(3):  # the first start, then two restarts
+        thread = _worker(fake, clock, tmp_path, gate_dir=gate_dir)
+        statuses: list[ConnectionStatus] = []
+        thread.worker.status_changed.connect(statuses.append)
+        rejected = functools.partial(_last, statuses, LinkState.SIGN_IN_REJECTED)
+        try:
+            thread.start()
+            qtbot.waitUntil(rejected, timeout=10_000)
+            for _ in range(3):
+                thread.bridge.poll_requested.emit()  # Refresh now
+            qtbot.waitUntil(rejected, timeout=10_000)
+            line = next_check_line(statuses[-1], clock.now())
+            assert line == "Dexcom rejected the password: change it in Settings"
+        finally:
+            assert thread.stop(5000)
+        assert fake.counters.sign_ins() == 1, run  # the first start's one attempt, only
+
+
+def test_a_lock_waits_its_hour_says_until_when_then_a_refresh_signs_in_once(
+    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+) -> None:
+    fake.lock_account(Region.US, USER)
+    thread = _worker(fake, clock, tmp_path, gate_dir=tmp_path / "data")
+    statuses: list[ConnectionStatus] = []
+    thread.worker.status_changed.connect(statuses.append)
+    try:
+        thread.start()
+        qtbot.waitUntil(lambda: _last(statuses, LinkState.LOCKED), timeout=10_000)
+        until = statuses[-1].sign_in_after
+        assert until is not None
+        assert until - clock.now() > timedelta(minutes=30)
+        thread.bridge.poll_requested.emit()  # Refresh now during the lock: nothing tried
+        qtbot.waitUntil(lambda: _last(statuses, LinkState.LOCKED), timeout=10_000)
+        line = next_check_line(statuses[-1], clock.now()) or ""
+        assert line.startswith("Dexcom locked the account: try again after ")
+        assert until.astimezone().strftime("%H:%M") in line
+        assert fake.counters.sign_ins() == 1
+        # The hour passes (6 real seconds at this speed): still nothing by itself.
+        qtbot.waitUntil(lambda: clock.now() > until + timedelta(minutes=5), timeout=30_000)
+        assert fake.counters.sign_ins() == 1
+        assert "Refresh now tries again" in (next_check_line(statuses[-1], clock.now()) or "")
+        with qtbot.waitSignal(thread.worker.readings_received, timeout=10_000):
+            thread.bridge.poll_requested.emit()
+        assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 2  # the lock's, and this one
     finally:
         assert thread.stop(5000)
 

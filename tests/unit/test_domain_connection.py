@@ -103,10 +103,24 @@ def test_nothing_planned_yet_says_nothing() -> None:
     assert next_check_line(ConnectionStatus(LinkState.STARTING), NOW) is None
 
 
-@pytest.mark.parametrize(
-    "state", [LinkState.SIGN_IN_REJECTED, LinkState.LOCKED, LinkState.INTERNAL_ERROR]
-)
+@pytest.mark.parametrize("state", [LinkState.LOCKED, LinkState.INTERNAL_ERROR, LinkState.STOPPED])
 def test_paused_checks_say_how_to_resume(state: LinkState) -> None:
     line = next_check_line(ConnectionStatus(state, next_poll=NOW), NOW)
     assert line is not None
     assert "Refresh now" in line
+
+
+def test_a_rejected_password_says_to_change_it_not_to_refresh() -> None:
+    # Refresh now cannot help a rejected password (the sign-in gate refuses it): say what does.
+    line = next_check_line(ConnectionStatus(LinkState.SIGN_IN_REJECTED), NOW)
+    assert line == "Dexcom rejected the password: change it in Settings"
+
+
+def test_a_lock_says_until_when_and_how_long() -> None:
+    until = NOW + timedelta(minutes=47, seconds=10)
+    status = ConnectionStatus(LinkState.LOCKED, sign_in_after=until)
+    local = until.astimezone().strftime("%H:%M")
+    assert next_check_line(status, NOW) == (
+        f"Dexcom locked the account: try again after {local} (in 48 min)"
+    )
+    assert "Refresh now tries again" in (next_check_line(status, until) or "")

@@ -426,19 +426,19 @@ def test_credentials_zero_attempts_still_count_as_a_sign_in() -> None:
     assert budget_report(state, T0).sign_ins_last_hour == 1
 
 
-def test_credentials_that_worked_today_get_one_retry_after_15_minutes() -> None:
+def test_credentials_that_worked_today_are_not_retried_automatically_either() -> None:
+    # The 2026 caveat's one retry after 15 min is gone: a rejection waits for new credentials
+    # (docs/decisions.md, "No automatic retry of rejected credentials").
     state = started(60)
     rejected_at = T0 + timedelta(hours=3)
     state = record_failure(state, rejected_at, FailureClass.CREDENTIALS, 1, 1)
-    retry = plan(state, rejected_at)
-    assert (retry.at, retry.reason, retry.sign_in_allowed) == (
-        rejected_at + timedelta(minutes=15),
-        PollReason.CREDENTIALS_RETRY,
-        True,
-    )
-    again = rejected_at + timedelta(minutes=15)
-    state = record_failure(state, again, FailureClass.CREDENTIALS, 0, 1)
-    assert plan(state, again).reason is PollReason.STOPPED_CREDENTIALS
+    for later in (rejected_at, rejected_at + timedelta(minutes=15), rejected_at + 5 * HOUR):
+        retry = plan(state, later)
+        assert (retry.at, retry.reason, retry.sign_in_allowed) == (
+            None,
+            PollReason.STOPPED_CREDENTIALS,
+            False,
+        )
 
 
 def test_the_credentials_retry_that_fails_otherwise_stops_all_the_same() -> None:
@@ -478,36 +478,32 @@ def test_credentials_never_or_not_recently_accepted_stop_at_once(
     assert plan(state, T0).reason is PollReason.STOPPED_CREDENTIALS
 
 
-def test_a_locked_account_waits_an_hour_then_two_then_stops() -> None:
+def test_a_locked_account_is_never_tried_again_automatically() -> None:
+    # The lock's wait is the sign-in gate's; after it only the person's ask signs in.
     state = started(60)
     now = T0 + MINUTE
     state = record_failure(state, now, FailureClass.LOCKED, 1, 1)
-    first = plan(state, now)
-    assert (first.at, first.reason, first.sign_in_allowed) == (
-        now + HOUR,
-        PollReason.LOCKED,
-        True,
-    )
-    assert plan(note_resume(state, now + MINUTE), now + MINUTE).at == now + HOUR
-    now += HOUR
-    state = record_failure(state, now, FailureClass.LOCKED, 0, 1)
-    assert planned_at(state, now) == now + 2 * HOUR
-    now += 2 * HOUR
-    state = record_failure(state, now, FailureClass.LOCKED, 0, 1)
-    assert plan(state, now).reason is PollReason.STOPPED_LOCKED
+    for later in (now, now + HOUR, now + 3 * HOUR):
+        nxt = plan(note_resume(state, later), later)
+        assert (nxt.at, nxt.reason, nxt.sign_in_allowed) == (
+            None,
+            PollReason.STOPPED_LOCKED,
+            False,
+        )
 
 
-def test_the_user_lifts_a_lock_but_a_new_lock_waits_two_hours() -> None:
+def test_the_user_lifts_a_lock_stop_and_a_new_lock_stops_again() -> None:
     state = record_failure(started(60), T0 + MINUTE, FailureClass.LOCKED, 1, 1)
-    state = record_user_action(state, T0 + 10 * MINUTE)
-    nxt = plan(state, T0 + 10 * MINUTE)
+    state = record_user_action(state, T0 + 70 * MINUTE)
+    nxt = plan(state, T0 + 70 * MINUTE)
     assert (nxt.at, nxt.reason, nxt.sign_in_allowed) == (
-        T0 + 10 * MINUTE,
+        T0 + 70 * MINUTE,
         PollReason.USER,
         True,
     )
-    state = record_failure(state, T0 + 10 * MINUTE, FailureClass.LOCKED, 0, 1)
-    assert planned_at(state, T0 + 10 * MINUTE) == T0 + 10 * MINUTE + 2 * HOUR
+    state = record_failure(state, T0 + 70 * MINUTE, FailureClass.LOCKED, 0, 1)
+    assert plan(state, T0 + 70 * MINUTE).reason is PollReason.STOPPED_LOCKED
+    assert state.lock_count == 2
 
 
 def test_a_client_bug_stops_polling_until_the_user_acts() -> None:
@@ -647,10 +643,11 @@ def test_a_clock_jump_backward_makes_no_burst_and_no_long_silence() -> None:
     assert planned_at(after, back) >= back + MINUTE
 
 
-def test_a_clock_jump_backward_during_a_lock_does_not_stretch_the_wait() -> None:
+def test_a_clock_jump_backward_during_a_lock_plans_nothing_automatic() -> None:
+    # The lock's own wait (and its clamp on a clock set back) is sign_in_gate.lock_end's.
     state = record_failure(started(60), T0 + MINUTE, FailureClass.LOCKED, 1, 1)
     back = T0 - timedelta(hours=5)
-    assert planned_at(state, back) <= back + HOUR
+    assert plan(state, back).at is None
 
 
 def test_a_newest_reading_far_ahead_is_replaced_by_what_a_read_returns() -> None:
@@ -740,7 +737,6 @@ class World:
     failed_sign_ins_in_a_row: int = 0
     rejected_at: datetime | None = None
     last_good_sign_in: datetime | None = None
-    retry_spent: bool = False
     reading: datetime = T0 - MINUTE
 
     def run(self, event: Event) -> None:
@@ -752,7 +748,7 @@ class World:
             self.rejected_at, self.failed_sign_ins_in_a_row = None, 0
             self.prompt_pending = True
             if event.credentials_changed:
-                self.has_session, self.last_good_sign_in, self.retry_spent = False, None, False
+                self.has_session, self.last_good_sign_in = False, None
         elif isinstance(event, Resume):
             self.clock.advance(event.after)
             self.state = note_resume(self.state, self.clock.now())
@@ -769,8 +765,8 @@ class World:
             assert not nxt.sign_in_allowed
             return
         assert nxt.at >= now
-        if nxt.sign_in_allowed and self.rejected_at is not None:
-            self.check_credentials_retry(nxt.at)
+        # After rejected credentials or a lock nothing signs in until the person acts.
+        assert not (nxt.sign_in_allowed and self.rejected_at is not None)
         self.clock.set(nxt.at)
         at = nxt.at
         if event.outcome.kind == "new":
@@ -782,8 +778,6 @@ class World:
             self.prompt_pending = False
         self.reads += [at] * reads
         self.sign_ins += [at] * attempts
-        if attempts and self.rejected_at is not None:
-            self.retry_spent = True
         done = self.clock.advance(event.latency)
         if failure is None:
             fresh = [self.reading] if event.outcome.kind == "new" else []
@@ -802,7 +796,7 @@ class World:
             self.signed_in_well(at)
         if at_sign_in or failure in (FailureClass.SESSION, FailureClass.CLIENT_BUG):
             self.has_session = False
-        if failure is FailureClass.CREDENTIALS:
+        if failure in _SIGN_IN_REJECTIONS:
             self.rejected_at = at
 
     def act(self, nxt: PollPlan, outcome: Outcome) -> tuple[int, int, FailureClass | None, bool]:
@@ -827,16 +821,8 @@ class World:
         return 1, attempts, failure, False
 
     def signed_in_well(self, at: datetime) -> None:
-        self.last_good_sign_in, self.rejected_at, self.retry_spent = at, None, False
+        self.last_good_sign_in, self.rejected_at = at, None
         self.failed_sign_ins_in_a_row = 0
-
-    def check_credentials_retry(self, at: datetime) -> None:
-        """After rejected credentials the only sign-in before a user action is the 2026 retry."""
-        assert self.rejected_at is not None
-        assert not self.retry_spent
-        assert self.last_good_sign_in is not None
-        assert self.rejected_at - self.last_good_sign_in <= timedelta(hours=24)
-        assert at - self.rejected_at >= timedelta(minutes=15)
 
     def check_budgets(self) -> None:
         polls = self.request_polls

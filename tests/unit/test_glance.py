@@ -36,8 +36,15 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeShare]:
-    clock = ManualClock(NOW)
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The fake's clock is `now`'s too: the shared sign-in budget counts on it."""
+    manual = ManualClock(NOW)
+    monkeypatch.setattr(glance, "SystemClock", lambda: manual)
+    return manual
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> Iterator[FakeShare]:
     with FakeShare(clock, lockout_after=2) as server:
         server.add_account(Region.US, USER, PASSWORD)
         yield server
@@ -256,7 +263,7 @@ def _files_hold(root: Path, secret: str) -> list[Path]:
 
 
 def test_the_account_id_is_kept_in_the_keyring_and_the_next_run_signs_in_by_id_only(
-    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fake: FakeShare, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     backend = _saved_account(tmp_path, monkeypatch)
     fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
@@ -266,6 +273,7 @@ def test_the_account_id_is_kept_in_the_keyring_and_the_next_run_signs_in_by_id_o
     assert backend.stored_id() == account_id
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
 
+    clock.advance(timedelta(minutes=5))  # the shared sign-in budget: one per 5 minutes
     code, out, err = _saved_now(fake, monkeypatch, tmp_path)
     assert (code, err) == (0, "")
     assert out.startswith("120 mg/dL")
@@ -277,11 +285,12 @@ def test_the_account_id_is_kept_in_the_keyring_and_the_next_run_signs_in_by_id_o
 
 
 def test_a_keyring_that_cannot_store_is_skipped_silently(
-    fake: FakeShare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fake: FakeShare, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     backend = _saved_account(tmp_path, monkeypatch, read_only=True)
     fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
     for _ in range(2):
+        clock.advance(timedelta(minutes=5))  # the shared sign-in budget: one per 5 minutes
         code, out, err = _saved_now(fake, monkeypatch, tmp_path)
         assert (code, err) == (0, "")
         assert out.startswith("120 mg/dL")
@@ -360,3 +369,82 @@ def test_an_account_id_from_an_old_settings_file_moves_to_the_keyring(
     assert (code, err) == (0, "")
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 0
     assert backend.stored_id() == account_id
+
+
+# --- the shared sign-in gate: rejections, locks and the sign-in budget across runs ------------
+
+
+def _sign_ins(fake: FakeShare) -> int:
+    return fake.counters.count(ENDPOINT_AUTHENTICATE) + fake.counters.count(ENDPOINT_LOGIN_BY_ID)
+
+
+def test_a_rejected_saved_password_is_not_tried_again_by_twenty_runs(
+    fake: FakeShare, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = _saved_account(tmp_path, monkeypatch)
+    backend.entries[(SERVICE, PASSWORD_KEY)] = "an old password"
+    code, _, err = _saved_now(fake, monkeypatch, tmp_path)
+    assert code == glance.EXIT_CREDENTIALS
+    assert "change it in Settings" in err
+    tried = _sign_ins(fake)
+    assert tried == 1
+    for _ in range(20):  # a status bar calling `now` every 10 minutes for over 3 hours
+        clock.advance(timedelta(minutes=10))
+        code, out, err = _saved_now(fake, monkeypatch, tmp_path)
+        assert (code, out) == (glance.EXIT_CREDENTIALS, "")
+        assert "Dexcom rejected the password: change it in Settings" in err
+    assert _sign_ins(fake) == tried
+    assert not fake.is_locked(Region.US, USER)
+    assert _files_hold(tmp_path, "an old password") == []
+    state_file = app_paths.app_paths(tmp_path).data_dir / "sign-in-state.json"
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    assert USER.encode() not in state_file.read_bytes()
+
+
+def test_a_new_password_on_stdin_lifts_a_rejection(
+    fake: FakeShare, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    code, _, _ = _now(_account_args(fake), "not the password", monkeypatch, tmp_path)
+    assert code == glance.EXIT_CREDENTIALS
+    clock.advance(timedelta(minutes=5))
+    code, out, _ = _now(_account_args(fake), PASSWORD, monkeypatch, tmp_path)
+    assert code == 0
+    assert out.startswith("120 mg/dL")
+
+
+def test_a_lock_makes_twenty_runs_wait_then_a_run_after_the_hour_signs_in_once(
+    fake: FakeShare, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _saved_account(tmp_path, monkeypatch)
+    fake.lock_account(Region.US, USER)
+    code, _, err = _saved_now(fake, monkeypatch, tmp_path)
+    assert code == glance.EXIT_LOCKED
+    until = (NOW + timedelta(hours=1)).astimezone().strftime("%H:%M")
+    assert f"Dexcom locked the account: try again after {until} (in 60 min)" in err
+    tried = _sign_ins(fake)
+    for _ in range(20):
+        clock.advance(timedelta(minutes=2, seconds=50))  # 20 runs within the hour
+        code, out, err = _saved_now(fake, monkeypatch, tmp_path)
+        assert (code, out) == (glance.EXIT_LOCKED, "")
+        assert f"try again after {until}" in err
+    assert _sign_ins(fake) == tried
+    clock.set(NOW + timedelta(hours=1))
+    fake.publish(Region.US, USER, Reading(clock.now() - timedelta(minutes=1), 120, Trend.FLAT))
+    code, out, err = _saved_now(fake, monkeypatch, tmp_path)
+    assert (code, err) == (0, "")
+    assert out.startswith("120 mg/dL")
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 2  # the one sign-in after the lock
+
+
+def test_a_second_run_within_five_minutes_of_a_sign_in_exits_7_and_says_when(
+    fake: FakeShare, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(minutes=1), 120, Trend.FLAT))
+    assert _now(_account_args(fake), PASSWORD, monkeypatch, tmp_path)[0] == 0
+    clock.advance(timedelta(minutes=1))
+    code, out, err = _now(_account_args(fake), PASSWORD, monkeypatch, tmp_path)
+    when = (NOW + timedelta(minutes=5)).astimezone().strftime("%H:%M:%S")
+    assert (code, out) == (glance.EXIT_RATE_LIMITED, "")
+    assert f"try again after {when} (in 240 s)" in err
+    assert _sign_ins(fake) == 2  # the first run's Authenticate + LoginById only

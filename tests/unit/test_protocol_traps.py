@@ -309,12 +309,25 @@ def test_trap_03_a_day_of_polling_signs_in_about_once_a_day(
 def test_trap_03_a_sign_in_that_keeps_failing_is_not_taken_for_a_working_one(
     fake: FakeShare, make_client: ClientFactory, clock: ManualClock
 ) -> None:
-    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
+    # Answers of Dexcom's sign-in service (a Share error Code) that keep failing.
+    fake.inject_fault(Fault.SERVER_ERROR_JSON, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
     loop = poll_loop(make_client(), clock, START + 6 * HOUR)
     assert loop.state.last_sign_in_ok_at is None
     assert not loop.state.has_session
     # Protocol 7.1: a third failed sign-in in a row stops automatic sign-ins.
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 3
+
+
+def test_trap_03_proxy_pages_at_sign_in_keep_the_sign_in_budget_but_do_not_stop(
+    fake: FakeShare, make_client: ClientFactory, clock: ManualClock
+) -> None:
+    # A Cloudflare 502 page never reached the sign-in service: it is no answered failure, so
+    # polling goes on, within the sign-in budget (3 an hour).
+    fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
+    loop = poll_loop(make_client(), clock, START + 6 * HOUR)
+    assert loop.state.last_sign_in_ok_at is None
+    assert loop.state.block is None
+    assert 6 < fake.counters.count(ENDPOINT_AUTHENTICATE) <= 6 * 3 + 1
 
 
 # --- 4: trusting a 200 ---------------------------------------------------------------------------

@@ -55,8 +55,10 @@ def test_a_poll_brings_readings_and_records_the_sign_in(
 def test_a_failed_sign_in_counts_as_one_and_a_failed_read_does_not(
     client: ShareClient, fake: FakeShare, clock: ManualClock
 ) -> None:
+    # An answer of Dexcom's sign-in service (a Share error Code) counts; a proxy's page would
+    # not (see the Cloudflare test below).
     state = schedule.initial_state()
-    fake.inject_fault(Fault.UNAVAILABLE_HTML, endpoint=ENDPOINT_AUTHENTICATE)
+    fake.inject_fault(Fault.SERVER_ERROR_JSON, endpoint=ENDPOINT_AUTHENTICATE)
     failed = poll_once(client, state, schedule.plan(state, clock.now()), clock.now)
     assert failed.error is not None
     assert failed.error.during_sign_in
@@ -82,3 +84,29 @@ def test_no_request_when_a_session_is_needed_and_no_sign_in_is_allowed(
     assert outcome.error is None
     assert fake.counters.sign_ins() == 0
     assert fake.counters.reads() == 0
+
+
+def test_three_cloudflare_pages_at_sign_in_do_not_stop_polling(
+    client: ShareClient, fake: FakeShare, clock: ManualClock
+) -> None:
+    # Protocol 7.1's "3 failed sign-ins stop" means answers of Dexcom's sign-in service only.
+    state = schedule.initial_state()
+    for _ in range(3):
+        fake.inject_fault(Fault.UNAVAILABLE_HTML, endpoint=ENDPOINT_AUTHENTICATE)
+        plan = schedule.plan(state, clock.now())
+        assert plan.at is not None
+        assert plan.sign_in_allowed
+        clock.set(max(plan.at, clock.now()))
+        failed = poll_once(client, state, plan, clock.now)
+        assert failed.error is not None
+        assert failed.error.during_sign_in
+        state = failed.state
+    assert state.sign_in_failures == 0
+    assert fake.counters.sign_ins() == 3
+    plan = schedule.plan(state, clock.now())
+    assert plan.at is not None
+    assert plan.sign_in_allowed
+    clock.set(plan.at)
+    outcome = poll_once(client, state, plan, clock.now)
+    assert outcome.error is None
+    assert [r.mgdl for r in outcome.readings] == [120]

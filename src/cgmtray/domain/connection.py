@@ -43,6 +43,8 @@ class ConnectionStatus:
     next_poll: datetime | None = None
     server_skew: timedelta | None = None
     since: datetime | None = None
+    #: Locked: from when asking for a sign-in may help (our clock); None when unknown.
+    sign_in_after: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,9 +87,26 @@ def state_of_failure(failure: FailureClass) -> LinkState:
 _NOW_WINDOW = timedelta(seconds=2)
 
 
+#: What a rejected password needs: nothing signs in until it changes.
+REJECTED_LINE = "Dexcom rejected the password: change it in Settings"
+
+
+def locked_line(until: datetime | None, now: datetime) -> str:
+    """What a lock needs: to wait until `until`, then to ask (Refresh now)."""
+    if until is None or until <= now:
+        return "Dexcom locked the account: the wait is over, Refresh now tries again"
+    minutes = math.ceil((until - now).total_seconds() / 60)
+    local = until.astimezone().strftime("%H:%M")
+    return f"Dexcom locked the account: try again after {local} (in {minutes} min)"
+
+
 def next_check_line(status: ConnectionStatus, now: datetime) -> str | None:
     """When the app looks again, for the menu: "Next check in 18 s", "Checking now…", or that
-    checks wait for the person; None when nothing is planned yet (starting up)."""
+    checks wait for the person (and what to do); None when nothing is planned yet."""
+    if status.state is LinkState.SIGN_IN_REJECTED:
+        return REJECTED_LINE
+    if status.state is LinkState.LOCKED:
+        return locked_line(status.sign_in_after, now)
     if status.needs_user:
         return "Automatic checks paused: Refresh now tries again"
     if status.next_poll is None:

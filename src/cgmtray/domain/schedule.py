@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from cgmtray.domain import sign_in_gate
 from cgmtray.domain.availability_lag import estimate_lag, lag_sample, with_sample
 from cgmtray.domain.budget import Budget, Ledger
 from cgmtray.domain.clock import require_aware_utc
@@ -46,12 +47,10 @@ TRANSIENT_JITTER = 0.2
 RATE_LIMIT_STEPS = tuple(timedelta(seconds=s) for s in (60, 120, 240, 480, 600))
 #: A Retry-After longer than this is not believed in full.
 MAX_RETRY_AFTER = timedelta(hours=1)
-#: Account locked: one sign-in attempt after the first wait, after the longer wait on a new lock.
-FIRST_LOCK_WAIT = timedelta(minutes=60)
-REPEAT_LOCK_WAIT = timedelta(minutes=120)
-#: Credentials that worked this recently get one automatic retry this much later (2026 caveat).
-CREDENTIALS_TRUSTED_FOR = timedelta(hours=24)
-CREDENTIALS_RETRY_AFTER = timedelta(minutes=15)
+#: Account locked: no sign-in before this wait (a repeat lock: the longer one), and then only
+#: when the person asks (see domain/sign_in_gate.py, which owns the rule).
+FIRST_LOCK_WAIT = sign_in_gate.FIRST_LOCK_WAIT
+REPEAT_LOCK_WAIT = sign_in_gate.REPEAT_LOCK_WAIT
 #: This many consecutive sign-in failures of any kind stop automatic sign-ins.
 MAX_SIGN_IN_FAILURES = 3
 #: The read window: Share's limits, the smallest window asked for, and the margin added.
@@ -113,7 +112,8 @@ class Prompt(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A stop since `since`; `retry_at` is the one automatic attempt allowed, None for none."""
+    """A stop since `since`, until the person acts. `retry_at` is kept for callers and is always
+    None: no stop has an automatic attempt (a lock's wait is the sign-in gate's)."""
 
     kind: BlockKind
     since: datetime
@@ -148,12 +148,10 @@ class ScheduleState:
     #: Reads and sign-ins of the last hour.
     ledger: Ledger = field(default_factory=Ledger)
     #: Consecutive failed sign-ins of any kind; when credentials last worked; whether they were
-    #: rejected since (no sign-in then but the one automatic retry, until the user acts); whether
-    #: that retry was spent; how many locks in a row.
+    #: rejected since (no sign-in then until the user acts); how many locks in a row.
     sign_in_failures: int = 0
     last_sign_in_ok_at: datetime | None = None
     credentials_rejected: bool = False
-    credentials_retry_spent: bool = False
     lock_count: int = 0
     #: What stops polling or sign-ins, if anything.
     block: Block | None = None
@@ -195,13 +193,11 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
     block = state.block
     floor = REQUEST_FLOOR
     if block is not None:
-        if block.retry_at is None:
-            since = _window_start(state, newest, now)
-            minutes, max_count = _window(since, now, first_read=state.last_read_ok_at is None)
-            return PollPlan(None, minutes, max_count, _STOPPED[block.kind], sign_in_allowed=False)
-        wait = block.retry_at - block.since
-        target, reason = min(block.retry_at, now + wait), _RETRY[block.kind]
-    elif state.prompt is not None:
+        # Every stop waits for the person (a lock too: sign_in_gate says when asking may help).
+        since = _window_start(state, newest, now)
+        minutes, max_count = _window(since, now, first_read=state.last_read_ok_at is None)
+        return PollPlan(None, minutes, max_count, _STOPPED[block.kind], sign_in_allowed=False)
+    if state.prompt is not None:
         target, reason = _prompt_target(state, now)
         if state.prompt is Prompt.USER:
             floor = PROMPT_FLOOR
@@ -220,10 +216,10 @@ def plan(state: ScheduleState, now: datetime, rng_seed: int | None = None) -> Po
             at, reason = limit, PollReason.BUDGET
     since = _window_start(state, newest, at)
     minutes, max_count = _window(since, at, first_read=state.last_read_ok_at is None)
-    # While credentials stand rejected, the only block with a retry is the one credentials retry.
-    trusted = not state.credentials_rejected or block is not None
     may_sign_in = (
-        trusted and state.sign_in_failures < MAX_SIGN_IN_FAILURES and ledger.sign_in_allowed_at(at)
+        not state.credentials_rejected
+        and state.sign_in_failures < MAX_SIGN_IN_FAILURES
+        and ledger.sign_in_allowed_at(at)
     )
     return PollPlan(at, minutes, max_count, reason, may_sign_in)
 
@@ -308,7 +304,7 @@ def record_failure(
     backs_off = failure in (FailureClass.TRANSIENT, FailureClass.SESSION)
     rate_limited = failure is FailureClass.RATE_LIMIT
     lock_count = base.lock_count + 1 if failure is FailureClass.LOCKED else base.lock_count
-    block, retry_spent = _block_after(base, now, failure, failures, lock_count)
+    block = _block_after(base, now, failure, failures)
     return replace(
         base,
         events=state.events + 1,
@@ -322,7 +318,6 @@ def record_failure(
         ledger=state.ledger.recorded(now, reads_made, attempts),
         sign_in_failures=failures,
         credentials_rejected=base.credentials_rejected or failure is FailureClass.CREDENTIALS,
-        credentials_retry_spent=retry_spent,
         lock_count=lock_count,
         block=block,
         prompt=None,
@@ -349,9 +344,7 @@ def record_user_action(
     )
     if not credentials_changed:
         return lifted
-    return replace(
-        lifted, has_session=False, last_sign_in_ok_at=None, credentials_retry_spent=False
-    )
+    return replace(lifted, has_session=False, last_sign_in_ok_at=None)
 
 
 def note_resume(state: ScheduleState, now: datetime) -> ScheduleState:
@@ -374,11 +367,6 @@ _STOPPED = {
     BlockKind.LOCKED: PollReason.STOPPED_LOCKED,
     BlockKind.SIGN_IN_FAILURES: PollReason.STOPPED_SIGN_IN_FAILURES,
     BlockKind.CLIENT_BUG: PollReason.STOPPED_CLIENT_BUG,
-}
-
-_RETRY = {
-    BlockKind.CREDENTIALS: PollReason.CREDENTIALS_RETRY,
-    BlockKind.LOCKED: PollReason.LOCKED,
 }
 
 
@@ -443,32 +431,20 @@ def _prompt_target(state: ScheduleState, now: datetime) -> tuple[datetime, PollR
 
 
 def _block_after(
-    state: ScheduleState,
-    now: datetime,
-    failure: FailureClass,
-    failures: int,
-    lock_count: int,
-) -> tuple[Block | None, bool]:
-    """The stop a failure leads to, and whether the credentials retry is now spent."""
-    spent = state.credentials_retry_spent
-    stopping = failures >= MAX_SIGN_IN_FAILURES
+    state: ScheduleState, now: datetime, failure: FailureClass, failures: int
+) -> Block | None:
+    """The stop a failure leads to. None of them has an automatic retry any more."""
     if failure is FailureClass.CLIENT_BUG:
-        return Block(BlockKind.CLIENT_BUG, now, None), spent
-    if failure is FailureClass.CREDENTIALS:
-        worked = state.last_sign_in_ok_at
-        trusted = worked is not None and now - worked <= CREDENTIALS_TRUSTED_FOR
-        if trusted and not spent and not stopping:
-            return Block(BlockKind.CREDENTIALS, now, now + CREDENTIALS_RETRY_AFTER), True
-        return Block(BlockKind.CREDENTIALS, now, None), spent
-    if state.credentials_rejected:
-        # The one retry of rejected credentials went wrong some other way: stop all the same.
-        return Block(BlockKind.CREDENTIALS, now, None), spent
+        return Block(BlockKind.CLIENT_BUG, now, None)
+    # Rejected credentials and a lock never lead to an automatic attempt: the person changes
+    # the credentials, or asks once the lock period is over (docs/decisions.md, sign-in gate).
+    if failure is FailureClass.CREDENTIALS or state.credentials_rejected:
+        return Block(BlockKind.CREDENTIALS, now, None)
     if failure is FailureClass.LOCKED:
-        wait = FIRST_LOCK_WAIT if lock_count == 1 else REPEAT_LOCK_WAIT
-        return Block(BlockKind.LOCKED, now, None if stopping else now + wait), spent
-    if stopping:
-        return Block(BlockKind.SIGN_IN_FAILURES, now, None), spent
-    return None, spent
+        return Block(BlockKind.LOCKED, now, None)
+    if failures >= MAX_SIGN_IN_FAILURES:
+        return Block(BlockKind.SIGN_IN_FAILURES, now, None)
+    return None
 
 
 def _after_sign_in(state: ScheduleState, now: datetime) -> ScheduleState:
@@ -478,7 +454,6 @@ def _after_sign_in(state: ScheduleState, now: datetime) -> ScheduleState:
         sign_in_failures=0,
         last_sign_in_ok_at=now,
         credentials_rejected=False,
-        credentials_retry_spent=False,
         lock_count=0,
     )
 

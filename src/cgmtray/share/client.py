@@ -23,6 +23,7 @@ from cgmtray import __version__
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.server_clock import ServerClock
+from cgmtray.domain.sign_in_gate import Decision
 from cgmtray.share import wire
 from cgmtray.share.deadline import DeadlineAdapter, RequestDeadline
 from cgmtray.share.errors import (
@@ -45,6 +46,7 @@ from cgmtray.share.errors import (
     error_for_code,
     parse_retry_after,
 )
+from cgmtray.share.gate import SignInGate, outcome_of, refusal
 from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
     ENDPOINT_LOGIN_BY_ID,
@@ -181,6 +183,7 @@ class ShareClient:
         clock: Clock | None = None,
         session: requests.Session | None = None,
         server_clock: ServerClock | None = None,
+        gate: SignInGate | None = None,
     ) -> None:
         if not isinstance(config.username, str) or not config.username.strip():
             raise InvalidRequestError(
@@ -221,6 +224,8 @@ class ShareClient:
         self._blocked_by: ShareError | None = None
         self._server_clock = server_clock if server_clock is not None else ServerClock(self._clock)
         self._answer_date: datetime | None = None
+        #: The shared sign-in gate (rejections, locks, the sign-in budget of every process).
+        self._gate = gate
         self._last_call = CallCounts()
 
     # --- public API ----------------------------------------------------------------------------
@@ -291,9 +296,18 @@ class ShareClient:
         self._last_call = CallCounts()
         self._sign_in()
 
-    def allow_sign_in(self) -> None:
-        """The user acted (changed settings, pressed retry): sign-ins may be tried again."""
+    def allow_sign_in(self, *, credentials_changed: bool = False) -> None:
+        """The user acted (changed settings, pressed retry): sign-ins may be tried again (as far
+        as the shared gate allows: a lock still has to run its course)."""
         self._blocked_by = None
+        if self._gate is not None:
+            self._gate.user_acted(credentials_changed=credentials_changed)
+
+    def sign_in_decision(self, *, asked: bool | None = None) -> Decision | None:
+        """What a sign-in now would meet at the shared gate; None without a gate."""
+        if self._gate is None:
+            return None
+        return self._gate.check(self._clock.now(), asked=asked)
 
     def close(self) -> None:
         """Forgets the session and closes the HTTP connection pool (if this client made it)."""
@@ -319,6 +333,13 @@ class ShareClient:
     def _sign_in(self) -> None:
         if self._blocked_by is not None:
             raise SignInBlocked(self._blocked_by)
+        gate = self._gate
+        if gate is not None:
+            decision = gate.reserve(self._clock.now())
+            if not decision.allowed:
+                refused = refusal(decision)
+                refused.during_sign_in = True
+                raise refused
         self._drop_session()
         try:
             session_id = self._login_with_account_id()
@@ -326,6 +347,8 @@ class ShareClient:
             exc.during_sign_in = True
             if isinstance(exc, CredentialsRejected | AccountLocked):
                 self._blocked_by = exc
+            if gate is not None:
+                gate.record(self._clock.now(), outcome_of(exc))
             _log.info(
                 "Share sign-in failed: %s",
                 type(exc).__name__,
@@ -334,6 +357,8 @@ class ShareClient:
             raise
         self._session_id = session_id
         self._session_started = self._clock.now()
+        if gate is not None:
+            gate.record(self._session_started, outcome_of(None))
         _log.info("Share sign-in ok", extra={"event": "share.login", "outcome": "ok"})
 
     def _login_with_account_id(self) -> str:

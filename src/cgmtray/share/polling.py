@@ -11,12 +11,12 @@ from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ShareClient
 from cgmtray.share.errors import (
-    NetworkError,
     RateLimited,
-    RequestTimedOut,
     ShareError,
     SignInBlocked,
+    ZeroIdReturned,
 )
+from cgmtray.share.gate import SignInDeferred
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ def poll_once(
         return PollOutcome(skipped, skipped=True)
     try:
         readings = client.read(minutes=plan.minutes, max_count=plan.max_count)
+    except SignInDeferred as deferred:
+        # No request: the shared sign-in budget (another process signed in) sets the wait.
+        at = now()
+        wait = None if deferred.not_before is None else (deferred.not_before - at).total_seconds()
+        after = schedule.record_failure(state, at, FailureClass.RATE_LIMIT, 0, 0, wait)
+        return PollOutcome(after, error=deferred)
     except SignInBlocked as blocked:
         return PollOutcome(record_error(state, now(), blocked, 0, 0), error=blocked)
     except ShareError as error:
@@ -67,6 +73,15 @@ def record_error(
         sign_ins,
         error.retry_after_s if isinstance(error, RateLimited) else None,
         during_sign_in=error.during_sign_in,
-        # No answer at all: the sign-in never reached Dexcom (see schedule.record_failure).
-        answered=not isinstance(error, NetworkError | RequestTimedOut),
+        answered=answered_by_share(error),
     )
+
+
+def answered_by_share(error: ShareError) -> bool:
+    """Whether Dexcom's service itself answered (protocol 7.1): an answer carrying a Share error
+    Code, or a zero id. No answer, a timeout, a 5xx/HTML page from a proxy (Cloudflare) or a
+    refusal by our own gate never reached the sign-in service, so it does not count towards the
+    stop after MAX_SIGN_IN_FAILURES (see schedule.record_failure)."""
+    if isinstance(error, SignInBlocked):
+        return False
+    return error.code is not None or isinstance(error, ZeroIdReturned)

@@ -33,6 +33,7 @@ from cgmtray.storage.credentials import (
 )
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
@@ -153,6 +154,8 @@ class AppSession(QObject):
         self._tray: TrayPresenter | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
+        #: Where the shared sign-in state lives (demo: its temporary folder).
+        self._state_dir: Path = paths.data_dir
         #: The factory of the polling client: account id news from any other one is stale.
         self._client_source: Callable[[], ShareClient] | None = None
         #: Account id writes run one at a time, in order; the next one waits here.
@@ -181,7 +184,7 @@ class AppSession(QObject):
         if getattr(self._args, "password_stdin", False):
             password = sys.stdin.readline().rstrip("\r\n")
             if password:
-                self._start_account(self._settings, password)
+                self._start_account(self._settings, password, given=True)
                 return
             self._ask_for_password("No password arrived on standard input. Enter it to start.")
             return
@@ -250,16 +253,21 @@ class AppSession(QObject):
         config = ClientConfig(region=demo.region, username=demo.username, base_url=demo.base_url)
         settings = Settings(username=demo.username)
         store_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+        self._state_dir = store_dir
         self._start(
             Account(config, demo.password, demo.clock, speed, settings),
             store_dir / "history.sqlite3",
         )
 
-    def _start_account(self, settings: Settings, password: str) -> None:
+    def _start_account(self, settings: Settings, password: str, *, given: bool = False) -> None:
+        """Starts polling as `settings`' account; `given`: the person just typed the password
+        (or piped it on stdin), which lifts a rejection on record (a lock stays)."""
         logging_setup.register_secret(password)
         logging_setup.register_secret(settings.username)
         self._settings = settings
         config = self._client_config(settings)
+        if given:
+            self._gate_for(config).user_acted(credentials_changed=True)
         speed = float(getattr(self._args, "speed", None) or 1.0)
         epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
         clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
@@ -346,12 +354,20 @@ class AppSession(QObject):
             account_id=settings.account_id,
         )
 
-    @staticmethod
+    def _gate_for(self, config: ClientConfig) -> PersistedSignInGate:
+        """The sign-in gate every process of this data folder and account shares."""
+        return PersistedSignInGate(
+            self._state_dir,
+            region=config.region.value,
+            username=config.username,
+            base_url=config.base_url,
+        )
+
     def _client_factory(
-        config: ClientConfig, password: str, clock: Clock
+        self, config: ClientConfig, password: str, clock: Clock
     ) -> Callable[[], ShareClient]:
         def factory() -> ShareClient:
-            return ShareClient(config, password, clock=clock)
+            return ShareClient(config, password, clock=clock, gate=self._gate_for(config))
 
         return factory
 
@@ -390,6 +406,7 @@ class AppSession(QObject):
             log_dir=self._paths.log_dir,
             share_urls=share_urls,
             notice=notice,
+            sign_in_state_dir=None if self._demo else self._state_dir,
         )
 
     @Slot()
@@ -471,7 +488,7 @@ class AppSession(QObject):
                     memory.set_account_id(settings.region, settings.username, settings.account_id)
             self._password_store = memory
         if self._controller is None or self._account is None:
-            self._start_account(settings, change.password)
+            self._start_account(settings, change.password, given=True)
             return
         logging_setup.register_secret(change.password)
         logging_setup.register_secret(settings.username)

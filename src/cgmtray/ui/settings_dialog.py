@@ -36,7 +36,9 @@ from PySide6.QtWidgets import (
 
 from cgmtray import APP_NAME
 from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.connection import locked_line
 from cgmtray.domain.ranges import Thresholds
+from cgmtray.domain.sign_in_gate import Reason
 from cgmtray.domain.units import Unit
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart as autostart_entries
@@ -51,6 +53,7 @@ from cgmtray.storage.settings import (
     save_settings,
     validate,
 )
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.alerts_page import AlertsPage, spin_box
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.sign_in_test import (
@@ -231,6 +234,7 @@ class SettingsDialog(QDialog):
         share_urls: Mapping[Region, str] | None = None,
         notice: str | None = None,
         open_url: Callable[[QUrl], object] | None = None,
+        sign_in_state_dir: Path | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -257,7 +261,14 @@ class SettingsDialog(QDialog):
         self._learned: tuple[str, str, str] | None = None
         self._saving = False
         self._tasks: set[BackgroundTask] = set()
-        self._tester = SignInTester(clock=self._clock, password_store=password_store, parent=self)
+        #: The data folder of the shared sign-in gate (None: no gate, e.g. the demo).
+        self._state_dir = sign_in_state_dir
+        self._tester = SignInTester(
+            clock=self._clock,
+            password_store=password_store,
+            state_dir=sign_in_state_dir,
+            parent=self,
+        )
         self._tester.finished.connect(self._on_tester_finished)
 
         tabs = QTabWidget()
@@ -828,7 +839,34 @@ class SettingsDialog(QDialog):
         self.settings_saved.emit(settings)
         if account_changed:
             self.account_changed.emit(AccountChange(settings, password, remembered))
+        locked = self._lock_warning(settings)
+        if locked is not None:
+            # Saved, but nothing signs in before the lock is over: say so and stay open.
+            self.notice_label.setText(locked)
+            self.notice_label.setVisible(True)
+            return
         self.accept()
+
+    def _lock_warning(self, settings: Settings) -> str | None:
+        """While Dexcom's lock of this account runs, what Save must say (it signs in nowhere)."""
+        if self._state_dir is None or not settings.username:
+            return None
+        region = Region(settings.region)
+        gate = PersistedSignInGate(
+            self._state_dir,
+            region=settings.region,
+            username=settings.username,
+            base_url=self._share_urls.get(region) or settings.share_url,
+        )
+        now = self._clock.now()
+        decision = gate.check(now, asked=True)
+        if decision.reason is not Reason.LOCKED:
+            return None
+        return (
+            f"Saved. {locked_line(decision.not_before, now)}: {APP_NAME} does not sign in "
+            "before then (every attempt during a lock can make it last longer). Then choose "
+            "Refresh now in the tray menu."
+        )
 
     def _apply_start_at_login(self, wanted: bool) -> None:
         """Writes the entry (keeping its command current) or removes it; both are idempotent."""

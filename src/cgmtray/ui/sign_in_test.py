@@ -5,16 +5,19 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from cgmtray.domain import display
 from cgmtray.domain.clock import Clock, SystemClock
+from cgmtray.domain.connection import locked_line
 from cgmtray.domain.freshness import Freshness, format_age
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.schedule import MAX_RETRY_AFTER
+from cgmtray.domain.sign_in_gate import Reason
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import CallCounts, ClientConfig, ShareClient
 from cgmtray.share.errors import (
@@ -28,8 +31,10 @@ from cgmtray.share.errors import (
     RequestTimedOut,
     ShareError,
 )
+from cgmtray.share.gate import GateBlocked, SignInDeferred
 from cgmtray.share.regions import Region
 from cgmtray.storage.credentials import CredentialStoreError, PasswordStore
+from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.background import BackgroundTask, TaskResult
 
 log = logging.getLogger(__name__)
@@ -163,8 +168,41 @@ def _problem_outcome(message: str) -> SignInOutcome:
     return SignInOutcome(OutcomeKind.PROBLEM, "Sign-in could not be tested", message)
 
 
-def outcome_for_error(error: BaseException, region: Region) -> SignInOutcome:
+def _gate_outcome(
+    error: GateBlocked | SignInDeferred, region: Region, now: datetime
+) -> SignInOutcome:
+    """No request was made: the shared sign-in gate refused (a lock not over, a rejected saved
+    password, or a sign-in moments ago by this or another CGM Tray process)."""
+    if isinstance(error, SignInDeferred):
+        when = error.not_before
+        wait = "" if when is None else f" after {when.astimezone().strftime('%H:%M:%S')}"
+        return SignInOutcome(
+            OutcomeKind.RATE_LIMITED,
+            "Signed in moments ago",
+            f"CGM Tray signed in to this account moments ago. Test again{wait}: Dexcom allows "
+            "only a few sign-ins an hour.",
+        )
+    if error.decision.reason is Reason.REJECTED:
+        return SignInOutcome(
+            OutcomeKind.CREDENTIALS,
+            "Dexcom rejected the saved password",
+            f"Dexcom Share ({region.display_name}) rejected the saved password earlier, so it "
+            "is not tried again. Type the password (or change the username or region) and test.",
+        )
+    return SignInOutcome(
+        OutcomeKind.LOCKED,
+        _LOCKED.headline,
+        f"{locked_line(error.decision.not_before, now)}. Nothing was sent: every attempt "
+        "during the lock can make it last longer.",
+    )
+
+
+def outcome_for_error(
+    error: BaseException, region: Region, now: datetime | None = None
+) -> SignInOutcome:
     """The outcome for whatever the one attempt raised (protocol section 4 catalogue)."""
+    if isinstance(error, GateBlocked | SignInDeferred):
+        return _gate_outcome(error, region, now if now is not None else datetime.now(UTC))
     if isinstance(error, CredentialsRejected):
         return _credentials_outcome(region)
     if isinstance(error, AccountLocked):
@@ -232,9 +270,11 @@ def attempt_sign_in(
     *,
     clock: Clock | None = None,
     password_store: PasswordStore | None = None,
+    state_dir: Path | None = None,
 ) -> SignInOutcome:
     """Signs in once and reads once, with a fresh client; never retries. Blocking: run it on a
-    worker thread (SignInTester does). Never raises."""
+    worker thread (SignInTester does). Never raises. With `state_dir` the shared sign-in gate
+    of that data folder decides first (a typed password counts as a change of credentials)."""
     used_clock: Clock = clock if clock is not None else SystemClock()
     password = attempt.password
     if not password and password_store is not None:
@@ -248,7 +288,17 @@ def attempt_sign_in(
             password = ""
     if not password:
         return _problem_outcome("Type the password of this Dexcom account first.")
-    outcome = _one_attempt(attempt, password, used_clock)
+    gate = None
+    if state_dir is not None:
+        gate = PersistedSignInGate(
+            state_dir,
+            region=attempt.region.value,
+            username=attempt.username,
+            base_url=attempt.base_url,
+            asked=True,
+            credentials_changed=bool(attempt.password),
+        )
+    outcome = _one_attempt(attempt, password, used_clock, gate)
     log.info(
         "test sign-in: %s",
         outcome.kind.value,
@@ -262,19 +312,21 @@ def attempt_sign_in(
     return outcome
 
 
-def _one_attempt(attempt: SignInAttempt, password: str, clock: Clock) -> SignInOutcome:
+def _one_attempt(
+    attempt: SignInAttempt, password: str, clock: Clock, gate: PersistedSignInGate | None
+) -> SignInOutcome:
     config = ClientConfig(
         region=attempt.region, username=attempt.username, base_url=attempt.base_url
     )
     try:
-        client = ShareClient(config, password, clock=clock)
+        client = ShareClient(config, password, clock=clock, gate=gate)
     except Exception as error:
         return outcome_for_error(error, attempt.region)
     with client:
         try:
             readings = client.read(TEST_READ_MINUTES, TEST_READ_COUNT)
         except Exception as error:
-            outcome = outcome_for_error(error, attempt.region)
+            outcome = outcome_for_error(error, attempt.region, clock.now())
             return _with_counts(outcome, client.last_call)
         outcome = outcome_for_readings(
             readings,
@@ -315,11 +367,13 @@ class SignInTester(QObject):
         *,
         clock: Clock | None = None,
         password_store: PasswordStore | None = None,
+        state_dir: Path | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._clock = clock
         self._store = password_store
+        self._state_dir = state_dir
         self._task: BackgroundTask | None = None
 
     @property
@@ -330,10 +384,10 @@ class SignInTester(QObject):
         """Starts one test; False (and nothing happens) while another is still running."""
         if self._task is not None:
             return False
-        clock, store = self._clock, self._store
+        clock, store, state_dir = self._clock, self._store, self._state_dir
 
         def work() -> SignInOutcome:
-            return attempt_sign_in(attempt, clock=clock, password_store=store)
+            return attempt_sign_in(attempt, clock=clock, password_store=store, state_dir=state_dir)
 
         task = BackgroundTask(work, name="test-sign-in")
         task.finished.connect(self._on_task_finished, Qt.ConnectionType.QueuedConnection)

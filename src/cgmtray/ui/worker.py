@@ -15,10 +15,12 @@ from cgmtray.domain.clock import Clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState, state_of_failure
 from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading
+from cgmtray.domain.sign_in_gate import Decision, Reason
 from cgmtray.share.client import ShareClient
 from cgmtray.share.errors import (
     ShareError,
 )
+from cgmtray.share.gate import GateBlocked
 from cgmtray.share.polling import poll_once
 from cgmtray.storage.history import HistoryStore
 
@@ -139,10 +141,22 @@ class ShareWorker(QObject):
 
     @Slot()
     def poll_now(self) -> None:
-        """The person asked to refresh or changed settings: lift stops, poll soon."""
+        """The person asked to refresh or changed settings: lift stops, poll soon. While the
+        shared sign-in gate refuses even an asked-for sign-in (a rejected password, a lock not
+        yet over), nothing is tried: the status says what to do and until when."""
+        client = self._client
+        if client is not None and not client.has_session:
+            decision = client.sign_in_decision(asked=True)
+            if decision is not None and decision.blocked:
+                log.info(
+                    "refresh asked while sign-ins are blocked: nothing tried",
+                    extra={"event": "poll.gate", "reason": decision.reason.value},
+                )
+                self._show_gate(decision)
+                return
         self._state = schedule.record_user_action(self._state, self._share_now())
-        if self._client is not None:
-            self._client.allow_sign_in()
+        if client is not None:
+            client.allow_sign_in()
         self._replan()
 
     @Slot()
@@ -163,6 +177,7 @@ class ShareWorker(QObject):
         self._state = schedule.record_user_action(
             self._state, self._share_now(), credentials_changed=True
         )
+        self._client.allow_sign_in(credentials_changed=True)
         self._replan()
 
     # --- the poll ----------------------------------------------------------------------------
@@ -190,7 +205,11 @@ class ShareWorker(QObject):
                 )
             self._set_next_poll(None)
             return
-        wait_s = max(0.0, (plan.at - now).total_seconds())
+        held = self._gate_hold(plan, now)
+        if held is None:
+            self._overdue_at = None  # nothing planned: nothing for the watchdog to force
+            return
+        wait_s = max(0.0, (held - now).total_seconds())
         mono = self._monotonic()
         if not keep_due or self._overdue_at is None:
             margin_s = WATCHDOG_MARGIN.total_seconds()
@@ -207,7 +226,44 @@ class ShareWorker(QObject):
                 },
             )
         self._timer.start(wait_ms)
-        self._set_next_poll(self._clock.now() + (plan.at - now))  # on our clock, for the menu
+        self._set_next_poll(self._clock.now() + (held - now))  # on our clock, for the menu
+
+    def _gate_hold(self, plan: schedule.PollPlan, now: datetime) -> datetime | None:
+        """When the planned poll may be made as the shared sign-in gate sees it (Share's clock):
+        None when it needs a sign-in the gate refuses (then the status says why, and nothing is
+        planned: the menu must not promise an attempt that would be refused)."""
+        assert plan.at is not None
+        client = self._client
+        if client is None or self._state.has_session:
+            return plan.at
+        decision = client.sign_in_decision()
+        if decision is None or decision.allowed:
+            return plan.at
+        if decision.blocked:
+            log.info(
+                "polling waits for the person: sign-ins are blocked",
+                extra={"event": "poll.scheduled", "reason": decision.reason.value, "in_s": None},
+            )
+            self._show_gate(decision)
+            self._set_next_poll(None)
+            return None
+        # The shared budget (another process signed in): not before it allows one more.
+        assert decision.not_before is not None
+        return max(plan.at, now + (decision.not_before - self._clock.now()))
+
+    def _show_gate(self, decision: Decision) -> None:
+        """The status for a sign-in the gate refuses: rejected (change the password) or locked
+        (until when; then Refresh now)."""
+        rejected = decision.reason is Reason.REJECTED
+        state = LinkState.SIGN_IN_REJECTED if rejected else LinkState.LOCKED
+        self._set_status(
+            ConnectionStatus(
+                state,
+                failure=FailureClass.CREDENTIALS if rejected else FailureClass.LOCKED,
+                since=self._clock.now(),
+                sign_in_after=None if rejected else decision.not_before,
+            )
+        )
 
     @Slot()
     def _on_timer_timeout(self) -> None:
@@ -303,6 +359,9 @@ class ShareWorker(QObject):
         self.readings_received.emit(tuple(readings))
 
     def _show_failure(self, error: ShareError) -> None:
+        if isinstance(error, GateBlocked):
+            self._show_gate(error.decision)
+            return
         failure = error.failure_class
         status = ConnectionStatus(
             state_of_failure(failure),
@@ -310,10 +369,17 @@ class ShareWorker(QObject):
             failure=failure,
             server_skew=self._client.server_clock_skew if self._client else None,
             since=self._clock.now(),
+            sign_in_after=self._lock_end() if failure is FailureClass.LOCKED else None,
         )
         self._set_status(status)
         if failure in (FailureClass.CREDENTIALS, FailureClass.LOCKED):
             self.auth_failed.emit(error.user_message)
+
+    def _lock_end(self) -> datetime | None:
+        """Until when the shared gate holds a lock just answered (None without a gate)."""
+        client = self._client
+        decision = client.sign_in_decision(asked=True) if client is not None else None
+        return decision.not_before if decision is not None else None
 
     def _share_now(self) -> datetime:
         """Share's clock, as the client knows it. Reading times are Share's, so the schedule
