@@ -253,8 +253,10 @@ def _fetch_and_print(
             file=stderr,
         )
         return EXIT_NO_READINGS
-    now = clock.now()
-    skew = client.server_clock_skew
+    # Ages on Share's steadied clock (a wrong computer clock or one lying Date header moves
+    # nothing), the same "now" the tray's alerts use; it is already corrected: no skew on top.
+    now = client.server_now()
+    skew = None
     latest = readings[0]
     previous = readings[1] if len(readings) > 1 else None
     if as_json:

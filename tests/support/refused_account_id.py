@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cgmtray.domain.clock import Clock
+from cgmtray.domain.server_clock import ServerClock
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.gate import SignInGate
 from cgmtray.share.regions import ENDPOINT_LOGIN_BY_ID
@@ -104,8 +105,11 @@ def client_factory(
         password: str,
         *,
         clock: Clock | None = None,
+        server_clock: ServerClock | None = None,
         gate: SignInGate | None = None,
     ) -> ShareClient:
-        return ShareClient(config, password, clock=clock, session=http, gate=gate)
+        return ShareClient(
+            config, password, clock=clock, server_clock=server_clock, session=http, gate=gate
+        )
 
     return make, http

@@ -448,3 +448,44 @@ def test_a_second_run_within_five_minutes_of_a_sign_in_exits_7_and_says_when(
     assert (code, out) == (glance.EXIT_RATE_LIMITED, "")
     assert f"try again after {when} (in 240 s)" in err
     assert _sign_ins(fake) == 2  # the first run's Authenticate + LoginById only
+
+
+class _OffsetClock:
+    """The computer's clock: the fake's (Share's) plus an offset."""
+
+    def __init__(self, share: ManualClock, offset: timedelta) -> None:
+        self._share, self._offset = share, offset
+
+    def now(self) -> datetime:
+        return self._share.now() + self._offset
+
+
+TIME_FAULTS = {
+    "a reading a year ahead": (timedelta(0), Fault.FUTURE_READING),
+    "an answer dated 2001": (timedelta(0), Fault.LYING_DATE),
+    "the computer an hour behind": (timedelta(hours=-1), None),
+    "the computer an hour ahead": (timedelta(hours=1), None),
+}
+
+
+@pytest.mark.parametrize(("offset", "fault"), TIME_FAULTS.values(), ids=TIME_FAULTS.keys())
+def test_now_shows_the_real_reading_with_its_true_age_whatever_the_clocks_say(
+    fake: FakeShare,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    offset: timedelta,
+    fault: Fault | None,
+) -> None:
+    monkeypatch.setattr(glance, "SystemClock", lambda: _OffsetClock(clock, offset))
+    fake.publish(Region.US, USER, Reading(NOW - timedelta(seconds=65), 45, Trend.SINGLE_DOWN))
+    if fault is not None:
+        fake.inject_fault(fault, count=1)  # the first answer (the read, for a future reading)
+    code, out, err = _now([*_account_args(fake), "--json"], PASSWORD, monkeypatch, tmp_path)
+    assert code == 0
+    refused = "refused 1 reading(s) stamped up to 31536000 s after Share's now"
+    assert [line for line in err.splitlines() if refused not in line] == []
+    data = json.loads(out)
+    assert data["value_mgdl"] == 45
+    assert data["age_s"] == 65
+    assert data["freshness"] == "fresh"

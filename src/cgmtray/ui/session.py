@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QWidget
 from cgmtray import logging_setup
 from cgmtray.domain.clock import Clock, shared_clock
 from cgmtray.domain.readings import Reading
+from cgmtray.domain.server_clock import ServerClock
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart
@@ -58,6 +59,9 @@ class Account:
     clock: Clock
     time_scale: float
     settings: Settings
+    #: Share's clock over `clock`: one for every client of the session (each Date header feeds
+    #: it), the worker's schedule and the controller's alerts (design: one corrected "now").
+    share_clock: ServerClock = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ class AppSession(QObject):
         store_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
         self._state_dir = store_dir
         self._start(
-            Account(config, demo.password, demo.clock, speed, settings),
+            Account(config, demo.password, demo.clock, speed, settings, ServerClock(demo.clock)),
             store_dir / "history.sqlite3",
         )
 
@@ -271,7 +275,8 @@ class AppSession(QObject):
         speed = float(getattr(self._args, "speed", None) or 1.0)
         epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
         clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
-        self._start(Account(config, password, clock, speed, settings), self._paths.history_db)
+        account = Account(config, password, clock, speed, settings, ServerClock(clock))
+        self._start(account, self._paths.history_db)
 
     def _start(self, account: Account, history_path: Path) -> None:
         self._account = account
@@ -316,7 +321,7 @@ class AppSession(QObject):
             state_file=self._paths.data_dir / OPEN_NOTIFICATIONS_FILE,
             parent=self,
         )
-        client_factory = self._client_factory(account.config, account.password, account.clock)
+        client_factory = self._client_factory(account.config, account.password, account.share_clock)
         self._client_source = client_factory
         worker = ShareWorker(
             client_factory,
@@ -333,7 +338,7 @@ class AppSession(QObject):
         )
         self._history = history
         return Controller(
-            clock=account.clock,
+            clock=account.share_clock,
             tray=tray,
             notifier=notifier,
             worker=WorkerThread(worker),
@@ -364,10 +369,16 @@ class AppSession(QObject):
         )
 
     def _client_factory(
-        self, config: ClientConfig, password: str, clock: Clock
+        self, config: ClientConfig, password: str, share_clock: ServerClock
     ) -> Callable[[], ShareClient]:
         def factory() -> ShareClient:
-            return ShareClient(config, password, clock=clock, gate=self._gate_for(config))
+            return ShareClient(
+                config,
+                password,
+                clock=share_clock.base,
+                server_clock=share_clock,
+                gate=self._gate_for(config),
+            )
 
         return factory
 
@@ -494,11 +505,11 @@ class AppSession(QObject):
         logging_setup.register_secret(settings.username)
         self._settings = settings
         config = self._client_config(settings)
-        clock = self._account.clock
+        share_clock = self._account.share_clock
         self._account = replace(
             self._account, config=config, password=change.password, settings=settings
         )
-        factory = self._client_factory(config, change.password, clock)
+        factory = self._client_factory(config, change.password, share_clock)
         self._client_source = factory
         self._controller.replace_client(factory)
 
