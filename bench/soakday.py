@@ -35,6 +35,7 @@ class Act(enum.Enum):
     OUTAGE = "outage"  # connection refused for `span`
     SLEEP = "sleep"  # the computer sleeps for `span`: world time jumps, the app is stopped
     CLOCK_BACK = "clock-back"  # the computer's clock is set back by `span` (the app's only)
+    CLOCK_FORWARD = "clock-forward"  # the computer's clock is set ahead by `span` (the app's)
     LOCK = "lock"  # someone else locks the account; the app's next sign-in meets it
     REJECT = "reject"  # the publisher changes the password; the app's next sign-in is rejected
     USER_RESTARTS = "user-restarts"  # the person quits and starts the app (after a lock: with
@@ -144,9 +145,16 @@ def short_day() -> Day:
         Step(95 * M, Act.OUTAGE, span=2 * h),
         Step(240 * M, Act.SLEEP, span=3 * h),
         Step(425 * M, Act.CLOCK_BACK, span=10 * M),
+        # Time faults around the second urgent low: a reading a year ahead beside it, one answer
+        # dated 2001, the computer an hour behind then 50 min ahead, slow answers.
+        Step(463 * M, Act.FAULT, fault="future-reading:x3"),
+        Step(478 * M, Act.FAULT, fault="lying-date:x1"),
         Step(480 * M, Act.EXPIRE_SESSIONS),
+        Step(487 * M, Act.CLOCK_BACK, span=60 * M),
+        Step(520 * M, Act.CLOCK_FORWARD, span=120 * M),
+        Step(560 * M, Act.FAULT, fault="slow:0.3:x2"),
         Step(600 * M, Act.LOCK),
-        Step(625 * M, Act.USER_RESTARTS),
+        Step(665 * M, Act.USER_RESTARTS),  # after the lock's 60 min: a start may sign in
         Step(670 * M, Act.REJECT),
         Step(680 * M, Act.USER_RESTARTS),
     )
@@ -179,9 +187,14 @@ def full_day() -> Day:
         Step(6 * h, Act.OUTAGE, span=2 * h),
         Step(10 * h, Act.SLEEP, span=3 * h),
         Step(14 * h, Act.CLOCK_BACK, span=10 * M),
+        Step(16 * h + 23 * M, Act.FAULT, fault="future-reading:x3"),
+        Step(16 * h + 38 * M, Act.FAULT, fault="lying-date:x1"),
+        Step(16 * h + 47 * M, Act.CLOCK_BACK, span=60 * M),
         Step(16 * h + 50 * M, Act.EXPIRE_SESSIONS),
+        Step(17 * h + 40 * M, Act.CLOCK_FORWARD, span=120 * M),
+        Step(19 * h, Act.FAULT, fault="slow:0.3:x2"),
         Step(20 * h, Act.LOCK),
-        Step(20 * h + 40 * M, Act.USER_RESTARTS),
+        Step(21 * h + 5 * M, Act.USER_RESTARTS),
         Step(21 * h + 40 * M, Act.REJECT),
         Step(22 * h + 5 * M, Act.USER_RESTARTS),
     )

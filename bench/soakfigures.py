@@ -306,9 +306,9 @@ def _alerts(record: Record, found: Figures) -> None:
             kind, action = str(event.get("kind")), str(event.get("action"))
             found.alert_counts[(kind, action)] += 1
             if action == "raise":
-                computer_at = datetime.fromisoformat(str(event["at"]))
-                real = datetime.fromisoformat(str(event["ts"]))
-                raised.append((kind, computer_at - record.clock.computer_offset_at(real)))
+                # When the person was told, in world time (the log line's real moment): not the
+                # app's own idea of the time, which a clock change may have moved.
+                raised.append((kind, record.clock.of_event(event)))
     explained: set[int] = set()
     for episode in record.day.episodes:
         found.expected_episodes[episode.kind.value] += 1

@@ -71,10 +71,6 @@ class WorldClock:
     def world_at(self, real: datetime) -> datetime:
         return self.epoch + (real - self.epoch) * self.speed + _offset_at(self._world, real)
 
-    def computer_offset_at(self, real: datetime) -> timedelta:
-        """The computer's clock minus world time at a real moment."""
-        return _offset_at(self._computer, real)
-
     def now(self) -> datetime:
         return self.world_at(datetime.now(UTC))
 
@@ -92,7 +88,8 @@ class WorldClock:
             self._write()
 
     def set_computer_back(self, span: timedelta) -> None:
-        """The computer's clock is set back by `span`; the world's is not."""
+        """The computer's clock is set back by `span` (ahead, for a negative one); the world's
+        is not."""
         with self._lock:
             self._computer.append((datetime.now(UTC), self._computer[-1][1] - span))
             self._write()
@@ -262,6 +259,8 @@ class Driver:
                 self._sleep(step.span)
             case Act.CLOCK_BACK:
                 self.clock.set_computer_back(step.span)
+            case Act.CLOCK_FORWARD:
+                self.clock.set_computer_back(-step.span)
             case Act.LOCK:
                 fake.post("lock", {"username": USERNAME, "locked": True})
                 fake.post("expire-sessions")

@@ -359,25 +359,32 @@ class AppSession(QObject):
             account_id=settings.account_id,
         )
 
-    def _gate_for(self, config: ClientConfig) -> PersistedSignInGate:
+    def _gate_for(self, config: ClientConfig, *, asked: bool = False) -> PersistedSignInGate:
         """The sign-in gate every process of this data folder and account shares."""
         return PersistedSignInGate(
             self._state_dir,
             region=config.region.value,
             username=config.username,
             base_url=config.base_url,
+            asked=asked,
         )
 
     def _client_factory(
         self, config: ClientConfig, password: str, share_clock: ServerClock
     ) -> Callable[[], ShareClient]:
+        """Clients of one account; the first one's gate counts as the person asking: a start of
+        the app, or an account saved in Settings, may sign in once a lock's wait is over (never
+        during it, and never after a rejection without new credentials)."""
+        first = [True]
+
         def factory() -> ShareClient:
+            asked, first[0] = first[0], False
             return ShareClient(
                 config,
                 password,
                 clock=share_clock.base,
                 server_clock=share_clock,
-                gate=self._gate_for(config),
+                gate=self._gate_for(config, asked=asked),
             )
 
         return factory
