@@ -323,8 +323,9 @@ def shoot_scenes(look: Look, out_dir: Path) -> list[Path]:
     written = []
     for name in ("snooze", "locked"):
         with Desktop(*SCENE_SCREEN, look=look, portal=True) as desktop, scene_app(desktop, name):
-            scene = SCENES[name]
-            badge = wait_for_badge(desktop, RANGE_COLOURS[scene.model().range].background)
+            shown_range = SCENES[name].model().range
+            assert shown_range is not None  # every menu scene shows a value
+            badge = wait_for_badge(desktop, RANGE_COLOURS[shown_range].background)
             panel = desktop.panel()
             assert panel is not None
             strip = Rect(panel.right - 200, panel.y, 200, panel.height)
