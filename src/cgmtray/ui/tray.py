@@ -452,6 +452,7 @@ class StatusWindow(QWidget):
         self._line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self._message = QLabel()
         self._message.setWordWrap(True)
+        self._message.setContentsMargins(0, 6, 0, 2)  # clear of the badge above, the buttons below
         self._message.hide()
         self.snooze_button = QPushButton("&Snooze")
         self.snooze_button.setObjectName("status-snooze")
