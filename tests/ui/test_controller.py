@@ -166,6 +166,27 @@ def test_the_menu_says_until_when_a_lock_holds(rig: Rig) -> None:
     assert line == f"Dexcom locked the account: try again after {local} (in 48 min)"
 
 
+def test_the_status_line_leaves_a_lock_to_the_line_under_it(rig: Rig) -> None:
+    """Share's long lock message made the bold line (and the menu) a screen wide; the line under
+    it already says the account is locked and until when. The tooltip keeps the whole message."""
+    rig.readings(128)
+    message = "Dexcom has locked the account after too many sign-in attempts. Wait an hour."
+    until = rig.clock.now() + timedelta(minutes=48)
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(
+            LinkState.LOCKED, message=message, failure=FailureClass.LOCKED, sign_in_after=until
+        )
+    )
+    line = _menu_line(rig.tray, "status-line")
+    assert line is not None
+    assert line.startswith("128 mg/dL")
+    assert "locked" not in line
+    assert (_menu_line(rig.tray, "next-check") or "").startswith("Dexcom locked the account")
+    model = rig.tray.model
+    assert model is not None
+    assert message in model.tooltip
+
+
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:
     with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=1000):
         rig.controller._on_network_reachability_changed(QNetworkInformation.Reachability.Online)

@@ -45,6 +45,9 @@ WINDOW_SNOOZE_MIN = 30
 STARTING_MODEL = display.model(
     (), datetime.now(UTC), unit=Unit.MGDL, thresholds=Thresholds(), connection="Starting…"
 )
+#: Link states whose next-check line says what happened and what to do (so the status line
+#: need not repeat the problem).
+_SAID_BELOW = (LinkState.LOCKED, LinkState.SIGN_IN_REJECTED)
 #: While no tray exists, check this often whether one has appeared.
 TRAY_RECHECK_MS = 10_000
 
@@ -320,10 +323,9 @@ class TrayPresenter(QObject):
         """Rebuilt each time it opens, so the status line and snoozes are current."""
         menu = self._menu
         menu.clear()
-        model = self._model
         # The most important line of the menu: enabled (so it is not drawn faded), bold, and
         # opening the history when chosen.
-        status = menu.addAction(model.status_line if model else "Starting…")
+        status = menu.addAction(self._status_text())
         status.setObjectName("status-line")
         bold = status.font()
         bold.setBold(True)
@@ -357,6 +359,18 @@ class TrayPresenter(QObject):
         quit_action = menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit_requested)
+
+    def _status_text(self) -> str:
+        """The model's status line; while a lock or a rejected password stops checks, without
+        the problem's own (long) message: the line under it says what happened and what to do."""
+        model = self._model
+        if model is None:
+            return "Starting…"
+        connection = self._menu_state.connection
+        problem = connection.problem
+        if connection.state in _SAID_BELOW and problem:
+            return model.status_line.replace(display.SEPARATOR + problem, "", 1)
+        return model.status_line
 
     def _fill_snooze_menu(self, snooze: QMenu) -> None:
         """ "Snooze all non-urgent", one submenu per kind (only durations its cap grants, and
@@ -438,6 +452,7 @@ class StatusWindow(QWidget):
         self._line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self._message = QLabel()
         self._message.setWordWrap(True)
+        self._message.setContentsMargins(0, 6, 0, 2)  # clear of the badge above, the buttons below
         self._message.hide()
         self.snooze_button = QPushButton("&Snooze")
         self.snooze_button.setObjectName("status-snooze")
