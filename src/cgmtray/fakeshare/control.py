@@ -80,40 +80,32 @@ def inject(
     """Queues the spec's fault on `fake` for its next `count` matching requests; with `until`,
     only before that time, and with `every_request` for all of them until then."""
     count = None if every_request and until is not None else spec.count
+    options: dict[str, float] = {}
     if spec.fault is Fault.SLOW:
-        delay = spec.seconds if spec.seconds is not None else 35.0
-        fake.inject_fault(
-            spec.fault, region=region, endpoint=endpoint, count=count, delay_s=delay, until=until
-        )
-    elif spec.fault is Fault.RATE_LIMIT and spec.seconds is not None:
-        fake.inject_fault(
-            spec.fault,
-            region=region,
-            endpoint=endpoint,
-            count=count,
-            retry_after_s=round(spec.seconds),
-            until=until,
-        )
-    elif spec.fault in (Fault.DRIP, Fault.ENDLESS) and spec.seconds is not None:
-        fake.inject_fault(
-            spec.fault,
-            region=region,
-            endpoint=endpoint,
-            count=count,
-            delay_s=spec.seconds,
-            until=until,
-        )
-    elif spec.fault is Fault.HUGE and spec.seconds is not None:
-        fake.inject_fault(
-            spec.fault,
-            region=region,
-            endpoint=endpoint,
-            count=count,
-            size_mb=spec.seconds,
-            until=until,
-        )
-    else:
-        fake.inject_fault(spec.fault, region=region, endpoint=endpoint, count=count, until=until)
+        options["delay_s"] = spec.seconds if spec.seconds is not None else 35.0
+    elif spec.seconds is not None:
+        option = _SECONDS_OPTION.get(spec.fault)
+        if option == "retry_after_s":
+            options[option] = round(spec.seconds)
+        elif option is not None:
+            options[option] = spec.seconds
+    fake.inject_fault(
+        spec.fault,
+        region=region,
+        endpoint=endpoint,
+        count=count,
+        until=until,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+#: What a fault spec's number means, per fault (SLOW has its own default; others ignore it).
+_SECONDS_OPTION: dict[Fault, str] = {
+    Fault.RATE_LIMIT: "retry_after_s",
+    Fault.DRIP: "delay_s",
+    Fault.ENDLESS: "delay_s",
+    Fault.HUGE: "size_mb",
+}
 
 
 def has_count(text: str) -> bool:
