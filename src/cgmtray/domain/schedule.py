@@ -86,8 +86,6 @@ class PollReason(enum.StrEnum):
     BACKOFF_TRANSIENT = "backoff:transient"
     BACKOFF_SESSION = "backoff:session"
     RATE_LIMIT = "rate-limit"
-    LOCKED = "locked"
-    CREDENTIALS_RETRY = "credentials-retry"
     STOPPED_CREDENTIALS = "stopped:credentials"
     STOPPED_LOCKED = "stopped:locked"
     STOPPED_SIGN_IN_FAILURES = "stopped:sign-in-failures"
@@ -112,12 +110,11 @@ class Prompt(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A stop since `since`, until the person acts. `retry_at` is kept for callers and is always
-    None: no stop has an automatic attempt (a lock's wait is the sign-in gate's)."""
+    """A stop since `since`, until the person acts: no stop has an automatic attempt (when asking
+    may help after a lock is the sign-in gate's to say)."""
 
     kind: BlockKind
     since: datetime
-    retry_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,15 +432,15 @@ def _block_after(
 ) -> Block | None:
     """The stop a failure leads to. None of them has an automatic retry any more."""
     if failure is FailureClass.CLIENT_BUG:
-        return Block(BlockKind.CLIENT_BUG, now, None)
+        return Block(BlockKind.CLIENT_BUG, now)
     # Rejected credentials and a lock never lead to an automatic attempt: the person changes
     # the credentials, or asks once the lock period is over (docs/decisions.md, sign-in gate).
     if failure is FailureClass.CREDENTIALS or state.credentials_rejected:
-        return Block(BlockKind.CREDENTIALS, now, None)
+        return Block(BlockKind.CREDENTIALS, now)
     if failure is FailureClass.LOCKED:
-        return Block(BlockKind.LOCKED, now, None)
+        return Block(BlockKind.LOCKED, now)
     if failures >= MAX_SIGN_IN_FAILURES:
-        return Block(BlockKind.SIGN_IN_FAILURES, now, None)
+        return Block(BlockKind.SIGN_IN_FAILURES, now)
     return None
 
 
