@@ -551,7 +551,7 @@ class AppRig:
         self.sound.playing_changed.connect(self.sound_changes.append)
         self.notifier = Notifier(
             tray=None,
-            status_sink=lambda r: self.tray.show_status_message(r.title, r.body),
+            status_sink=lambda _r: None,  # the controller shows it (as the session wires it)
             sound=self.sound,
             bus_address=bus,
             state_file=state,

@@ -311,8 +311,9 @@ class AppSession(QObject):
         self._tray = tray
         sound = AlarmSound(parent=self)
 
-        def to_status_window(request: NotificationRequest) -> None:
-            tray.show_status_message(request.title, request.body)
+        def to_status_window(_request: NotificationRequest) -> None:
+            """Accepts an alert for the status window; the controller shows it there, with its
+            Snooze and Acknowledge, when the notifier reports it delivered (one owner)."""
 
         notifier = Notifier(
             tray=tray.tray,

@@ -197,11 +197,6 @@ class TrayPresenter(QObject):
     def set_menu_state(self, state: MenuState) -> None:
         self._menu_state = state
 
-    def show_status_message(self, title: str, body: str) -> None:
-        """A notification shown in the status window (the last fallback of the notifier)."""
-        if self._window is not None:
-            self._window.show_message(title, body)
-
     def show_status_alert(
         self, kind: AlertKind, title: str, body: str, snooze_cap: timedelta
     ) -> None:
