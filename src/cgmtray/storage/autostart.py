@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import plistlib
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from cgmtray import APP_ID, APP_NAME
+from cgmtray.storage.atomic import write_atomically
 
 #: The registry key (under HKEY_CURRENT_USER) whose values Windows starts at login.
 WINDOWS_RUN_KEY: Final = r"Software\Microsoft\Windows\CurrentVersion\Run"
@@ -63,21 +62,8 @@ def _checked_command(command: Sequence[str]) -> list[str]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if os.name == "posix":
-                os.fchmod(out.fileno(), 0o644)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        temp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+    # A launcher entry others (the desktop) read: world-readable, in an ordinary folder.
+    write_atomically(path, data, mode=0o644, dir_mode=0o777)
 
 
 def _remove(path: Path) -> None:

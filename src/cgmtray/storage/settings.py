@@ -9,7 +9,6 @@ import itertools
 import logging
 import os
 import re
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
 from cgmtray.domain.units import Unit, format_value
+from cgmtray.storage.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -284,21 +284,7 @@ def save_settings(settings: Settings, path: Path) -> None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if os.name == "posix":
-                os.fchmod(out.fileno(), _PRIVATE_FILE_MODE)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        temp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+    write_atomically(path, data, mode=_PRIVATE_FILE_MODE)
     if os.name == "posix":
         _fsync_directory(path.parent)
     _remove_stale_temps(path)

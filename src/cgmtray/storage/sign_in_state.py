@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -25,6 +24,7 @@ from typing import IO, Final, TypeVar
 
 from cgmtray.domain import sign_in_gate
 from cgmtray.domain.sign_in_gate import BlockKind, Decision, GateState, Outcome
+from cgmtray.storage.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -183,19 +183,8 @@ class PersistedSignInGate:
             "version": _VERSION,
             "accounts": {key: _state_json(state) for key, state in states.items()},
         }
-        fd, temp = tempfile.mkstemp(prefix=".sign-in-state.", suffix=".tmp", dir=self._dir)
-        try:
-            if os.name == "posix":
-                os.fchmod(fd, _FILE_MODE)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(payload, out, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            Path(temp).replace(self.state_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                Path(temp).unlink()
-            raise
+        data = json.dumps(payload, sort_keys=True).encode("utf-8")
+        write_atomically(self.state_file, data, mode=_FILE_MODE)
 
 
 def _state_json(state: GateState) -> dict[str, object]:

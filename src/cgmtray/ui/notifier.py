@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import weakref
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Final
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
 
+from cgmtray.storage.atomic import write_atomically
 from cgmtray.ui.sound import AlarmSound
 
 try:  # jeepney is a dependency on Linux only
@@ -271,7 +271,7 @@ class Notifier(QObject):
             for kind, shown in self._ids.values()
         ]
         try:
-            _write_atomically(self._state_file, json.dumps({"version": 1, "open": entries}))
+            write_atomically(self._state_file, json.dumps({"version": 1, "open": entries}).encode())
         except OSError as error:
             logger.warning(
                 "could not keep the list of open notifications (%s)",
@@ -458,17 +458,3 @@ def _read_open_ids(path: Path) -> tuple[ShownId, ...]:
             extra={"event": "notify.state_unreadable"},
         )
         return ()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename (owner-only on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temporary).unlink()
-        raise
