@@ -1,4 +1,4 @@
-"""Freedesktop desktop notifications over D-Bus (jeepney), on a thread of their own.
+"""Freedesktop desktop notifications over D-Bus (jeepney's threading router), off the GUI thread.
 
 The GUI thread only queues work here and never waits on the bus: every call has a deadline, a
 hung or missing notification server turns into a `notification_failed` report (the caller then
@@ -11,13 +11,9 @@ import contextlib
 import logging
 import os
 import queue
-import selectors
-import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import count
 from typing import Any, Final, Protocol
 
 from jeepney import (
@@ -27,12 +23,13 @@ from jeepney import (
     MatchRule,
     Message,
     MessageType,
-    Parser,
     message_bus,
     new_method_call,
 )
-from jeepney.bus import get_connectable_addresses
+from jeepney.bus import get_bus
 from jeepney.io.blocking import prep_socket
+from jeepney.io.common import RouterClosed
+from jeepney.io.threading import DBusConnection, DBusRouter, Proxy, ReceiveStopped
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +128,6 @@ class _StoppingError(Exception):
     """stop() was called: leave the thread now."""
 
 
-class _NoReplyError(Exception):
-    """The peer did not answer before the deadline (the connection itself is still fine)."""
-
-
 @dataclass(slots=True)
 class _Shown:
     """A notification the server holds for one episode key."""
@@ -164,7 +157,7 @@ class _CloseStaleCommand:
 
 @dataclass(frozen=True, slots=True)
 class _StopCommand:
-    """Leave the thread once everything queued before this is done."""
+    """Leave the thread once everything queued before this is done (or at once after stop())."""
 
 
 _Command = (
@@ -172,36 +165,36 @@ _Command = (
 )
 
 
-class _BusLink:
-    """One authenticated connection to a bus: bytes in and out, parsed messages."""
+class _Connection(DBusConnection):  # type: ignore[misc]  # jeepney is untyped
+    """jeepney's thread-safe connection, except that a bus that goes away (or sends bytes that do
+    not parse) ends the router's receiver quietly: its callers get RouterClosed, and `lost` says
+    the link is gone, instead of an exception escaping the receiver thread."""
 
-    def __init__(self, address: str, timeout: float) -> None:
-        path = next(get_connectable_addresses(address))
-        self.sock: socket.socket = prep_socket(path, timeout=timeout)
-        self.sock.settimeout(timeout)  # bounds sendall; reads only happen once select says so
-        self._parser = Parser()
-        self._serials = count(1)
+    lost: BaseException | None = None
 
-    def send(self, message: Message) -> int:
-        serial = next(self._serials)
-        self.sock.sendall(message.serialise(serial=serial))
-        return serial
-
-    def feed(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionResetError("the bus closed the connection")
-        self._parser.add_data(data)
-
-    def next_message(self) -> Message | None:
-        """The next complete message; ConnectionError if the stream cannot be parsed."""
+    def receive(self, *, timeout: float | None = None) -> Message:
         try:
-            return self._parser.get_next_message()
-        except Exception as exc:  # the parser is out of step with the stream: drop the link
-            raise ConnectionError(f"malformed D-Bus message ({type(exc).__name__})") from exc
+            return super().receive(timeout=timeout)
+        except ReceiveStopped:
+            raise
+        except Exception as exc:
+            self.lost = exc
+            raise ReceiveStopped from exc
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
+        for end in (self._stop_r, self._stop_w):  # jeepney leaves its wake pipe open
+            with contextlib.suppress(OSError):
+                os.close(end)
+
+
+class _Router(DBusRouter):  # type: ignore[misc]  # jeepney is untyped
+    """jeepney's router; a reply arriving just as its call times out is dropped, not raised in
+    the receiver thread (the call's reply slot may go between the lookup and its use)."""
+
+    def _dispatch(self, msg: Message) -> None:
+        with contextlib.suppress(KeyError):
+            super()._dispatch(msg)
 
 
 def _signal_rules() -> list[MatchRule]:
@@ -224,7 +217,8 @@ class DbusNotificationService:
     """Sends, updates and closes notifications on a worker thread; reports back via a listener.
 
     `address` is a D-Bus address ("unix:path=..."); None means $DBUS_SESSION_BUS_ADDRESS, read
-    when the first notification goes out. The thread starts on first use.
+    when the first notification goes out. The thread starts on first use. Commands and the
+    signals the router's filters catch share one queue, so the thread handles them in order.
     """
 
     def __init__(
@@ -233,21 +227,18 @@ class DbusNotificationService:
         self._address = address
         self._listener = listener
         self._timeout = timeout
-        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._inbox: queue.SimpleQueue[_Command | Message] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards _thread, _closed and _connection
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._stop_requested = threading.Event()
-        self._wake_reader: socket.socket | None = None
-        self._wake_writer: socket.socket | None = None
-        # Owned by the worker thread from here on.
-        self._selector: selectors.BaseSelector | None = None
-        self._link: _BusLink | None = None
+        self._stopping = threading.Event()
+        self._connection: _Connection | None = None
+        self._all_closed = threading.Event()
+        # Owned by the worker thread.
+        self._router: _Router | None = None
         self._capabilities: frozenset[str] | None = None
         self._bus_id = ""
-        self._all_closed = threading.Event()
         self._shown: dict[str, _Shown] = {}
-        self._keys_by_id: dict[int, str] = {}
 
     # Any thread ---------------------------------------------------------------------------
 
@@ -268,33 +259,28 @@ class DbusNotificationService:
         """Closes every notification shown, then stops; waits at most about `timeout` seconds
         for the closes (a dead or hung bus never holds up quit). True if all were closed."""
         with self._lock:
-            thread = self._thread
-            if self._closed or thread is None:
-                thread = None
-            else:
-                self._commands.put(_CloseAllCommand())
-                self._commands.put(_StopCommand())
+            thread = None if self._closed else self._thread
+            if thread is not None:
+                self._inbox.put(_CloseAllCommand())
+                self._inbox.put(_StopCommand())
         if thread is not None:
-            self._wake()
             thread.join(timeout)
         self.stop()
         return thread is None or self._all_closed.is_set()
 
     def stop(self) -> None:
-        """Ends the thread and closes the connection. Idempotent."""
+        """Ends the thread (cutting short any call in progress) and the connection. Idempotent."""
         with self._lock:
             thread, self._thread = self._thread, None
             self._closed = True
-        self._stop_requested.set()
-        self._wake()
+            self._stopping.set()
+            self._inbox.put(_StopCommand())  # wakes a thread waiting for work
+            if self._connection is not None:
+                self._connection.interrupt()  # a pending call fails now with RouterClosed
         if thread is not None:
             thread.join(timeout=5 * self._timeout)
             if thread.is_alive():  # pragma: no cover - every wait in the thread is bounded
                 logger.error("the D-Bus notification thread did not stop")
-                return
-        for end in (self._wake_reader, self._wake_writer):
-            if end is not None:
-                end.close()
 
     @property
     def running(self) -> bool:
@@ -307,37 +293,33 @@ class DbusNotificationService:
             if self._closed:
                 return False
             if self._thread is None:
-                self._wake_reader, self._wake_writer = socket.socketpair()
-                self._wake_reader.setblocking(False)
-                self._wake_writer.setblocking(False)
                 self._thread = threading.Thread(
                     target=self._run, name="cgmtray-dbus-notify", daemon=True
                 )
                 self._thread.start()
-            self._commands.put(command)
-        self._wake()
+            self._inbox.put(command)
         return True
-
-    def _wake(self) -> None:
-        # BlockingIOError: a wake-up is already pending; OSError: the service is closed.
-        if self._wake_writer is not None:
-            with contextlib.suppress(OSError):
-                self._wake_writer.send(b"\0")
 
     # The worker thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        assert self._wake_reader is not None
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
         try:
-            while True:
-                self._run_commands()
-                try:
-                    self._dispatch_parsed()
-                    self._wait(None)
-                except OSError as exc:
-                    self._drop_link(exc)
+            while not self._stopping.is_set():
+                item = self._inbox.get()
+                if isinstance(item, _StopCommand):
+                    return
+                if isinstance(item, OutgoingNotification):
+                    self._deliver(item)
+                elif isinstance(item, _CloseCommand):
+                    self._close_shown(item.key)
+                elif isinstance(item, _CloseAllCommand):
+                    closed = [self._close_shown(key) for key in list(self._shown)]
+                    if self._link_alive() and all(closed):
+                        self._all_closed.set()  # else the bus went away: the ids may still show
+                elif isinstance(item, _CloseStaleCommand):
+                    self._close_stale(item.stale)
+                else:
+                    self._dispatch(item)
         except _StoppingError:
             pass
         except Exception:
@@ -347,104 +329,72 @@ class DbusNotificationService:
                 self._closed = True
             self._fail_queued()
             self._drop_link(None)
-            self._selector.close()
 
     def _fail_queued(self) -> None:
         while True:
             try:
-                command = self._commands.get_nowait()
+                item = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(command, OutgoingNotification):
-                self._tell(self._listener.notification_failed, command.token, "stopped")
-
-    def _run_commands(self) -> None:
-        while True:
-            if self._stop_requested.is_set():
-                raise _StoppingError
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(command, OutgoingNotification):
-                self._deliver(command)
-            elif isinstance(command, _CloseCommand):
-                self._close_shown(command.key)
-            elif isinstance(command, _CloseAllCommand):
-                closed = [self._close_shown(key) for key in list(self._shown)]
-                if self._link is not None and all(closed):
-                    self._all_closed.set()  # else the bus went away: the ids may still show
-            elif isinstance(command, _CloseStaleCommand):
-                self._close_stale(command.stale)
-            else:
-                raise _StoppingError
-
-    def _wait(self, deadline: float | None) -> None:
-        """Blocks until bus data, a command or stop() arrive, or until `deadline` (monotonic)."""
-        assert self._selector is not None
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        for key, _events in self._selector.select(timeout):
-            if key.fileobj is self._wake_reader:
-                self._drain_wake()
-            elif self._link is not None and key.fileobj is self._link.sock:
-                self._link.feed()
-        if self._stop_requested.is_set():
-            raise _StoppingError
-
-    def _drain_wake(self) -> None:
-        assert self._wake_reader is not None
-        try:
-            while self._wake_reader.recv(4096):
-                pass
-        except BlockingIOError:
-            return
+            if isinstance(item, OutgoingNotification):
+                self._tell(self._listener.notification_failed, item.token, "stopped")
 
     def _call(self, message: Message) -> Message:
-        """Sends a method call and waits (bounded) for its reply, handling signals meanwhile."""
-        link = self._ensure_link()
-        serial = link.send(message)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            incoming = link.next_message()
-            if incoming is None:
-                if time.monotonic() >= deadline:
-                    member = message.header.fields.get(HeaderFields.member)
-                    raise _NoReplyError(f"no reply to {member} within {self._timeout} s")
-                self._wait(deadline)
-                continue
-            if incoming.header.fields.get(HeaderFields.reply_serial) != serial:
-                self._dispatch(incoming)
-                continue
-            if incoming.header.message_type == MessageType.error:
-                raise DBusErrorResponse(incoming)
-            return incoming
+        """Sends a method call and waits (at most the timeout) for its reply."""
+        router = self._ensure_link()
+        try:
+            reply = router.send_and_get_reply(message, timeout=self._timeout)
+        except (OSError, RouterClosed) as exc:
+            if self._stopping.is_set():
+                raise _StoppingError from exc
+            if not isinstance(exc, TimeoutError):  # no reply in time: the link itself is fine
+                self._drop_link(exc)
+            raise
+        if reply.header.message_type == MessageType.error:
+            raise DBusErrorResponse(reply)
+        return reply
 
-    def _ensure_link(self) -> _BusLink:
-        if self._link is not None:
-            return self._link
+    def _link_alive(self) -> bool:
+        return self._connection is not None and self._connection.lost is None
+
+    def _ensure_link(self) -> _Router:
+        if self._router is not None and self._link_alive():
+            return self._router
+        if self._connection is not None:
+            self._drop_link(self._connection.lost)
         address = self._address or os.environ.get("DBUS_SESSION_BUS_ADDRESS")
         if not address:
             raise ConnectionError("no D-Bus session bus address")
-        link = _BusLink(address, self._timeout)
-        assert self._selector is not None
-        self._selector.register(link.sock, selectors.EVENT_READ)
-        self._link = link
+        sock = prep_socket(get_bus(address), timeout=self._timeout)
+        sock.settimeout(self._timeout)  # bounds sendall; reads only happen once select says so
+        connection = _Connection(sock)
+        with self._lock:
+            self._connection = connection
+            if self._stopping.is_set():
+                connection.interrupt()
+        router = self._router = _Router(connection)
+        for rule in _signal_rules():  # before Hello: nothing arrives yet to race the filters
+            router.filter(rule, queue=self._inbox)
+        bus = Proxy(message_bus, router, timeout=self._timeout)
         try:
-            self._call(message_bus.Hello())
+            connection.unique_name = bus.Hello()[0]
             for rule in _signal_rules():
-                self._call(message_bus.AddMatch(rule))
-            self._bus_id = str(self._call(message_bus.GetId()).body[0])
-        except BaseException:
+                bus.AddMatch(rule)
+            self._bus_id = str(bus.GetId()[0])
+        except BaseException as exc:
             self._drop_link(None)
+            if self._stopping.is_set():
+                raise _StoppingError from exc
             raise
-        return link
+        return router
 
     def _drop_link(self, error: BaseException | None) -> None:
-        link, self._link = self._link, None
+        with self._lock:
+            connection, self._connection = self._connection, None
+        router, self._router = self._router, None
         self._capabilities = None
         self._shown.clear()
-        self._keys_by_id.clear()
-        if link is None:
+        if connection is None:
             return
         if error is not None:
             logger.warning(
@@ -452,10 +402,9 @@ class DbusNotificationService:
                 type(error).__name__,
                 extra={"event": "notify.bus_lost"},
             )
-        if self._selector is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(link.sock)
-        link.close()
+        if router is not None:
+            router.close()  # ends and joins the receiver thread
+        connection.close()
 
     def _server_capabilities(self) -> frozenset[str]:
         if self._capabilities is None:
@@ -483,8 +432,6 @@ class DbusNotificationService:
         except _StoppingError:
             raise
         except Exception as exc:
-            if isinstance(exc, OSError):
-                self._drop_link(exc)
             logger.warning(
                 "the desktop notification was not accepted (%s)",
                 type(exc).__name__,
@@ -492,34 +439,18 @@ class DbusNotificationService:
             )
             self._tell(self._listener.notification_failed, notification.token, type(exc).__name__)
             return
-        self._remember(notification, notification_id, server, earlier)
+        for key in [k for k, s in self._shown.items() if s.notification_id == notification_id]:
+            del self._shown[key]  # the id is this key's now (an update, or a reused id)
+        self._shown[notification.key] = _Shown(notification_id, notification.kind, server)
         shown = ShownId(notification_id, server, self._bus_id)
         self._tell(self._listener.notification_sent, notification.token, shown)
 
-    def _remember(
-        self,
-        notification: OutgoingNotification,
-        notification_id: int,
-        server: str,
-        earlier: _Shown | None,
-    ) -> None:
-        if earlier is not None:
-            self._keys_by_id.pop(earlier.notification_id, None)
-        other_key = self._keys_by_id.pop(notification_id, None)
-        if other_key is not None:
-            self._shown.pop(other_key, None)
-        self._shown[notification.key] = _Shown(notification_id, notification.kind, server)
-        self._keys_by_id[notification_id] = notification.key
-
     def _close_stale(self, stale: tuple[ShownId, ...]) -> None:
         try:
-            self._ensure_link()
             owner = str(self._call(message_bus.GetNameOwner(NOTIFICATIONS.bus_name)).body[0])
         except _StoppingError:
             raise
         except Exception as exc:
-            if isinstance(exc, OSError):
-                self._drop_link(exc)
             logger.info(
                 "left-over notifications not closed: no notification server (%s)",
                 type(exc).__name__,
@@ -543,8 +474,7 @@ class DbusNotificationService:
         shown = self._shown.pop(key, None)
         if shown is None:
             return True
-        self._keys_by_id.pop(shown.notification_id, None)
-        if self._link is None:
+        if not self._link_alive():
             return False
         return self._send_close(shown.notification_id, shown.kind)
 
@@ -554,8 +484,6 @@ class DbusNotificationService:
         except _StoppingError:
             raise
         except Exception as exc:
-            if isinstance(exc, OSError):
-                self._drop_link(exc)
             logger.warning(
                 "could not close the desktop notification (%s)",
                 type(exc).__name__,
@@ -564,50 +492,34 @@ class DbusNotificationService:
             return False
         return True
 
-    def _dispatch_parsed(self) -> None:
-        while self._link is not None:
-            message = self._link.next_message()
-            if message is None:
-                return
-            self._dispatch(message)
-
     def _dispatch(self, message: Message) -> None:
-        try:
-            self._dispatch_signal(message)
-        except (ValueError, TypeError, IndexError, KeyError):
-            logger.debug("ignored a malformed D-Bus signal", exc_info=True)
-
-    def _dispatch_signal(self, message: Message) -> None:
-        if message.header.message_type != MessageType.signal:
-            return  # e.g. a late reply to a call that already timed out
+        """Handles a signal the router's filters caught (they match the rules added to the bus)."""
         fields = message.header.fields
-        interface = fields.get(HeaderFields.interface)
         member = fields.get(HeaderFields.member)
         sender = str(fields.get(HeaderFields.sender, ""))
-        body = message.body
-        if interface == "org.freedesktop.DBus" and member == "NameOwnerChanged":
-            if body and body[0] == NOTIFICATIONS.bus_name:
-                self._on_server_changed()
-        elif interface == NOTIFICATIONS.interface and len(body) == 2:
-            if member == "ActionInvoked":
-                self._on_action_invoked(int(body[0]), str(body[1]), sender)
+        try:
+            if member == "NameOwnerChanged":
+                self._on_server_changed(str(message.body[2]))
+            elif member == "ActionInvoked":
+                self._on_action_invoked(int(message.body[0]), str(message.body[1]), sender)
             elif member == "NotificationClosed":
-                self._on_notification_closed(int(body[0]), int(body[1]), sender)
+                self._on_notification_closed(int(message.body[0]), int(message.body[1]), sender)
+        except (ValueError, TypeError, IndexError):
+            logger.debug("ignored a malformed D-Bus signal", exc_info=True)
 
-    def _on_server_changed(self) -> None:
+    def _on_server_changed(self, new_owner: str) -> None:
         """Another notification server took over: its ids and capabilities are not the old ones."""
         self._capabilities = None
-        self._shown.clear()
-        self._keys_by_id.clear()
+        for key in [k for k, s in self._shown.items() if s.server != new_owner]:
+            del self._shown[key]
 
     def _shown_for(self, notification_id: int, sender: str) -> tuple[str, _Shown] | None:
-        key = self._keys_by_id.get(notification_id)
-        if key is None:
-            return None
-        shown = self._shown[key]
-        if shown.server and sender != shown.server:
-            return None  # not from the server that holds our notification
-        return key, shown
+        for key, shown in self._shown.items():
+            if shown.notification_id == notification_id:
+                if shown.server and sender != shown.server:
+                    return None  # not from the server that holds our notification
+                return key, shown
+        return None
 
     def _on_action_invoked(self, notification_id: int, action: str, sender: str) -> None:
         found = self._shown_for(notification_id, sender)
@@ -628,7 +540,6 @@ class DbusNotificationService:
             return
         key, shown = found
         del self._shown[key]
-        del self._keys_by_id[notification_id]
         if reason == CLOSED_DISMISSED and not shown.answered:
             self._tell(self._listener.acknowledged, key, shown.kind)
 
