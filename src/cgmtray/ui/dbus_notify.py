@@ -183,9 +183,9 @@ class _Connection(DBusConnection):  # type: ignore[misc]  # jeepney is untyped
 
     def close(self) -> None:
         super().close()
-        for end in (self._stop_r, self._stop_w):  # jeepney leaves its wake pipe open
-            with contextlib.suppress(OSError):
-                os.close(end)
+        for end in ("_stop_r", "_stop_w"):  # jeepney leaves its interrupt pipe open
+            with contextlib.suppress(AttributeError, OSError):
+                os.close(getattr(self, end))
 
 
 class _Router(DBusRouter):  # type: ignore[misc]  # jeepney is untyped
