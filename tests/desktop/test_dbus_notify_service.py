@@ -143,6 +143,27 @@ def test_close_all_and_stop_on_a_server_that_never_answers_gives_up_within_its_w
         server.stop()
 
 
+def test_a_bus_that_goes_away_during_a_call_fails_the_notification_at_once(
+    qtbot: QtBot, private_bus: PrivateBus, listener: RecordingListener
+) -> None:
+    server = RecordingNotificationServer(private_bus.address, hang=True)
+    service = DbusNotificationService(private_bus.address, listener, timeout=120.0)
+    try:
+        assert service.submit(alert(1, "urgent_low#1"))
+        qtbot.waitUntil(lambda: server.calls() != [], timeout=int(HANG_BOUND_S * 1000))
+
+        private_bus.stop()  # the session ends while the call waits for its answer
+
+        failed = listener.next()  # well before the 120 s call timeout
+        assert (failed.event, failed.token) == ("failed", 1)
+        assert failed.detail == "RouterClosed"
+        assert service.submit(alert(2, "urgent_low#1"))  # tried again: no bus, so it fails
+        assert listener.next() == Report("failed", 2, "FileNotFoundError")
+    finally:
+        service.stop()
+        server.stop()
+
+
 def test_after_the_notification_server_restarts_an_update_never_replaces_another_programs(
     private_bus: PrivateBus, listener: RecordingListener
 ) -> None:

@@ -344,11 +344,16 @@ class DbusNotificationService:
         router = self._ensure_link()
         try:
             reply = router.send_and_get_reply(message, timeout=self._timeout)
-        except (OSError, RouterClosed) as exc:
+        except (OSError, RouterClosed, KeyError) as exc:
             if self._stopping.is_set():
                 raise _StoppingError from exc
-            if not isinstance(exc, TimeoutError):  # no reply in time: the link itself is fine
-                self._drop_link(exc)
+            if isinstance(exc, TimeoutError):  # no reply in time: the link itself is fine
+                raise
+            if isinstance(exc, KeyError):  # jeepney loses the reply slot when its receiver ends
+                lost = RouterClosed("the bus connection ended")
+                self._drop_link(lost)
+                raise lost from exc
+            self._drop_link(exc)
             raise
         if reply.header.message_type == MessageType.error:
             raise DBusErrorResponse(reply)
