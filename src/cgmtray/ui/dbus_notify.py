@@ -168,9 +168,16 @@ _Command = (
 class _Connection(DBusConnection):  # type: ignore[misc]  # jeepney is untyped
     """jeepney's thread-safe connection, except that a bus that goes away (or sends bytes that do
     not parse) ends the router's receiver quietly: its callers get RouterClosed, and `lost` says
-    the link is gone, instead of an exception escaping the receiver thread."""
+    the link is gone, instead of an exception escaping the receiver thread. A send that times out
+    is a lost link too, never a call that merely had no answer."""
 
     lost: BaseException | None = None
+
+    def send(self, message: Message, serial: int | None = None) -> None:
+        try:
+            super().send(message, serial=serial)
+        except TimeoutError as exc:  # (socket timeout) part of a message may be out: drop the link
+            raise ConnectionAbortedError("the bus did not take the message in time") from exc
 
     def receive(self, *, timeout: float | None = None) -> Message:
         try:
