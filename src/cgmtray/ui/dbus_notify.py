@@ -124,8 +124,8 @@ class DbusListener(Protocol):
     def acknowledged(self, key: str, kind: str) -> None: ...
 
 
-class _StoppingError(Exception):
-    """stop() was called: leave the thread now."""
+class _StoppingError(BaseException):
+    """stop() was called: leave the thread now (no `except Exception` stops it on its way)."""
 
 
 @dataclass(slots=True)
@@ -441,8 +441,6 @@ class DbusNotificationService:
             )
             notification_id = int(reply.body[0])
             server = str(reply.header.fields.get(HeaderFields.sender, ""))
-        except _StoppingError:
-            raise
         except Exception as exc:
             logger.warning(
                 "the desktop notification was not accepted (%s)",
@@ -460,8 +458,6 @@ class DbusNotificationService:
     def _close_stale(self, stale: tuple[ShownId, ...]) -> None:
         try:
             owner = str(self._call(message_bus.GetNameOwner(NOTIFICATIONS.bus_name)).body[0])
-        except _StoppingError:
-            raise
         except Exception as exc:
             logger.info(
                 "left-over notifications not closed: no notification server (%s)",
@@ -493,8 +489,6 @@ class DbusNotificationService:
     def _send_close(self, notification_id: int, kind: str) -> bool:
         try:
             self._call(new_method_call(NOTIFICATIONS, "CloseNotification", "u", (notification_id,)))
-        except _StoppingError:
-            raise
         except Exception as exc:
             logger.warning(
                 "could not close the desktop notification (%s)",
