@@ -40,7 +40,7 @@ DEADLINE_S = 20.0
 JOIN_S = 30.0
 
 FUZZ = settings(
-    max_examples=max(150, settings().max_examples),
+    max_examples=max(150, settings().max_examples),  # `make fuzz`: the explore profile's count
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
