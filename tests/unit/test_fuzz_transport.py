@@ -80,7 +80,17 @@ class GarbageServer:
                 if not data:
                     return
                 received += data
-            request_line = received.split(b"\r\n", 1)[0]
+            head, _, body = received.partition(b"\r\n\r\n")
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    # The whole request is read, so the answer is not cut short by a reset.
+                    while len(body) < int(value):
+                        more = connection.recv(65536)
+                        if not more:
+                            return
+                        body += more
+            request_line = head.split(b"\r\n", 1)[0]
             if self.target.encode() in request_line:
                 connection.sendall(self.garbage)
             elif ENDPOINT_AUTHENTICATE.encode() in request_line:
