@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM ?= offscreen
 # Tests never touch the real keyring.
 export PYTHON_KEYRING_BACKEND ?= keyring.backends.null.Keyring
 
-.PHONY: demo demo-now test lint typecheck unit sysdeps venv bench clean package
+.PHONY: demo demo-now test lint typecheck unit fuzz sysdeps venv bench clean package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# Long fuzzing: new random seeds every run and many more examples (the suite itself repeats the
+# same examples every run, the "ci" profile of tests/conftest.py). Failures are kept in .hypothesis/.
+fuzz: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider --hypothesis-profile=explore --hypothesis-show-statistics \
+		tests/unit/test_fuzz_*.py tests/ui/test_fuzz_worker.py tests/unit/test_storage_settings.py \
+		tests/unit/test_share_wire.py tests/unit/test_share_errors.py
 
 test: sysdeps $(STAMP) lint typecheck package
 	$(BIN)/coverage erase

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +102,79 @@ def test_now_against_a_hostile_server_ends_with_exit_5_and_a_plain_message(
     assert "Traceback" not in result.stderr
     assert "pa55-word!" not in result.stderr
     assert outcome["peak_kb"] < PEAK_RSS_BOUND_KB
+
+
+#: Answers found by fuzzing the transport (tests/unit/test_fuzz_transport.py): a switching-protocols
+#: or no-content status with broken chunked framing once crashed `now` with a bare ValueError.
+BROKEN_FRAMING = {
+    "101-broken-chunks": b"HTTP/1.1 101 Switching Protocols\r\nTransfer-Encoding: chunked\r\n"
+    b"\r\nzz\r\n[]\r\n0\r\n\r\n",
+    "204-broken-chunks": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n[]",
+}
+
+
+@pytest.fixture
+def framing_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A loopback server that answers every request with the raw bytes of `request.param`."""
+    answer = BROKEN_FRAMING[request.param]
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with contextlib.suppress(OSError), connection:
+                connection.settimeout(NOW_TIMEOUT_S)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    data = connection.recv(65536)
+                    if not data:
+                        break
+                    received += data
+                connection.sendall(answer)
+                connection.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/ShareWebServices/Services/"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(NOW_TIMEOUT_S)
+
+
+@pytest.mark.parametrize("framing_server", sorted(BROKEN_FRAMING), indirect=True)
+def test_now_against_broken_framing_exits_5_with_one_line_and_no_traceback(
+    framing_server: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [
+            *CGM_TRAY,
+            "now",
+            "--basedir",
+            str(tmp_path / "base"),
+            "--share-url",
+            framing_server,
+            "--username",
+            "dave",
+            "--password-stdin",
+        ],
+        input="pa55-word!\n",
+        capture_output=True,
+        text=True,
+        env=_headless_env(tmp_path),
+        timeout=NOW_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == EXIT_NETWORK, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pa55-word!" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("cgm-tray:")]
+    assert len(said) == 1, result.stderr
+    assert "try again" in said[0]
+    assert result.stdout == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import selectors
 import signal
@@ -207,6 +208,20 @@ def test_error_style_session_ttl_lockout_and_legacy_options() -> None:
         )
 
 
+def test_the_json_subcode_style_option() -> None:
+    with serving(["--subcode-style", "json"]) as running:
+        wrong = {
+            "accountName": DEMO_USERNAME,
+            "password": "nope",
+            "applicationId": Region.US.application_id,
+        }
+        url = running.base_url + ENDPOINT_AUTHENTICATE
+        body = requests.post(url, json=wrong, timeout=TIMEOUT).json()
+        details = json.loads(body["SubCode"])["OnlineException"]
+        assert details["Type"] == 13
+        assert details["DateThrown"].endswith("Z")
+
+
 def test_a_taken_port_is_reported_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -226,6 +241,7 @@ def test_defaults() -> None:
     assert args.session_ttl == 86400.0
     assert args.lockout_after == 5
     assert args.error_style == "2025"
+    assert args.subcode_style == "xml"
     assert args.legacy_format is False
     assert args.account is None
     assert args.fault is None

@@ -29,6 +29,7 @@ from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
     ENDPOINT_IS_MONITORING,
     ENDPOINT_LOGIN_BY_ID,
+    ENDPOINT_LOGIN_BY_NAME,
     ENDPOINT_POST_EGVS,
     ENDPOINT_READ,
     ENDPOINT_START_MONITORING,
@@ -195,7 +196,7 @@ def test_the_fixture_has_the_documented_account(fake_share: FakeShare) -> None:
     "path",
     [
         SERVICES_PATH + "General/NoSuchThing",
-        SERVICES_PATH + "General/LoginPublisherAccountByName",
+        SERVICES_PATH + "General/LoginPublisherAccountByNames",
         SERVICES_PATH,
         "/",
         "/General/AuthenticatePublisherAccount",
@@ -1316,7 +1317,56 @@ def test_the_json_subcode_form(fake_clock: ManualClock) -> None:
         body = response.json()
         details = json.loads(body["SubCode"])["OnlineException"]
         assert details["ErrorCode"] == "AccountPasswordInvalid"
-        assert details["Type"] == "13"
+        # Typed values as recorded since late 2025: numbers, and an id without braces.
+        assert (details["Type"], details["Category"], details["Severity"]) == (13, 4, 1)
+        assert uuid.UUID(details["Id"])
+        assert not details["Id"].startswith("{")
+        assert "\n" in body["SubCode"]  # pretty-printed
+        assert details["DateThrown"] == "2025-06-15T12:00:00.000Z"
+        assert details["DateThrownLocal"] == "2025-06-15T12:00:00.000"
+
+
+ISO_UTC = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}"
+
+
+def test_error_times_are_utc_iso_with_z_and_the_local_time_is_the_same(
+    fake_share: FakeShare, fake_clock: ManualClock
+) -> None:
+    fake_clock.advance(timedelta(hours=5, minutes=29, seconds=43, milliseconds=728))
+    body = share_error(authenticate(fake_share, password="wrong"))
+    thrown = re.search(r'DateThrown="([^"]*)"', body["SubCode"])
+    local = re.search(r'DateThrownLocal="([^"]*)"', body["SubCode"])
+    assert thrown is not None
+    assert local is not None
+    assert thrown.group(1) == "2025-06-15T17:29:43.728Z"
+    assert re.fullmatch(ISO_UTC + "Z", thrown.group(1))
+    assert local.group(1) == thrown.group(1).removesuffix("Z")  # the service's zone is UTC
+    assert "-0700" not in body["SubCode"]
+    assert "+0000" not in body["SubCode"]
+    assert re.search(r'Id="\{[0-9a-f-]{36}\}"', body["SubCode"])
+
+
+def test_quotes_in_a_subcode_message_are_left_as_recorded(fake_share: FakeShare) -> None:
+    response = post(
+        fake_share,
+        ENDPOINT_LOGIN_BY_ID,
+        body={"accountId": "1", "password": PASSWORD, "applicationId": APP_ID_US_OUS},
+    )
+    body = share_error(response)
+    assert 'from String "1"' in body["SubCode"]
+    assert "&quot;" not in body["SubCode"]
+
+
+def test_login_by_name_answers_200_with_the_zero_uuid_as_recorded(fake_share: FakeShare) -> None:
+    for password in (PASSWORD, "wrong"):
+        response = post(
+            fake_share,
+            ENDPOINT_LOGIN_BY_NAME,
+            body={"accountName": USERNAME, "password": password, "applicationId": APP_ID_US_OUS},
+        )
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json() == "00000000-0000-0000-0000-000000000000"
 
 
 # --- the read window as a property ----------------------------------------------------------

@@ -57,7 +57,7 @@ CONNECT_TIMEOUT_S: Final = 2.0
 READ_TIMEOUT_S: Final = 2.0
 
 FUZZ = settings(
-    max_examples=200,
+    max_examples=max(200, settings().max_examples),  # `make fuzz`: the explore profile's count
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

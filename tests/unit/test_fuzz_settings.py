@@ -41,7 +41,7 @@ ECHO_PROBE: Final = "Q" * 200
 MAX_PROBLEM_CHARS: Final = 12_000
 
 FUZZ = settings(
-    max_examples=250,
+    max_examples=max(250, settings().max_examples),  # `make fuzz`: the explore profile's count
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

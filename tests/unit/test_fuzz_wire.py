@@ -46,7 +46,11 @@ SECRET_ID: Final = "5e55a0b1-9c1d-4e2f-8a3b-7c6d5e4f3a2b"
 #: A wire error is one short line, however big or odd the body was.
 MAX_MESSAGE_CHARS: Final = 300
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=max(300, settings().max_examples),  # `make fuzz`: the explore profile's count
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _ms(instant: datetime) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import uuid
 from dataclasses import dataclass
@@ -112,28 +111,31 @@ def error_body(
 
 
 def _subcode(code: str, message: str, now: datetime, style: SubCodeStyle) -> str:
+    """The SubCode as recorded (protocol 2.6): UTC ISO times, `DateThrownLocal` the same without
+    the `Z` (the service's zone is UTC). The XML-ish form (to 2025-06) has every value a string, the
+    Id in braces and quotes left unescaped; the JSON form (since 2025-11) has typed numbers, the Id
+    without braces, pretty-printed."""
     diagnostics = _DIAGNOSTICS.get(code, _UNKNOWN_DIAGNOSTICS)
     thrown = now.astimezone(UTC)
-    local = thrown - timedelta(hours=7)  # the service's own (Pacific) zone
-    fields: dict[str, str] = {
-        "DateThrownLocal": f"{local:%Y-%m-%d %H:%M:%S}.{thrown.microsecond // 1000:03d} -0700",
-        "DateThrown": f"{thrown:%Y-%m-%d %H:%M:%S}.{thrown.microsecond // 1000:03d} +0000",
+    local = f"{thrown:%Y-%m-%dT%H:%M:%S}.{thrown.microsecond // 1000:03d}"
+    fields: dict[str, str | int] = {
+        "DateThrownLocal": local,
+        "DateThrown": local + "Z",
         "ErrorCode": "" if diagnostics.error_code_blank else code,
-        "Type": str(diagnostics.type_id),
-        "Category": str(diagnostics.category_id),
-        "Severity": str(diagnostics.severity_id),
+        "Type": diagnostics.type_id,
+        "Category": diagnostics.category_id,
+        "Severity": diagnostics.severity_id,
         "TypeString": diagnostics.type_name,
         "CategoryString": diagnostics.category_name,
         "SeverityString": diagnostics.severity_name,
         "HostName": "",
         "HostIP": "",
-        "Id": "{" + str(uuid.uuid4()) + "}",
+        "Id": str(uuid.uuid4()),
         "Message": message,
         "FullText": f"com.dexcom.udp.common.data.exception.OnlineException: {message}",
     }
     if style == "json":
-        return json.dumps({"OnlineException": fields}, separators=(",", ":"))
-    attributes = " ".join(
-        f'{name}="{html.escape(value, quote=True)}"' for name, value in fields.items()
-    )
+        return json.dumps({"OnlineException": fields}, indent=2)
+    fields["Id"] = "{" + str(fields["Id"]) + "}"
+    attributes = " ".join(f'{name}="{value}"' for name, value in fields.items())
     return f"<OnlineException {attributes} />"

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, ENDPOINT_READ, Region
+from cgmtray.share.regions import (
+    ENDPOINT_AUTHENTICATE,
+    ENDPOINT_LOGIN_BY_ID,
+    ENDPOINT_LOGIN_BY_NAME,
+    ENDPOINT_READ,
+    Region,
+)
 
-SIGN_IN_ENDPOINTS: Final = frozenset({ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID})
+SIGN_IN_ENDPOINTS: Final = frozenset(
+    {ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, ENDPOINT_LOGIN_BY_NAME}
+)
 #: The `code` of a sign-in answered 200 with the all-zero UUID (a "no" without an error).
 ZERO_UUID_CODE: Final = "ZeroUuid"
 #: The `code` of a request answered with a connection reset (fault or outage).

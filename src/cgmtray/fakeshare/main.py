@@ -156,6 +156,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how rejected credentials are answered (default: 2025, AccountPasswordInvalid)",
     )
     parser.add_argument(
+        "--subcode-style",
+        choices=["xml", "json"],
+        default="xml",
+        help=(
+            "the SubCode of error bodies: xml (the OnlineException element, as recorded to "
+            "2025-06) or json (typed and pretty-printed, as recorded since 2025-11; default: xml)"
+        ),
+    )
+    parser.add_argument(
         "--legacy-format",
         action="store_true",
         help="answer reads in the pre-2021 format (/Date(ms)/ and integer trends)",
@@ -183,6 +192,7 @@ def run(
         lockout_after=args.lockout_after,
         lockout_period=timedelta(seconds=args.lockout_period),
         credential_error_style=args.error_style,
+        subcode_style=args.subcode_style,
     )
     try:
         fake.start()

@@ -510,6 +510,12 @@ class FakeShare:
     `control_port` (0: a free one) a separate control listener serves only those and stays up
     through a refused-connection outage. Its requests concern the first of `regions` unless they
     name one.
+
+    True to recorded traffic (protocol 2.6): error SubCodes carry UTC ISO-8601 times
+    (`2025-06-15T17:29:43.728Z`, `DateThrownLocal` the same without the `Z`), as the XML-ish
+    string (`subcode_style="xml"`, to 2025-06) or the typed, pretty-printed JSON string ("json",
+    since 2025-11); `General/LoginPublisherAccountByName` answers 200 with the all-zero UUID as
+    a JSON string for any credentials, as the real service has since 2020.
     """
 
     def __init__(

@@ -32,6 +32,7 @@ from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
     ENDPOINT_IS_MONITORING,
     ENDPOINT_LOGIN_BY_ID,
+    ENDPOINT_LOGIN_BY_NAME,
     ENDPOINT_POST_EGVS,
     ENDPOINT_READ,
     ENDPOINT_START_MONITORING,
@@ -48,6 +49,7 @@ CredentialErrorStyle = Literal["2025", "2024"]
 ENDPOINT_METHODS: Final[Mapping[str, str]] = {
     ENDPOINT_AUTHENTICATE: "POST",
     ENDPOINT_LOGIN_BY_ID: "POST",
+    ENDPOINT_LOGIN_BY_NAME: "POST",
     ENDPOINT_READ: "POST",
     ENDPOINT_SYSTEM_UTC_TIME: "GET",
     ENDPOINT_POST_EGVS: "POST",
@@ -300,6 +302,7 @@ class ShareService:
         handlers = {
             ENDPOINT_AUTHENTICATE: self._authenticate,
             ENDPOINT_LOGIN_BY_ID: self._login_by_id,
+            ENDPOINT_LOGIN_BY_NAME: self._login_by_name,
             ENDPOINT_READ: self._read,
             ENDPOINT_SYSTEM_UTC_TIME: self._system_utc_time,
             ENDPOINT_POST_EGVS: self._post_egvs,
@@ -359,6 +362,13 @@ class ShareService:
         self._sessions[request.region][session_id] = _Session(request.region, owner_key, self.now())
         self._issued_session_ids.append(session_id)
         return Reply(200, json_bytes(session_id))
+
+    def _login_by_name(self, request: Request) -> Reply:
+        """The real service still answers the pre-2021 sign-in by name with 200 and the all-zero
+        UUID as a JSON string, whatever the credentials (2020-21 logs, protocol 2.6 and 3): "no"
+        without an error. It opens no session; the counters count it as a sign-in request."""
+        del request
+        return Reply(200, json_bytes(ZERO_UUID), code=ZERO_UUID_CODE)
 
     def _sign_in_fields(self, request: Request, id_field: str) -> tuple[str, str, str]:
         payload = self._json_object(request.body, required=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import logging
 import math
@@ -12,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Final, NoReturn
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -54,6 +52,7 @@ from cgmtray.share.regions import (
     SERVICES_PATH,
     Region,
 )
+from cgmtray.share.urls import EXAMPLE_SHARE_URL, share_url_problem
 
 _log = logging.getLogger(__name__)
 
@@ -68,8 +67,6 @@ SESSION_RENEW_AGE: Final = timedelta(hours=23)
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 #: Bytes read from a body at a time.
 _BODY_CHUNK_BYTES: Final = 64 * 1024
-
-_LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,44 +104,19 @@ class ClientConfig:
 
 
 def validate_share_url(url: str) -> str:
-    """`url` if it is a loopback Share URL `http(s)://host:port/ShareWebServices/Services/`.
-
-    Credentials are only ever sent to the real region hosts or to this computer.
-    """
-    refusal = InvalidRequestError(
-        "the Share URL override must be http(s)://<loopback host>:<port>" + SERVICES_PATH,
-        user_message=(
-            "The Share URL must point to this computer (127.0.0.1, ::1 or localhost), for "
-            "example http://127.0.0.1:8080" + SERVICES_PATH
-        ),
-    )
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise refusal from None
-    host = parts.hostname or ""
-    if (
-        parts.scheme not in {"http", "https"}
-        or port is None
-        or parts.username is not None
-        or parts.password is not None
-        or parts.path != SERVICES_PATH
-        or parts.query
-        or parts.fragment
-        or not _is_loopback(host)
-    ):
-        raise refusal
+    """`url` if it may replace the region's Share URL (the rule of `share.urls`), else
+    InvalidRequestError: credentials are only ever sent to the real region hosts or to this
+    computer."""
+    problem = share_url_problem(url)
+    if problem is not None:
+        raise InvalidRequestError(
+            "the Share URL override must be http(s)://<loopback host>:<port>" + SERVICES_PATH,
+            user_message=(
+                f"{problem} The Share URL must point to this computer (127.0.0.1, ::1 or "
+                f"localhost), for example {EXAMPLE_SHARE_URL}"
+            ),
+        )
     return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_window(minutes: int, max_count: int) -> None:

@@ -9,6 +9,9 @@ ENDPOINT_AUTHENTICATE: Final = "General/AuthenticatePublisherAccount"
 ENDPOINT_LOGIN_BY_ID: Final = "General/LoginPublisherAccountById"
 ENDPOINT_READ: Final = "Publisher/ReadPublisherLatestGlucoseValues"
 ENDPOINT_SYSTEM_UTC_TIME: Final = "General/SystemUtcTime"
+#: The pre-2021 sign-in by name: still answers, with the all-zero UUID (protocol 2.6, 3). The tray
+#: app never calls it; the fake service answers it as the real one does.
+ENDPOINT_LOGIN_BY_NAME: Final = "General/LoginPublisherAccountByName"
 # Uploader (publisher-side) endpoints: the fake service implements them so readings can be
 # published into it; the tray app never calls them.
 ENDPOINT_POST_EGVS: Final = "Publisher/PostReceiverEgvRecords"

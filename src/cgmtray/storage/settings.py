@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import itertools
 import logging
 import os
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 import tomli_w
 
@@ -24,6 +22,7 @@ from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
 from cgmtray.domain.units import Unit, format_value
+from cgmtray.share.urls import EXAMPLE_SHARE_URL, is_share_url, share_url_problem
 from cgmtray.storage.atomic import write_atomically
 
 log = logging.getLogger(__name__)
@@ -170,21 +169,8 @@ def _kind_problems(kind: AlertKind, config: KindConfig, unit: Unit) -> list[str]
 
 
 def is_loopback_url(url: str) -> bool:
-    """True for an http(s) URL whose host is this computer (127.0.0.0/8, ::1 or localhost)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return False
-    if parts.scheme not in {"http", "https"} or not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """True for a Share URL override the client accepts (the one rule of `share.urls`)."""
+    return is_share_url(url)
 
 
 def validate(settings: Settings, *, require_username: bool = True) -> list[str]:
@@ -213,8 +199,8 @@ def validate(settings: Settings, *, require_username: bool = True) -> list[str]:
         problems += _kind_problems(kind, kinds[kind], settings.unit)
     if not MIN_RETENTION_DAYS <= settings.retention_days <= MAX_RETENTION_DAYS:
         problems.append(f"Keep history between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days.")
-    if settings.share_url is not None and not is_loopback_url(settings.share_url):
-        problems.append("A custom Share address must point to this computer (loopback).")
+    if settings.share_url is not None and (url_problem := share_url_problem(settings.share_url)):
+        problems.append(url_problem)
     return problems
 
 
@@ -419,7 +405,7 @@ def _as_account_id(value: object) -> str | None:
 
 
 def _as_share_url(value: object) -> str | None:
-    return value if isinstance(value, str) and is_loopback_url(value) else None
+    return value if isinstance(value, str) and is_share_url(value) else None
 
 
 def _in_range(low: float, high: float) -> Callable[[object], float | None]:
@@ -569,7 +555,8 @@ def settings_from_document(document: dict[str, Any]) -> tuple[Settings, list[str
             "advanced.share_url",
             None,
             _as_share_url,
-            "an http address on this computer (loopback)",
+            "the address of a Share service on this computer, such as "
+            f"{EXAMPLE_SHARE_URL} (Dexcom's own service is used instead)",
         ),
     )
     return settings, reader.problems
