@@ -116,6 +116,9 @@ def test_a_read_only_data_folder_still_shows_readings_alerts_and_says_history_is
     data_dir = app_paths(rig.basedir).data_dir
     with read_only_folder(data_dir):
         fake, tray = start_with_readings(rig)
+        # Said before the window (stderr) and again under the status line (files.notice).
+        _index, early = tray.log.wait_event("files.folder_unusable", timeout=MOMENT_S)
+        assert str(early["msg"]).startswith(f"The folder {data_dir} is read-only")
         tray.log.wait_for(
             notice_containing("History is not being kept"), timeout=MOMENT_S, what="the notice"
         )

@@ -150,6 +150,7 @@ class HistoryStore:
                 _check_no_links(Path(path))
                 _create_private_file(Path(path))
                 self._conn = self._connect(self._path, uri=False)
+                self._check_ours()  # before anything is written to a file that may not be ours
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._migrate()
@@ -218,18 +219,20 @@ class HistoryStore:
                 f"{'missing' if not columns else 'of another shape'}"
             )
 
+    def _check_ours(self) -> None:
+        """A newer app's store or another program's database is refused before any write."""
+        version = self._check_version()
+        foreign = self._conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchone()[0]
+        if version == 0 and foreign:
+            raise HistoryDamagedError(
+                f"The history file {self._path} is not CGM Tray's: another program's database"
+            )
+
     def _migrate(self) -> None:
         with self._write():
             version = self._check_version()
-            if (
-                version == 0
-                and self._conn.execute(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-                ).fetchone()[0]
-            ):
-                raise HistoryDamagedError(
-                    f"The history file {self._path} is not CGM Tray's: another program's database"
-                )
             while version < SCHEMA_VERSION:
                 MIGRATIONS[version](self._conn)
                 version += 1
