@@ -9,6 +9,7 @@ import logging
 import os
 import sqlite3
 import stat
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,6 @@ import pytest
 
 from cgmtray import logging_setup
 from cgmtray.domain.readings import Reading, Trend
-from cgmtray.storage import settings as settings_module
 from cgmtray.storage.history import (
     HistoryDamagedError,
     HistoryStore,
@@ -125,9 +125,12 @@ def test_a_100_mb_settings_file_is_refused_without_being_parsed(
         out.write(b"1]\n")
     size = path.stat().st_size
     parsed: list[str] = []
-    monkeypatch.setattr(
-        settings_module.tomllib, "loads", lambda text, **_: parsed.append(text) or {}
-    )
+
+    def parse(text: str) -> dict[str, object]:
+        parsed.append(text)
+        return {}
+
+    monkeypatch.setattr(tomllib, "loads", parse)
 
     result = load_settings(path, now=T0)
 
