@@ -402,7 +402,10 @@ class Controller(QObject):
     def _on_notifier_delivered(self, key: str, backend: str) -> None:
         """The status window has controls for the alert it shows."""
         request = self._notifier.request_for(key)
-        if backend != BACKEND_WINDOW or request is None or request.kind == FILES_NOTICE_KIND:
+        if backend != BACKEND_WINDOW or request is None:
+            return
+        if request.kind == FILES_NOTICE_KIND:
+            self._tray.show_status_message(request.title, request.body)
             return
         kind = AlertKind(request.kind)
         self._window_keys[key] = kind

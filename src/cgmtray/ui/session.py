@@ -342,22 +342,6 @@ class AppSession(QObject):
             state_file=self._paths.data_dir / OPEN_NOTIFICATIONS_FILE,
             parent=self,
         )
-        if opened.moved_to is not None and opened.problem is not None:
-            log.warning(
-                "%s",
-                opened.problem,
-                extra={"event": "history.moved_aside", "moved_to": str(opened.moved_to)},
-            )
-            notifier.show(
-                NotificationRequest(
-                    key="files-history-moved",
-                    kind=FILES_NOTICE_KIND,
-                    title="History store was damaged",
-                    body=opened.problem,
-                    urgent=False,
-                    snoozable=False,
-                )
-            )
         client_factory = self._client_factory(account.config, account.password, account.share_clock)
         self._client_source = client_factory
         worker = ShareWorker(
@@ -377,7 +361,7 @@ class AppSession(QObject):
                 history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
             )
         self._history = history
-        return Controller(
+        controller = Controller(
             clock=account.share_clock,
             tray=tray,
             notifier=notifier,
@@ -389,6 +373,24 @@ class AppSession(QObject):
             open_settings=None if self._demo else self.open_settings,
             open_about=about_opener(),
         )
+        # After the controller: it shows a notice that reaches the status window there.
+        if opened.moved_to is not None and opened.problem is not None:
+            log.warning(
+                "%s",
+                opened.problem,
+                extra={"event": "history.moved_aside", "moved_to": str(opened.moved_to)},
+            )
+            notifier.show(
+                NotificationRequest(
+                    key="files-history-moved",
+                    kind=FILES_NOTICE_KIND,
+                    title="History store was damaged",
+                    body=opened.problem,
+                    urgent=False,
+                    snoozable=False,
+                )
+            )
+        return controller
 
     def _client_config(self, settings: Settings) -> ClientConfig:
         """The client's account from the settings (and a --share-url, loopback only)."""

@@ -220,6 +220,12 @@ class TrayPresenter(QObject):
         self._status_alerts[kind] = (title, body, minutes if minutes > 0 else None)
         self._show_status_alerts()
 
+    def show_status_message(self, title: str, body: str) -> None:
+        """A notice that is no alert (a damaged history store replaced) reached the status
+        window: shown without Snooze or Acknowledge, until an alert takes its place."""
+        if self._window is not None and self._status_kind is None:
+            self._window.show_message(title, body)
+
     def clear_status_alert(self, kind: AlertKind) -> None:
         """The kind's alert ended or was answered: the window shows the next one, or nothing."""
         self._status_alerts.pop(kind, None)
