@@ -197,3 +197,56 @@ def test_the_log_file_is_owner_only_also_after_a_rotation(rig: Rig) -> None:
     for path in (tray.log_file, rotated):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(tray.log_file.parent.stat().st_mode) == 0o700
+
+
+@contextlib.contextmanager
+def small_folder(folder: Path) -> Iterator[None]:
+    """`folder` on a 512 KiB tmpfs of its own (root only), so the test can fill it."""
+    if not IS_ROOT:
+        pytest.skip("a full disk needs a small tmpfs mount, which needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30, check=False)
+
+
+def fill(folder: Path) -> None:
+    """Writes a file into `folder` until the disk is full (unbuffered: every byte that fits)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while os.write(fd, b"\0" * 4096):
+                pass
+        with contextlib.suppress(OSError):
+            while os.write(fd, b"\0"):
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_is_said_and_readings_and_alerts_go_on(rig: Rig) -> None:
+    data_dir = app_paths(rig.basedir).data_dir
+    with small_folder(data_dir):
+        fake, tray = start_with_readings(rig)
+        index, _stored = tray.log.wait_event("history.stored", timeout=MOMENT_S)
+        fill(data_dir)
+        publish_lows(rig, fake)
+        tray.log.wait_event("history.write_failed", start=index, timeout=MOMENT_S)
+        tray.log.wait_for(
+            notice_containing("Readings are not being saved to history"),
+            timeout=MOMENT_S,
+            what="the disk-full notice",
+        )
+        tray.log.wait_event("alert.raised", kind="low", timeout=MOMENT_S)
+        tray.log.wait_event("tray.updated", severity="low", timeout=MOMENT_S)
+        quit_cleanly(tray)
