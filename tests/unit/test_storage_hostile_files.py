@@ -19,6 +19,7 @@ import pytest
 
 from cgmtray import logging_setup
 from cgmtray.domain.readings import Reading, Trend
+from cgmtray.domain.sign_in_gate import Outcome
 from cgmtray.storage.history import (
     HistoryDamagedError,
     HistoryStore,
@@ -39,6 +40,7 @@ from cgmtray.storage.settings import (
     load_settings,
     save_settings,
 )
+from cgmtray.storage.sign_in_state import LOCK_FILE_NAME, STATE_FILE_NAME, PersistedSignInGate
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX modes and symlinks")
 pytestmark = posix_only
@@ -384,3 +386,21 @@ def test_a_symlinked_folder_is_used(tmp_path: Path) -> None:
     assert prepare(app_paths(base)) == []
     save_settings(Settings(username="linked"), app_paths(base).settings_file)
     assert load_settings(real / "settings.toml").settings.username == "linked"
+
+
+# --- the shared sign-in state ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [LOCK_FILE_NAME, STATE_FILE_NAME])
+def test_a_symlinked_sign_in_state_file_is_not_followed(
+    tmp_path: Path, victim: Path, name: str
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / name).symlink_to(victim)
+    before = victim.read_bytes()
+    gate = PersistedSignInGate(folder, region="us", username="someone")
+    assert gate.reserve(T0).allowed  # signing in still works: the state is kept in memory
+    gate.record(T0, Outcome.REJECTED)
+    assert gate.state().block is not None
+    assert unchanged(victim, before)
