@@ -20,6 +20,8 @@ import pytest
 from cgmtray.logging_setup import LOG_MAX_BYTES_ENV
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.paths import app_paths
+from cgmtray.ui.app import EXIT_UNSAFE_LOCK
+from cgmtray.ui.single_instance import LOCK_FILE_NAME
 
 if TYPE_CHECKING:  # mypy names the fixtures' module by its path; pytest provides the objects
     from tests.e2e.conftest import Event, FakeShareProcess, Rig, TrayProcess, VirtualClock
@@ -250,3 +252,23 @@ def test_a_full_disk_is_said_and_readings_and_alerts_go_on(rig: Rig) -> None:
         tray.log.wait_event("alert.raised", kind="low", timeout=MOMENT_S)
         tray.log.wait_event("tray.updated", severity="low", timeout=MOMENT_S)
         quit_cleanly(tray)
+
+
+def test_a_symlinked_instance_lock_stops_the_start_with_a_message(rig: Rig) -> None:
+    target = rig.tmp_path / "someone-elses-file"
+    target.write_bytes(b"leave me be\n")
+    target.chmod(0o644)
+    data_dir = app_paths(rig.basedir).data_dir
+    data_dir.mkdir(parents=True, mode=0o700)
+    (data_dir / LOCK_FILE_NAME).symlink_to(target)
+    fake = rig.start_fake()
+
+    tray = rig.start_tray(fake)
+
+    assert tray.process.popen.wait(timeout=MOMENT_S) == EXIT_UNSAFE_LOCK
+    tray.process.stderr.join(QUIT_S)
+    printed = tray.process.everything_printed
+    assert "is a symbolic link; CGM Tray does not follow it" in printed
+    assert "Traceback" not in printed
+    assert target.read_bytes() == b"leave me be\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
