@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
@@ -12,6 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import quote, quote_plus
+
+from cgmtray.storage.safe_open import PRIVATE_FILE_MODE, check_not_link, describe, open_fd
+
+#: The log file's size before it rotates (three older files are kept).
+LOG_MAX_BYTES: Final = 1_000_000
+LOG_BACKUPS: Final = 3
+#: Test hook: a smaller rotation size (bytes), to force a rotation in an end-to-end test.
+LOG_MAX_BYTES_ENV: Final = "CGMTRAY_TEST_LOG_MAX_BYTES"
 
 #: Anything shaped like a UUID (session ids, account ids) is replaced before a line is written.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -130,14 +140,48 @@ class HumanFormatter(logging.Formatter):
         return text
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that is owner-only (0600) from its first byte, also each new file
+    after a rotation, and never opened through a symlink (O_NOFOLLOW)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        path = Path(self.baseFilename)
+        fd = open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    _complained = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """A line that cannot be written (a full disk) is said once on stderr, briefly: never a
+        traceback per line."""
+        if not self._complained:
+            self._complained = True
+            error = sys.exc_info()[1]
+            reason = describe(error) if isinstance(error, OSError) else type(error).__name__
+            sys.stderr.write(f"cgm-tray: the log file could not be written ({reason})\n")
+
+    def rotate(self, source: str, dest: str) -> None:
+        # The backups are renamed, never written: refuse to rename a symlink planted there.
+        check_not_link(Path(source))
+        super().rotate(source, dest)
+
+
+def _log_max_bytes() -> int:
+    text = os.environ.get(LOG_MAX_BYTES_ENV, "")
+    return int(text) if text.isdigit() and int(text) > 0 else LOG_MAX_BYTES
+
+
 def configure(
     *,
     json_lines: bool = False,
     debug: bool = False,
     log_file: Path | None = None,
     stream: TextIO | None = None,
-) -> None:
-    """Sets up the root logger once: stderr (JSON or human) and, optionally, a rotating file."""
+) -> str | None:
+    """Sets up the root logger once: stderr (JSON or human) and, optionally, a rotating file.
+
+    Returns a plain sentence when the log file cannot be used (a read-only folder, a symlink):
+    the app then logs to stderr only."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -151,13 +195,23 @@ def configure(
     console.setLevel(logging.DEBUG if debug else (logging.INFO if json_lines else logging.WARNING))
     root.addHandler(console)
 
+    problem = None
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
-        )
-        file_handler.setFormatter(HumanFormatter())
-        file_handler.addFilter(redaction)
-        root.addHandler(file_handler)
-        log_file.chmod(0o600)
+        try:
+            log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            file_handler = PrivateRotatingFileHandler(
+                log_file, maxBytes=_log_max_bytes(), backupCount=LOG_BACKUPS, encoding="utf-8"
+            )
+        except OSError as error:
+            problem = (
+                f"The log file {log_file} cannot be written ({describe(error)}); "
+                "logging to standard error only."
+            )
+        else:
+            file_handler.setFormatter(HumanFormatter())
+            file_handler.addFilter(redaction)
+            root.addHandler(file_handler)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if problem is not None:
+        logging.getLogger(__name__).warning(problem, extra={"event": "files.log_unusable"})
+    return problem

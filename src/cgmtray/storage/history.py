@@ -17,6 +17,7 @@ from typing import TextIO
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.units import Unit, format_value, mgdl_to_mmol
+from cgmtray.storage.safe_open import check_not_link, describe, open_fd
 
 #: The schema this code writes; kept in PRAGMA user_version.
 SCHEMA_VERSION = 1
@@ -35,6 +36,23 @@ _PRIVATE_FILE_MODE = 0o600
 
 class HistoryError(Exception):
     """The history file cannot be used: unreadable, not a database, or from a newer app."""
+
+
+class HistoryDamagedError(HistoryError):
+    """The file is not a database, a damaged one, or a database that is not CGM Tray's: it may
+    be moved aside (move_aside) and a fresh store started."""
+
+
+class HistoryUnavailableError(HistoryError):
+    """The file cannot be used where it is (a read-only or full folder, a symlink, a newer
+    app's store): left as it is, and the app runs from memory."""
+
+
+#: SQLite result codes (primary) that mean the file's bytes are not a usable database.
+_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_COLUMNS = ("time_ms", "mgdl", "trend")
+#: Files SQLite opens beside the store: none may be a symlink either.
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
 
 def to_epoch_ms(when: datetime) -> int:
@@ -87,11 +105,22 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_
 
 
 def _create_private_file(path: Path) -> None:
-    """Creates the file owner-only if missing, and tightens an existing one (POSIX)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE_FILE_MODE)
-    os.close(fd)
-    if os.name == "posix":
-        path.chmod(_PRIVATE_FILE_MODE)
+    """Creates the file owner-only if missing, and tightens an existing one (POSIX); never
+    through a symlink."""
+    os.close(open_fd(path, os.O_RDWR | os.O_CREAT, _PRIVATE_FILE_MODE))
+
+
+def _check_no_links(path: Path) -> None:
+    """SQLite follows symlinks: the store and the files it keeps beside it must not be any."""
+    for candidate in (path, *(path.with_name(path.name + s) for s in COMPANION_SUFFIXES)):
+        check_not_link(candidate)
+
+
+def _classified(path: str, error: sqlite3.DatabaseError) -> HistoryError:
+    code = getattr(error, "sqlite_errorcode", None)
+    damaged = code is not None and code & 0xFF in _DAMAGE_CODES
+    kind = HistoryDamagedError if damaged else HistoryUnavailableError
+    return kind(f"The history file {path} cannot be opened: {error}")
 
 
 class HistoryStore:
@@ -118,15 +147,28 @@ class HistoryStore:
                 self._conn = self._connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
                 self._check_version()
             else:
+                _check_no_links(Path(path))
                 _create_private_file(Path(path))
                 self._conn = self._connect(self._path, uri=False)
+                self._check_ours()  # before anything is written to a file that may not be ours
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._migrate()
+                self._check_schema()
+        except HistoryError:
+            with contextlib.suppress(AttributeError):
+                self._conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(AttributeError):
                 self._conn.close()
-            raise HistoryError(f"The history file {self._path} cannot be opened: {exc}") from exc
+            raise _classified(self._path, exc) from exc
+        except OSError as exc:  # a read-only or full folder, a symlink, no permission
+            with contextlib.suppress(AttributeError):
+                self._conn.close()
+            raise HistoryUnavailableError(
+                f"The history file {self._path} cannot be used: {describe(exc)}"
+            ) from exc
 
     @staticmethod
     def _connect(target: str, *, uri: bool) -> sqlite3.Connection:
@@ -142,6 +184,7 @@ class HistoryStore:
 
     @staticmethod
     def _has_current_schema(path: Path) -> bool:
+        _check_no_links(path)
         if not path.exists():
             return False
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
@@ -158,10 +201,34 @@ class HistoryStore:
     def _check_version(self) -> int:
         version = self._user_version()
         if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"it was written by a newer CGM Tray (schema {version} > {SCHEMA_VERSION})"
+            raise HistoryUnavailableError(
+                f"The history file {self._path} cannot be opened: it was written by a newer "
+                f"CGM Tray (schema {version} > {SCHEMA_VERSION})"
             )
         return version
+
+    def _check_schema(self) -> None:
+        """The store holds CGM Tray's readings table as this code made it, not another
+        program's database."""
+        columns = tuple(
+            row[1] for row in self._conn.execute("PRAGMA table_info(readings)").fetchall()
+        )
+        if columns != _COLUMNS:
+            raise HistoryDamagedError(
+                f"The history file {self._path} is not CGM Tray's: its readings table is "
+                f"{'missing' if not columns else 'of another shape'}"
+            )
+
+    def _check_ours(self) -> None:
+        """A newer app's store or another program's database is refused before any write."""
+        version = self._check_version()
+        foreign = self._conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchone()[0]
+        if version == 0 and foreign:
+            raise HistoryDamagedError(
+                f"The history file {self._path} is not CGM Tray's: another program's database"
+            )
 
     def _migrate(self) -> None:
         with self._write():
@@ -314,16 +381,76 @@ class HistoryStore:
 
 
 def move_aside(path: Path, now: datetime) -> Path:
-    """Renames an unusable history file (and its WAL files) to <name>.corrupt-<UTC time>.
+    """Renames an unusable history file (and its WAL files) to <name>.corrupt-<UTC time>
+    (a -N suffix if that exists), owner-only; a symlink is refused (UnsafeFileError).
 
-    For the caller that caught HistoryError and wants to start a fresh history rather than
+    For the caller that caught HistoryDamagedError and wants to start a fresh history rather than
     lose the app; returns the new name of the main file.
     """
+    _check_no_links(path)
     stamp = require_aware_utc(now).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    attempt = 1
+    while target.exists() or target.is_symlink():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{attempt}")
+        attempt += 1
     for suffix in ("-wal", "-shm"):
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             companion.replace(target.with_name(target.name + suffix))
     path.replace(target)
+    if os.name == "posix":
+        os.close(open_fd(target, os.O_RDONLY))  # still a regular file, not a link
+        target.chmod(_PRIVATE_FILE_MODE)
     return target
+
+
+@dataclasses.dataclass(frozen=True)
+class Opened:
+    """What open_or_recover found: whether the store can be used, and what to tell the person."""
+
+    usable: bool
+    newest: datetime | None = None
+    recent: tuple[Reading, ...] = ()
+    #: Where a damaged store was moved (a fresh one was started), if it was.
+    moved_to: Path | None = None
+    #: A plain sentence for the person when history is not kept or was started anew.
+    problem: str | None = None
+
+
+def open_or_recover(path: Path, now: datetime, recent_span: timedelta) -> Opened:
+    """Opens the store for the app's start: the readings of `recent_span` around the newest; a
+    damaged store is moved aside and a fresh one started; an unusable one (read-only or full
+    folder, a symlink, a newer app's) is left untouched and reported. Never raises."""
+    moved_to: Path | None = None
+    for _attempt in range(2):
+        try:
+            with HistoryStore(path) as store:
+                newest = store.newest_time()
+                recent = (
+                    tuple(store.range(newest - recent_span, newest + recent_span))
+                    if newest is not None
+                    else ()
+                )
+        except HistoryDamagedError as error:
+            if moved_to is not None:
+                break
+            try:
+                moved_to = move_aside(path, now)
+            except OSError as move_error:
+                return Opened(
+                    usable=False,
+                    problem=f"History is not being kept: the history file is damaged ({error}) "
+                    f"and could not be moved aside ({describe(move_error)}).",
+                )
+            continue
+        except HistoryError as error:
+            return Opened(usable=False, problem=f"History is not being kept: {error}.")
+        problem = None
+        if moved_to is not None:
+            problem = (
+                f"The history store was damaged; it was moved aside to {moved_to} "
+                "and a new one was started."
+            )
+        return Opened(True, newest, recent, moved_to, problem)
+    return Opened(usable=False, problem="History is not being kept: the history file is damaged.")

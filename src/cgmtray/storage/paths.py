@@ -62,9 +62,40 @@ def app_paths(basedir: Path | None = None) -> AppPaths:
 
 
 def ensure(paths: AppPaths) -> AppPaths:
-    """Creates the directories if missing; on POSIX they are made (and kept) owner-only (0700)."""
+    """Creates the directories if missing; on POSIX they are made (and kept) owner-only (0700).
+
+    A folder that is a symlink (a dotfiles manager's) is used: the files inside are what the
+    app refuses to follow."""
     for directory in paths.all_dirs():
         directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         if os.name == "posix":
             directory.chmod(PRIVATE_DIR_MODE)
     return paths
+
+
+def prepare(paths: AppPaths) -> list[str]:
+    """ensure() folder by folder, never raising: a plain sentence for each folder that cannot
+    be made or kept private (read-only, full, not ours). The app then runs without what that
+    folder holds (history, saved settings, the log file), from memory."""
+    problems: list[str] = []
+    for directory, without in zip(paths.all_dirs(), _WITHOUT, strict=True):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            if os.name == "posix" and (directory.stat().st_mode & 0o777) != PRIVATE_DIR_MODE:
+                directory.chmod(PRIVATE_DIR_MODE)
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            problems.append(f"The folder {directory} cannot be used ({reason}); {without}.")
+            continue
+        if not os.access(directory, os.W_OK | os.X_OK):  # a read-only mount, even for root
+            problems.append(f"The folder {directory} is read-only; {without}.")
+    return problems
+
+
+#: What the app does without each folder of AppPaths.all_dirs(), in that order.
+_WITHOUT = (
+    "settings are kept in memory only",
+    "history is not kept (readings are shown and alerts work from memory)",
+    "logging goes to standard error only",
+    "nothing is cached",
+)

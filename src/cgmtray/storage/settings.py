@@ -24,6 +24,7 @@ from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
 from cgmtray.domain.units import Unit, format_value
 from cgmtray.share.urls import EXAMPLE_SHARE_URL, is_share_url, share_url_problem
 from cgmtray.storage.atomic import write_atomically
+from cgmtray.storage.safe_open import TooLargeError, UnsafeFileError, check_not_link, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ MAX_RETENTION_DAYS = 3650
 MAX_MINUTES = 24 * 60
 
 _PRIVATE_FILE_MODE = 0o600
+
+#: A real settings file is a few KB; a larger one is not parsed (a 100 MB TOML array takes
+#: minutes): it is moved aside like an unreadable one and the defaults are used.
+MAX_SETTINGS_BYTES: Final = 1024 * 1024
 
 #: Alert kinds whose threshold is a glucose value in mg/dL.
 GLUCOSE_KINDS = frozenset(
@@ -265,6 +270,7 @@ def save_settings(settings: Settings, path: Path) -> None:
     problems = validate(settings, require_username=False)
     if problems:
         raise SettingsError(problems)
+    check_not_link(path)  # UnsafeFileError: a symlinked settings file is neither read nor replaced
     data = (_HEADER + tomli_w.dumps(to_toml_dict(settings))).encode("utf-8")
     _write_atomically(path, data)
 
@@ -574,11 +580,27 @@ def load_settings(path: Path, *, now: datetime | None = None) -> LoadResult:
     A missing file gives the defaults. An unreadable (non-TOML) file is moved aside to
     `<name>.corrupt-<UTC time>` and the defaults are used, keeping the region and username if
     they can still be recognised in it. `now` names the backup (default: the system clock).
+    A file over MAX_SETTINGS_BYTES is moved aside the same way without being read or parsed;
+    a symlink is not followed: the defaults are used and nothing is saved over it.
     """
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_SETTINGS_BYTES)
     except FileNotFoundError:
         return LoadResult(Settings())
+    except TooLargeError as exc:
+        return _load_too_large(path, exc, now)
+    except UnsafeFileError as exc:
+        log.warning("settings file refused: %s", exc.what, extra={"event": "files.unsafe"})
+        if not path.is_symlink():  # a folder or a device where the file should be
+            return LoadResult(
+                Settings(),
+                problem=f"Your settings file could not be read ({exc.what}); defaults are in use.",
+            )
+        return LoadResult(
+            Settings(),
+            problem=f"Your settings file {path} is a symbolic link, which CGM Tray does not "
+            "follow; defaults are in use and changes cannot be saved there.",
+        )
     except OSError as exc:
         log.warning("settings file could not be read (%s)", type(exc).__name__)
         return LoadResult(
@@ -664,6 +686,27 @@ def _load_corrupt(path: Path, raw: bytes, now: datetime | None) -> LoadResult:
         problem += " Your region and username were recovered from it."
     log.warning("settings file was unreadable; defaults in use")
     return LoadResult(settings, problem=problem, backup=backup, should_save=True)
+
+
+def _size_text(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.0f} MB"
+    return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"
+
+
+def _load_too_large(path: Path, error: TooLargeError, now: datetime | None) -> LoadResult:
+    """Too big to be settings: not parsed (not even for the username), kept aside, defaults."""
+    backup = _move_aside(path, now)
+    where = "ignored" if backup is None else f"moved aside to {backup}"
+    problem = (
+        f"Your settings file is {_size_text(error.size)}; the limit is "
+        f"{_size_text(error.limit)}. It was {where} and defaults are in use."
+    )
+    log.warning(
+        "settings file too large; defaults in use",
+        extra={"event": "settings.too_large", "size": error.size},
+    )
+    return LoadResult(Settings(), problem=problem, backup=backup, should_save=backup is not None)
 
 
 def _move_aside(path: Path, now: datetime | None) -> Path | None:

@@ -25,6 +25,7 @@ from typing import IO, Final, TypeVar
 from cgmtray.domain import sign_in_gate
 from cgmtray.domain.sign_in_gate import BlockKind, Decision, GateState, Outcome
 from cgmtray.storage.atomic import write_atomically
+from cgmtray.storage.safe_open import open_fd, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ STATE_FILE_NAME: Final = "sign-in-state.json"
 LOCK_FILE_NAME: Final = "sign-in-state.lock"
 _VERSION: Final = 1
 _FILE_MODE: Final = 0o600
+#: The state of a few accounts is a few hundred bytes; a larger file is not read.
+_MAX_STATE_BYTES: Final = 1024 * 1024
 #: The person's ask lets through a sign-in made this soon after it, not one hours later.
 ASK_VALID_S: Final = 600.0
 
@@ -147,7 +150,7 @@ class PersistedSignInGate:
     def _locked(self) -> Iterator[None]:
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock_path = self._dir / LOCK_FILE_NAME
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        fd = open_fd(lock_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)  # never via a symlink
         with os.fdopen(fd, "r+b") as handle:
             _lock(handle)
             try:
@@ -157,7 +160,7 @@ class PersistedSignInGate:
 
     def _read_all(self) -> dict[str, GateState]:
         try:
-            text = self.state_file.read_text(encoding="utf-8")
+            text = read_capped(self.state_file, _MAX_STATE_BYTES).decode("utf-8")
         except FileNotFoundError:
             return {}
         except OSError as error:

@@ -32,9 +32,10 @@ from PySide6.QtWidgets import QApplication
 
 from cgmtray import APP_ID, APP_NAME, __version__, logging_setup
 from cgmtray.storage import paths as app_paths
+from cgmtray.storage.safe_open import PRIVATE_UMASK, UnsafeFileError, check_not_link
 from cgmtray.ui import notifier
 from cgmtray.ui.session import AppSession
-from cgmtray.ui.single_instance import ASK_PRESENT, Claim, SingleInstance
+from cgmtray.ui.single_instance import ASK_PRESENT, LOCK_FILE_NAME, Claim, SingleInstance
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ APP_ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
 
 #: Exit status of a second start when the running instance does not answer (EX_TEMPFAIL).
 EXIT_INSTANCE_NOT_ANSWERING = 75
+#: Exit status when the instance lock file is a symlink (EX_NOPERM): it is not followed.
+EXIT_UNSAFE_LOCK = 77
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,19 +59,42 @@ def run(args: argparse.Namespace) -> int:
     One instance per data folder: a second start asks the first to show itself and exits 0,
     before it signs in, reads the keyring or shows anything.
     """
-    paths = app_paths.ensure(app_paths.app_paths(args.basedir))
+    if os.name == "posix":
+        # A second guard beside the explicit modes: whatever the app (or Qt) creates is
+        # owner-only, e.g. the instance lock file.
+        os.umask(PRIVATE_UMASK)
+    paths = app_paths.app_paths(args.basedir)
     # The log file is the instance's: a second start logs to stderr only.
     logging_setup.configure(json_lines=args.log_json, debug=args.debug)
+    # A read-only, full or foreign folder is said (stderr and, later, the status line), and the
+    # app runs from memory: never a traceback.
+    notices = app_paths.prepare(paths)
+    for notice in notices:
+        log.warning("%s", notice, extra={"event": "files.folder_unusable"})
+    lock_path = paths.data_dir / LOCK_FILE_NAME
+    try:
+        check_not_link(lock_path)
+    except UnsafeFileError as error:
+        sys.stderr.write(
+            f"cgm-tray: the instance lock {lock_path} is {error.what}; CGM Tray does not "
+            "follow it, so this start stops here. Remove it and start again.\n"
+        )
+        log.error("instance lock refused", extra={"event": "files.lock_refused"})
+        return EXIT_UNSAFE_LOCK
     app = _make_application()
     instance = SingleInstance(paths.data_dir)
     try:
         claim = instance.claim({"ask": ASK_PRESENT, "pid": os.getpid()})
         if claim is not Claim.OWNER and claim is not Claim.UNGUARDED:
             return _second_start(claim, paths.data_dir)
-        logging_setup.configure(json_lines=args.log_json, debug=args.debug, log_file=paths.log_file)
+        log_problem = logging_setup.configure(
+            json_lines=args.log_json, debug=args.debug, log_file=paths.log_file
+        )
         _install_excepthook()
         with _signals_quit(app), contextlib.ExitStack() as stack:
             session = AppSession(args, paths, stack)
+            for notice in [*notices, *([log_problem] if log_problem else [])]:
+                session.add_notice(notice)
             session.quit_requested.connect(lambda: app.exit(0))
             instance.asked.connect(lambda message: _present(session, message))
             log.info("starting", extra={"event": "app.starting", "version": __version__})

@@ -43,6 +43,10 @@ TICK_MS = 20_000
 #: "Snooze" on a notification asks for this long (capped per kind by the rules).
 NOTIFICATION_SNOOZE = timedelta(minutes=30)
 
+#: The notifier kind of a notice about the app's files (a damaged history store moved aside):
+#: shown like an alert but no alert kind, so it has no snooze and answers change nothing.
+FILES_NOTICE_KIND = "files"
+
 #: What each control writes to the log.
 _CONTROL_EVENTS: dict[ControlAction, tuple[str, str]] = {
     ControlAction.SNOOZE: ("alert.snoozed", "alert snoozed"),
@@ -324,6 +328,8 @@ class Controller(QObject):
 
     @Slot(str)
     def _on_notifier_snooze_requested(self, kind: str) -> None:
+        if kind == FILES_NOTICE_KIND:
+            return
         self.apply_control(
             AlertControl(
                 ControlAction.SNOOZE,
@@ -335,6 +341,8 @@ class Controller(QObject):
 
     @Slot(str)
     def _on_notifier_acknowledged(self, kind: str) -> None:
+        if kind == FILES_NOTICE_KIND:
+            return
         self.apply_control(
             AlertControl(ControlAction.ACKNOWLEDGE, (AlertKind(kind),), ControlSource.NOTIFICATION)
         )
@@ -395,6 +403,9 @@ class Controller(QObject):
         """The status window has controls for the alert it shows."""
         request = self._notifier.request_for(key)
         if backend != BACKEND_WINDOW or request is None:
+            return
+        if request.kind == FILES_NOTICE_KIND:
+            self._tray.show_status_message(request.title, request.body)
             return
         kind = AlertKind(request.kind)
         self._window_keys[key] = kind

@@ -32,12 +32,13 @@ from cgmtray.storage.credentials import (
     MemoryCredentialStore,
     PasswordStore,
 )
-from cgmtray.storage.history import HistoryError, HistoryStore
+from cgmtray.storage.history import HistoryStore, open_or_recover
+from cgmtray.storage.safe_open import describe
 from cgmtray.storage.settings import Settings, load_settings, save_settings
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
-from cgmtray.ui.controller import RECENT_SPAN, Controller, ViewSettings
+from cgmtray.ui.controller import FILES_NOTICE_KIND, RECENT_SPAN, Controller, ViewSettings
 from cgmtray.ui.history_access import LazyHistory
 from cgmtray.ui.notifier import OPEN_NOTIFICATIONS_FILE, NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
@@ -165,8 +166,21 @@ class AppSession(QObject):
         #: Account id writes run one at a time, in order; the next one waits here.
         self._id_write_running = False
         self._id_writes: list[Callable[[], None]] = []
+        #: What the person must know about the app's files (shown under the status line).
+        self._notices: list[str] = []
 
     # --- start ------------------------------------------------------------------------------
+
+    @Slot(str)
+    def add_notice(self, text: str) -> None:
+        """A file the app cannot use (history not kept, settings not saved, no log file): said
+        in the log and under the status line (the menu and the status window), once."""
+        if text in self._notices:
+            return
+        self._notices.append(text)
+        log.warning("%s", text, extra={"event": "files.notice"})
+        if self._tray is not None:
+            self._tray.set_notices(tuple(self._notices))
 
     def begin(self) -> None:
         """Chooses the way in: demo, welcome window, or the saved account (keyring off-thread)."""
@@ -177,9 +191,18 @@ class AppSession(QObject):
         self._settings = loaded.settings
         if loaded.problem:
             log.warning("settings: %s", loaded.problem)
+            if loaded.backup is not None or "cannot be saved" in loaded.problem:
+                self.add_notice(loaded.problem)
         if loaded.should_save:
-            with contextlib.suppress(ValueError, OSError):
+            try:
                 save_settings(loaded.settings, self._paths.settings_file)
+            except OSError as error:
+                self.add_notice(
+                    f"Settings cannot be saved ({describe(error)}); they are kept in memory "
+                    "until CGM Tray quits."
+                )
+            except ValueError:
+                pass
         from cgmtray.ui.first_run import needs_first_run
 
         if needs_first_run(self._settings):
@@ -293,15 +316,9 @@ class AppSession(QObject):
     # --- running ----------------------------------------------------------------------------
 
     def _assemble(self, account: Account, history_path: Path) -> Controller:
-        stored: list[Reading] = []
-        newest = None
-        try:
-            with HistoryStore(history_path) as store:
-                newest = store.newest_time()
-                if newest is not None:
-                    stored = store.range(newest - RECENT_SPAN, newest + RECENT_SPAN)
-        except HistoryError as error:
-            log.warning("the history store is unusable (%s); starting without history", error)
+        opened = open_or_recover(history_path, datetime.now(UTC), RECENT_SPAN)
+        stored: list[Reading] = list(opened.recent)
+        newest = opened.newest
 
         tray = TrayPresenter(
             force_status_window=getattr(self._args, "status_window", False),
@@ -309,6 +326,9 @@ class AppSession(QObject):
             parent=self,
         )
         self._tray = tray
+        if opened.problem is not None and opened.moved_to is None:
+            self.add_notice(opened.problem + " Readings are shown and alerts work from memory.")
+        tray.set_notices(tuple(self._notices))
         sound = AlarmSound(parent=self)
 
         def to_status_window(_request: NotificationRequest) -> None:
@@ -327,18 +347,21 @@ class AppSession(QObject):
         worker = ShareWorker(
             client_factory,
             clock=account.clock,
-            store_path=str(history_path),
+            store_path=str(history_path) if opened.usable else None,
             newest_known=newest,
             time_scale=account.time_scale,
             seed=secrets.randbelow(2**31),  # installs must not poll in step
         )
         worker.account_id_changed.connect(self._on_account_id_changed)
+        worker.store_failed.connect(self.add_notice)
         settings = account.settings
-        history = LazyHistory(
-            history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
-        )
+        history: LazyHistory | None = None
+        if opened.usable:
+            history = LazyHistory(
+                history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
+            )
         self._history = history
-        return Controller(
+        controller = Controller(
             clock=account.share_clock,
             tray=tray,
             notifier=notifier,
@@ -350,6 +373,24 @@ class AppSession(QObject):
             open_settings=None if self._demo else self.open_settings,
             open_about=about_opener(),
         )
+        # After the controller: it shows a notice that reaches the status window there.
+        if opened.moved_to is not None and opened.problem is not None:
+            log.warning(
+                "%s",
+                opened.problem,
+                extra={"event": "history.moved_aside", "moved_to": str(opened.moved_to)},
+            )
+            notifier.show(
+                NotificationRequest(
+                    key="files-history-moved",
+                    kind=FILES_NOTICE_KIND,
+                    title="History store was damaged",
+                    body=opened.problem,
+                    urgent=False,
+                    snoozable=False,
+                )
+            )
+        return controller
 
     def _client_config(self, settings: Settings) -> ClientConfig:
         """The client's account from the settings (and a --share-url, loopback only)."""

@@ -125,6 +125,9 @@ class TrayPresenter(QObject):
         #: The alerts the status window holds, by kind: (title, body, snooze minutes or None).
         self._status_alerts: dict[AlertKind, tuple[str, str, int | None]] = {}
         self._status_kind: AlertKind | None = None
+        #: What the person must know about the app's files (history not kept, settings not
+        #: saved, no log file): shown under the status line until the app ends.
+        self._notices: tuple[str, ...] = ()
         self._recheck = QTimer(self)
         self._recheck.setInterval(TRAY_RECHECK_MS)
         self._recheck.timeout.connect(self._on_recheck_timeout)
@@ -197,6 +200,17 @@ class TrayPresenter(QObject):
     def set_menu_state(self, state: MenuState) -> None:
         self._menu_state = state
 
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return self._notices
+
+    def set_notices(self, notices: tuple[str, ...]) -> None:
+        """Lines about the app's files, in the menu under the status line and in the status
+        window."""
+        self._notices = notices
+        if self._window is not None:
+            self._window.show_notices(notices)
+
     def show_status_alert(
         self, kind: AlertKind, title: str, body: str, snooze_cap: timedelta
     ) -> None:
@@ -205,6 +219,12 @@ class TrayPresenter(QObject):
         minutes = min(WINDOW_SNOOZE_MIN, int(snooze_cap.total_seconds() // 60))
         self._status_alerts[kind] = (title, body, minutes if minutes > 0 else None)
         self._show_status_alerts()
+
+    def show_status_message(self, title: str, body: str) -> None:
+        """A notice that is no alert (a damaged history store replaced) reached the status
+        window: shown without Snooze or Acknowledge, until an alert takes its place."""
+        if self._window is not None and self._status_kind is None:
+            self._window.show_message(title, body)
 
     def clear_status_alert(self, kind: AlertKind) -> None:
         """The kind's alert ended or was answered: the window shows the next one, or nothing."""
@@ -289,6 +309,7 @@ class TrayPresenter(QObject):
         window.acknowledge_clicked.connect(self._on_window_acknowledge_clicked)
         if self._model is not None:
             window.show_model(self._model)
+        window.show_notices(self._notices)
         window.show()
         self._window = window
         log.info("no system tray: showing the status window")
@@ -331,6 +352,10 @@ class TrayPresenter(QObject):
             when = menu.addAction(next_check)
             when.setObjectName("next-check")
             when.setEnabled(False)
+        for text in self._notices:
+            notice = menu.addAction(text)
+            notice.setObjectName("files-notice")
+            notice.setEnabled(False)
         menu.addSeparator()
 
         history = menu.addAction("Open &history…")
@@ -449,6 +474,11 @@ class StatusWindow(QWidget):
         self._message.setWordWrap(True)
         self._message.setContentsMargins(0, 6, 0, 2)  # clear of the badge above, the buttons below
         self._message.hide()
+        self._notices = QLabel()
+        self._notices.setObjectName("files-notice")
+        self._notices.setWordWrap(True)
+        self._notices.setTextFormat(Qt.TextFormat.PlainText)
+        self._notices.hide()
         self.snooze_button = QPushButton("&Snooze")
         self.snooze_button.setObjectName("status-snooze")
         self.snooze_button.clicked.connect(self.snooze_clicked)
@@ -476,6 +506,7 @@ class StatusWindow(QWidget):
         buttons.addWidget(more)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self._notices)
         layout.addWidget(self._message)
         layout.addLayout(answers)
         layout.addLayout(buttons)
@@ -489,6 +520,15 @@ class StatusWindow(QWidget):
         self._line.setAccessibleName(model.accessible)
         self._badge.setAccessibleName(model.accessible)
         self.setToolTip(model.tooltip)
+
+    def show_notices(self, notices: tuple[str, ...]) -> None:
+        """Lines about the app's files (history not kept, settings not saved)."""
+        self._notices.setText("\n".join(notices))
+        self._notices.setVisible(bool(notices))
+
+    @property
+    def notices(self) -> str:
+        return self._notices.text() if self._notices.isVisibleTo(self) else ""
 
     @property
     def message(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from cgmtray.share.errors import (
 )
 from cgmtray.share.gate import GateBlocked
 from cgmtray.share.polling import poll_once
-from cgmtray.storage.history import HistoryStore
+from cgmtray.storage.history import HistoryError, HistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class ShareWorker(QObject):
         account_id_changed(AccountIdNews): the client learned a new account id, or dropped
             the one it had (InvalidArgument / all-zero answer: then `account_id` is None).
         stopped(): the worker released its timers, client and store (emitted by `stop`).
+        store_failed(str): readings could not be kept in the history store (a full or
+            read-only disk); the plain sentence. Readings still reach the GUI.
     """
 
     readings_received = Signal(object)
@@ -68,6 +71,7 @@ class ShareWorker(QObject):
     auth_failed = Signal(str)
     account_id_changed = Signal(object)
     stopped = Signal()
+    store_failed = Signal(str)
 
     def __init__(
         self,
@@ -114,9 +118,14 @@ class ShareWorker(QObject):
         if self._store_path is not None:
             try:
                 self._store = HistoryStore(self._store_path)
-            except Exception:
-                log.exception("the history store could not be opened; readings are not kept")
+            except HistoryError as error:
+                log.warning(
+                    "the history store could not be opened; readings are not kept: %s",
+                    error,
+                    extra={"event": "history.unusable"},
+                )
                 self._store = None
+                self.store_failed.emit(f"History is not being kept: {error}.")
         self._client = self._client_factory()
         self._reported_account_id = self._client.account_id
         self._replan()
@@ -341,6 +350,18 @@ class ShareWorker(QObject):
         if self._store is not None:
             try:
                 added = self._store.add(readings)
+            except (sqlite3.Error, OSError, HistoryError) as error:
+                # A full or read-only disk: said once per kind of failure, never a traceback.
+                reason = str(error) or type(error).__name__
+                log.warning(
+                    "could not write readings to the history store: %s",
+                    reason,
+                    extra={"event": "history.write_failed"},
+                )
+                self.store_failed.emit(
+                    f"Readings are not being saved to history ({reason}); "
+                    "they are shown and alerts work from memory."
+                )
             except Exception:
                 log.exception("could not write readings to the history store")
             else:
