@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 from tests.support.notifications import SILENT_PLAYER, URGENT_LOW, MessageTray, quiet_alarm
 
 from cgmtray.ui.dbus_notify import OutgoingNotification, notify_arguments
-from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.notifier import NotificationRequest, Notifier, _read_open_ids
 from cgmtray.ui.sound import AlarmSound
 
 URGENT_HIGH = NotificationRequest(
@@ -330,3 +330,17 @@ def test_notify_arguments_follow_the_alert(
     assert ("snooze" in actions[0::2]) == ("actions" in capabilities and snoozable)
     assert ("default" in actions[0::2]) == ("actions" in capabilities)
     assert ("suppress-sound" in hints) == suppress_sound
+
+
+def test_a_symlinked_list_of_open_notifications_is_not_read_and_its_target_is_untouched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_text('{"version": 1, "open": [{"id": 7, "server": ":1.9", "bus": "b"}]}')
+    before = target.read_bytes()
+    link = tmp_path / "notifications.json"
+    link.symlink_to(target)
+    with caplog.at_level(logging.WARNING):
+        assert _read_open_ids(link) == ()  # nothing of another file's is closed at start
+    assert "notify.state_unreadable" in {getattr(r, "event", "") for r in caplog.records}
+    assert target.read_bytes() == before

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from cgmtray.storage.atomic import write_atomically
+from cgmtray.storage.safe_open import read_capped
 from cgmtray.ui.sound import AlarmSound
 
 try:  # jeepney is a dependency on Linux only
@@ -41,6 +42,8 @@ TRAY_MESSAGE_MS: Final = 15_000
 SHUTDOWN_CLOSE_S: Final = 1.0
 #: The name of the file (in the data folder) that lists the notifications still open.
 OPEN_NOTIFICATIONS_FILE: Final = "notifications.json"
+#: A list of a few open notifications is far below this; a bigger file is not ours to read.
+OPEN_IDS_LIMIT_BYTES: Final = 64 * 1024
 
 _FREEDESKTOP_PLATFORM: Final = not sys.platform.startswith(("darwin", "win32", "cygwin"))
 
@@ -444,7 +447,7 @@ def _outgoing(
 def _read_open_ids(path: Path) -> tuple[ShownId, ...]:
     """The notifications an earlier run listed as open; nothing when the file is absent or bad."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_capped(path, OPEN_IDS_LIMIT_BYTES).decode("utf-8"))
         entries = data["open"]
         return tuple(
             ShownId(int(entry["id"]), str(entry["server"]), str(entry["bus"])) for entry in entries
