@@ -29,7 +29,7 @@ from cgmtray.domain.alert_config import (
 )
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
-from cgmtray.domain.units import Unit, format_value
+from cgmtray.domain.units import Unit, format_value, rate_range_text
 from cgmtray.storage.atomic import write_atomically
 
 log = logging.getLogger(__name__)
@@ -180,8 +180,7 @@ def _kind_problems(kind: AlertKind, config: KindConfig, unit: Unit) -> list[str]
     elif kind in RATE_KINDS:
         if not low_bound <= config.threshold <= high_bound:
             problems.append(
-                f"{kind.title} must be a rate between {low_bound:g} and {high_bound:g} mg/dL "
-                "per minute."
+                f"{kind.title} must be a rate {rate_range_text(low_bound, high_bound, unit)}."
             )
     elif kind is AlertKind.NO_DATA and not low_bound <= config.threshold <= high_bound:
         problems.append(
