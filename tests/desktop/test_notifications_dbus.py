@@ -1083,9 +1083,11 @@ def test_the_no_data_alert_never_expires_and_is_critical_from_its_second_repeat(
     try:
         for shown in (2, 3):  # the first and the second repeat
             rig.advance(REPEAT * 1.2)
-            qtbot.waitUntil(
-                lambda n=shown: len(notify_calls(notification_server)) == n, timeout=30_000
-            )
+
+            def arrived(count: int = shown) -> bool:
+                return len(notify_calls(notification_server)) == count
+
+            qtbot.waitUntil(arrived, timeout=30_000)
         raised, first_repeat, second_repeat = notify_calls(notification_server)
         assert [d.action for d in rig.raised_now()] == [
             DecisionAction.RAISE,
