@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -36,12 +37,14 @@ from cgmtray.ui.first_run import WelcomeWindow
 from cgmtray.ui.password_choice import PasswordChoice
 from cgmtray.ui.settings_dialog import Page, SettingsDialog
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from history_screenshots import dark_palette  # noqa: E402 - a sibling script, found by its folder
+if TYPE_CHECKING:  # mypy names the sibling script by its path
+    from scripts.history_screenshots import dark_palette
+else:  # run as a script: its folder is on sys.path
+    from history_screenshots import dark_palette
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 USER = "erin@example.com"
-PASSWORD = "pa55word-Erin"
+PASSWORD = "pa55word-Erin"  # noqa: S105 - the fake service's made-up account
 WIDTH = 680
 #: Real seconds a test sign-in against the loopback fake may take before the script gives up.
 WAIT_S = 30.0
