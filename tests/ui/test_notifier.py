@@ -330,3 +330,20 @@ def test_notify_arguments_follow_the_alert(
     assert ("snooze" in actions[0::2]) == ("actions" in capabilities and snoozable)
     assert ("default" in actions[0::2]) == ("actions" in capabilities)
     assert ("suppress-sound" in hints) == suppress_sound
+
+
+def test_a_no_data_balloon_stays_until_clicked_without_being_critical(
+    qtbot: QtBot, tray_notifier: Notifier, tray: MessageTray
+) -> None:
+    no_data = NotificationRequest(
+        key="no_data#1",
+        kind="no_data",
+        title="No data: 20 min",
+        body="No new readings for 20 min.",
+        urgent=False,
+        resident=True,
+    )
+    with qtbot.waitSignal(tray_notifier.delivered, timeout=15_000):
+        tray_notifier.show(no_data)
+    [(title, _body, icon, msecs)] = tray.messages
+    assert (title, icon, msecs) == ("No data: 20 min", QSystemTrayIcon.MessageIcon.Warning, 0)
