@@ -233,7 +233,7 @@ class AlertsPage(QWidget):
             self.kind_rows[kind].show_rate(alerts[kind].threshold, unit)
 
     def set_unit(self, unit: Unit) -> None:
-        """Shows the glucose thresholds in `unit`, keeping what was typed (converted)."""
+        """Shows the glucose and rate thresholds in `unit`, keeping what was typed (converted)."""
         if unit is self._unit:
             return
         old_unit, self._unit = self._unit, unit
