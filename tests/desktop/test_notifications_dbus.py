@@ -1066,3 +1066,40 @@ def test_logout_closes_every_notification_and_later_alerts_still_go_out(
     qtbot.waitUntil(lambda: len(notification_server.calls("CloseNotification")) == 2)
     assert notifier.open_keys == ()
     assert show_and_wait(qtbot, notifier, URGENT_LOW) == "dbus"
+
+
+# --- The no-data alert stays until acknowledged and turns critical as the gap goes on --------
+
+
+def test_the_no_data_alert_never_expires_and_is_critical_from_its_second_repeat(
+    qtbot: QtBot,
+    private_bus: PrivateBus,
+    notification_server: RecordingNotificationServer,
+    tmp_path: Path,
+    player: RecordingPlayer,
+) -> None:
+    [no_data] = [s for s in KIND_SCENARIOS if s.kind is AlertKind.NO_DATA]
+    rig = make_rig(qtbot, no_data, private_bus, player, tmp_path / "notifications.json")
+    try:
+        for shown in (2, 3):  # the first and the second repeat
+            rig.advance(REPEAT * 1.2)
+
+            def arrived(count: int = shown) -> bool:
+                return len(notify_calls(notification_server)) == count
+
+            qtbot.waitUntil(arrived, timeout=30_000)
+        raised, first_repeat, second_repeat = notify_calls(notification_server)
+        assert [d.action for d in rig.raised_now()] == [
+            DecisionAction.RAISE,
+            DecisionAction.REPEAT,
+            DecisionAction.REPEAT,
+        ]
+        # Resident from the first raise: the server never times it out.
+        assert [c.expire_timeout for c in (raised, first_repeat, second_repeat)] == [0, 0, 0]
+        assert [c.hints["urgency"] for c in (raised, first_repeat, second_repeat)] == [
+            ("y", 1),
+            ("y", 1),
+            ("y", 2),  # critical after the second repeat
+        ]
+    finally:
+        rig.stop()

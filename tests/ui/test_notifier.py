@@ -344,3 +344,20 @@ def test_a_symlinked_list_of_open_notifications_is_not_read_and_its_target_is_un
         assert _read_open_ids(link) == ()  # nothing of another file's is closed at start
     assert "notify.state_unreadable" in {getattr(r, "event", "") for r in caplog.records}
     assert target.read_bytes() == before
+
+
+def test_a_no_data_balloon_stays_until_clicked_without_being_critical(
+    qtbot: QtBot, tray_notifier: Notifier, tray: MessageTray
+) -> None:
+    no_data = NotificationRequest(
+        key="no_data#1",
+        kind="no_data",
+        title="No data: 20 min",
+        body="No new readings for 20 min.",
+        urgent=False,
+        resident=True,
+    )
+    with qtbot.waitSignal(tray_notifier.delivered, timeout=15_000):
+        tray_notifier.show(no_data)
+    [(title, _body, icon, msecs)] = tray.messages
+    assert (title, icon, msecs) == ("No data: 20 min", QSystemTrayIcon.MessageIcon.Warning, 0)

@@ -40,6 +40,7 @@ from cgmtray.storage.credentials import SERVICE
 from cgmtray.storage.settings import Settings, save_settings
 from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
+from cgmtray.ui.password_choice import PasswordChoice
 from cgmtray.ui.session import AppSession
 from cgmtray.ui.settings_dialog import SettingsDialog
 
@@ -410,3 +411,89 @@ def test_the_first_run_keeps_the_password_and_the_account_id_in_the_keyring(
     qtbot.waitUntil(lambda: backend.account_id() == account_id, timeout=WAIT_MS)
     _stop(qtbot, session)
     assert backend.entries[(SERVICE, f"us:{USER}")] == PASSWORD
+
+
+def _visible_choice() -> PasswordChoice | None:
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, PasswordChoice) and widget.isVisible():
+            return widget
+    return None
+
+
+def _cancel_the_password_prompt(
+    qtbot: QtBot, paths: app_paths.AppPaths, stack: contextlib.ExitStack
+) -> tuple[AppSession, PasswordChoice]:
+    """Starts without a keyring and presses Cancel in the password prompt, as a person would."""
+    save_settings(Settings(region="us", username="fiona@example.com"), paths.settings_file)
+    session = _session(_args(), paths, stack)
+    session.begin()
+    qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
+    dialog = _visible_dialog()
+    assert dialog is not None
+    QTest.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _visible_choice() is not None, timeout=WAIT_MS)
+    choice = _visible_choice()
+    assert choice is not None
+    return session, choice
+
+
+@pytest.fixture
+def no_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_cancelling_the_password_prompt_offers_a_choice_instead_of_quitting(
+    qtbot: QtBot, paths: app_paths.AppPaths, stack: contextlib.ExitStack
+) -> None:
+    quits: list[None] = []
+    session, choice = _cancel_the_password_prompt(qtbot, paths, stack)
+    session.quit_requested.connect(lambda: quits.append(None))
+    assert "needs the Dexcom password" in choice.text()
+    assert "no readings and no alerts" in choice.informativeText()
+    assert [choice.enter_button.text(), choice.quit_button.text()] == [
+        "&Enter password",
+        "&Quit CGM Tray",
+    ]
+    QTest.mouseClick(choice.enter_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
+    dialog = _visible_dialog()
+    assert dialog is not None
+    assert "memory" in dialog.notice_label.text()  # the prompt says again why it asks
+    assert dialog.password_edit.isVisible()
+    assert quits == []
+    dialog.reject()
+    qtbot.waitUntil(lambda: _visible_choice() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=10_000)
+    assert session.stop()
+    assert _visible_choice() is None
+    assert quits == []
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_quit_in_the_choice_quits(
+    qtbot: QtBot, paths: app_paths.AppPaths, stack: contextlib.ExitStack
+) -> None:
+    session, choice = _cancel_the_password_prompt(qtbot, paths, stack)
+    with qtbot.waitSignal(session.quit_requested, timeout=WAIT_MS):
+        QTest.mouseClick(choice.quit_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=10_000)
+    assert session.stop()
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_escape_in_the_choice_asks_for_the_password_again(
+    qtbot: QtBot, paths: app_paths.AppPaths, stack: contextlib.ExitStack
+) -> None:
+    quits: list[None] = []
+    session, choice = _cancel_the_password_prompt(qtbot, paths, stack)
+    session.quit_requested.connect(lambda: quits.append(None))
+    QTest.keyClick(choice, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
+    assert quits == []
+    dialog = _visible_dialog()
+    assert dialog is not None
+    dialog.reject()
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=10_000)
+    assert session.stop()

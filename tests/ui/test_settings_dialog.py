@@ -198,13 +198,23 @@ def test_a_fresh_dialog_asks_for_the_account_and_keeps_save_disabled(
         (Unit.MGDL, AlertKind.LOW, "seventy", "Low: enter a number."),
         (Unit.MGDL, AlertKind.URGENT_LOW_SOON, "30", "Urgent low soon must be between 40"),
         (Unit.MGDL, AlertKind.FALLING_FAST, "0.5", "Falling fast must be a rate between 1 and 10"),
+        (
+            Unit.MMOL,
+            AlertKind.RISING_FAST,
+            "0.6",
+            "Rising fast must be a rate between 0.06 and 0.55 mmol/L per minute.",
+        ),
+        (Unit.MMOL, AlertKind.FALLING_FAST, "fast", "Falling fast: enter a number."),
         (Unit.MGDL, AlertKind.NO_DATA, "5", "No data must be between 10 and 1440 minutes"),
     ],
 )
 def test_invalid_thresholds_keep_save_disabled_with_a_plain_message(
     qtbot: QtBot, harness: Harness, unit: Unit, kind: AlertKind, text: str, message: str
 ) -> None:
-    _account(harness, Settings(username=USER, unit=unit))
+    # Urgent high on, so high is held below it (only enabled thresholds are held in order).
+    urgent_high = dataclasses.replace(AlertSettings()[AlertKind.URGENT_HIGH], enabled=True)
+    alerts = AlertSettings().with_kind(AlertKind.URGENT_HIGH, urgent_high)
+    _account(harness, Settings(username=USER, unit=unit, alerts=alerts))
     dialog = harness.open()
     assert dialog.save_button.isEnabled()
     _type(qtbot, _threshold(dialog, kind), text)
@@ -252,7 +262,8 @@ def test_thresholds_show_in_the_chosen_unit_and_switch_with_it(
     assert _threshold(dialog, AlertKind.HIGH).text() == "13.9"
     assert _threshold(dialog, AlertKind.URGENT_HIGH).text() == "16.7"
     assert dialog.kind_rows[AlertKind.LOW].unit_label.text() == "mmol/L"
-    assert _threshold(dialog, AlertKind.FALLING_FAST).text() == "3"  # a rate stays mg/dL/min
+    assert _threshold(dialog, AlertKind.FALLING_FAST).text() == "0.17"  # 3 mg/dL/min
+    assert dialog.kind_rows[AlertKind.FALLING_FAST].unit_label.text() == "mmol/L/min"
     dialog.unit_mgdl.click()
     assert _threshold(dialog, AlertKind.LOW).text() == "70"
     saved = harness.save(dialog)
@@ -796,3 +807,110 @@ def test_save_waits_for_a_slow_keyring_so_a_new_password_is_not_left_in_memory(
     saved = harness.save(dialog)
     assert saved.username == USER
     assert harness.store.get("us", USER) == PASSWORD  # in the keyring, for the next start
+
+
+# --- issue 13: rates in the chosen unit; validation against enabled thresholds only ------------
+
+
+def _kind_settings(**changes: tuple[bool, float]) -> AlertSettings:
+    alerts = AlertSettings()
+    for name, (on, threshold) in changes.items():
+        kind = AlertKind(name)
+        alerts = alerts.with_kind(
+            kind, dataclasses.replace(alerts[kind], enabled=on, threshold=threshold)
+        )
+    return alerts
+
+
+@pytest.mark.parametrize(
+    ("unit", "shown", "typed", "stored", "label"),
+    [
+        (Unit.MGDL, "3", "2.5", 2.5, "mg/dL/min"),
+        (Unit.MMOL, "0.17", "0,2", 3.6, "mmol/L/min"),
+    ],
+)
+def test_rate_thresholds_are_shown_edited_and_stored_in_the_chosen_unit(
+    qtbot: QtBot,
+    harness: Harness,
+    unit: Unit,
+    shown: str,
+    typed: str,
+    stored: float,
+    label: str,
+) -> None:
+    _account(harness, Settings(username=USER, unit=unit))
+    dialog = harness.open()
+    falling, rising = (
+        dialog.kind_rows[AlertKind.FALLING_FAST],
+        dialog.kind_rows[AlertKind.RISING_FAST],
+    )
+    assert _threshold(dialog, AlertKind.FALLING_FAST).text() == shown
+    assert (falling.unit_label.text(), rising.unit_label.text()) == (label, label)
+    _type(qtbot, _threshold(dialog, AlertKind.FALLING_FAST), typed)
+    saved = harness.save(dialog)
+    assert saved.alerts[AlertKind.FALLING_FAST].threshold == stored  # always mg/dL per minute
+    assert saved.alerts[AlertKind.RISING_FAST].threshold == 3  # untouched: not moved
+    assert load_settings(harness.path).settings.alerts == saved.alerts
+    reopened = harness.open()
+    assert _threshold(reopened, AlertKind.FALLING_FAST).text() == typed.replace(",", ".")
+
+
+def test_switching_units_converts_a_typed_rate(qtbot: QtBot, harness: Harness) -> None:
+    _account(harness)
+    dialog = harness.open()
+    _type(qtbot, _threshold(dialog, AlertKind.RISING_FAST), "5")
+    dialog.unit_mmol.click()
+    assert _threshold(dialog, AlertKind.RISING_FAST).text() == "0.28"
+    dialog.unit_mgdl.click()
+    assert _threshold(dialog, AlertKind.RISING_FAST).text() == "5"  # kept, not re-rounded
+    assert harness.save(dialog).alerts[AlertKind.RISING_FAST].threshold == 5
+
+
+@pytest.mark.parametrize(
+    ("alerts", "kind", "text", "stored"),
+    [
+        # High above a turned-off urgent high (the default: urgent high is off at 300).
+        (AlertSettings(), AlertKind.HIGH, "320", 320),
+        # Urgent high below high while it is off.
+        (_kind_settings(urgent_high=(False, 300)), AlertKind.URGENT_HIGH, "200", 200),
+        # Urgent low above a turned-off low, and low below urgent low while it is off.
+        (_kind_settings(low=(False, 70)), AlertKind.URGENT_LOW, "75", 75),
+        (_kind_settings(low=(False, 70)), AlertKind.LOW, "50", 50),
+        # High below a turned-off low.
+        (_kind_settings(low=(False, 70)), AlertKind.HIGH, "65", 65),
+    ],
+)
+def test_a_threshold_is_only_checked_against_enabled_ones(
+    qtbot: QtBot, harness: Harness, alerts: AlertSettings, kind: AlertKind, text: str, stored: int
+) -> None:
+    _account(harness, Settings(username=USER, alerts=alerts))
+    dialog = harness.open()
+    _type(qtbot, _threshold(dialog, kind), text)
+    assert not dialog.problems_label.isVisible(), dialog.problems_label.text()
+    saved = harness.save(dialog)
+    assert saved.alerts[kind].threshold == stored
+    assert load_settings(harness.path).settings.alerts == saved.alerts
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "turn_on", "message"),
+    [
+        (AlertKind.HIGH, "320", AlertKind.URGENT_HIGH, "High must be below urgent high."),
+        (AlertKind.URGENT_LOW, "75", AlertKind.LOW, "Urgent low must be below low."),
+    ],
+)
+def test_turning_on_the_crossed_threshold_brings_the_check_back(
+    qtbot: QtBot, harness: Harness, kind: AlertKind, text: str, turn_on: AlertKind, message: str
+) -> None:
+    alerts = _kind_settings(low=(False, 70), urgent_high=(False, 300))
+    _account(harness, Settings(username=USER, alerts=alerts))
+    dialog = harness.open()
+    dialog.show_page(Page.ALERTS)
+    _type(qtbot, _threshold(dialog, kind), text)
+    assert dialog.save_button.isEnabled()
+    QTest.mouseClick(dialog.kind_rows[turn_on].enabled, Qt.MouseButton.LeftButton)
+    assert dialog.kind_rows[turn_on].enabled.isChecked()
+    assert not dialog.save_button.isEnabled()
+    assert message in dialog.problems_label.text()
+    QTest.mouseClick(dialog.kind_rows[turn_on].enabled, Qt.MouseButton.LeftButton)
+    assert dialog.save_button.isEnabled()

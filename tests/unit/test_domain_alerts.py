@@ -1172,3 +1172,51 @@ def test_decisions_always_follow_the_episode_rules(
                 alert_settings = alert_settings.with_kind(
                     kind, replace(config, enabled=not config.enabled)
                 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: the no-data alert stays until acknowledged and turns critical when the gap goes on.
+
+
+def test_the_no_data_alert_stays_until_acknowledged_and_turns_critical_at_its_second_repeat() -> (
+    None
+):
+    driver = Driver()
+    assert driver.at(0, history(lambda _m: 120, 0)) == ()
+    unreachable = ConnectionState(reachable=False)
+    seen: list[AlertDecision] = []
+    for minutes in range(1, 120):
+        seen += driver.at(minutes, (), unreachable)
+    shown = [(d.action, d.at, d.urgent, d.resident) for d in seen]
+    assert shown == [
+        (RAISE, at(20), False, True),  # stays on screen from the first showing
+        (REPEAT, at(50), False, True),
+        (REPEAT, at(80), True, True),  # an hour without data: critical
+        (REPEAT, at(110), True, True),
+    ]
+    back = driver.at(120, (r(120, 118),))
+    assert [(d.kind, d.action) for d in back] == [(AlertKind.NO_DATA, CLEAR)]
+
+
+def test_a_new_no_data_episode_starts_at_normal_urgency_again() -> None:
+    driver = Driver()
+    driver.at(0, history(lambda _m: 120, 0))
+    for minutes in range(1, 90):
+        driver.at(minutes)
+    driver.at(90, (r(90, 120),))  # data is back: the episode ends
+    seen: list[AlertDecision] = []
+    for minutes in range(91, 120):
+        seen += driver.at(minutes)
+    assert [(d.action, d.urgent) for d in seen] == [(RAISE, False)]
+
+
+def test_only_urgent_kinds_and_no_data_stay_until_acknowledged() -> None:
+    staying = {kind for kind in AlertKind if kind.stays_until_acknowledged}
+    assert staying == {
+        AlertKind.URGENT_LOW,
+        AlertKind.URGENT_LOW_SOON,
+        AlertKind.URGENT_HIGH,
+        AlertKind.NO_DATA,
+    }
+    low = of(Driver().at(0, history(lambda _m: 65, 0)), AlertKind.LOW)
+    assert [(d.urgent, d.resident, d.sound) for d in low] == [(False, False, True)]

@@ -17,6 +17,7 @@ from cgmtray.domain.alert_config import (
     AlertKind,
     AlertSettings,
     KindConfig,
+    place_ranges,
 )
 from cgmtray.domain.clock import Clock, ManualClock, ScaledClock, SystemClock, require_aware_utc
 from cgmtray.domain.failures import FailureClass
@@ -418,3 +419,65 @@ def test_failure_classes_of_the_policy() -> None:
         "client_bug",
     ]
     assert FailureClass("locked") is FailureClass.LOCKED
+
+
+# --- issue 13: Low chimes by default; only enabled thresholds must be in order ------------------
+
+
+def test_low_chimes_by_default_like_the_urgent_kinds() -> None:
+    sounding = {kind for kind, config in AlertSettings().kinds.items() if config.sound}
+    assert sounding == {
+        AlertKind.URGENT_LOW,
+        AlertKind.URGENT_LOW_SOON,
+        AlertKind.LOW,
+        AlertKind.URGENT_HIGH,
+    }
+
+
+def _with(base: AlertSettings, kind: AlertKind, *, enabled: bool, threshold: int) -> AlertSettings:
+    return base.with_kind(kind, replace(base[kind], enabled=enabled, threshold=threshold))
+
+
+def test_high_above_a_turned_off_urgent_high_is_accepted() -> None:
+    settings = _with(AlertSettings(), AlertKind.HIGH, enabled=True, threshold=320)
+    assert not settings[AlertKind.URGENT_HIGH].enabled
+    assert settings[AlertKind.HIGH].threshold == 320
+    assert settings.thresholds() == Thresholds(55, 70, 320, 321)
+
+
+def test_high_above_an_enabled_urgent_high_is_refused() -> None:
+    on = _with(AlertSettings(), AlertKind.URGENT_HIGH, enabled=True, threshold=300)
+    with pytest.raises(ValueError, match="urgent low < low < high < urgent high"):
+        _with(on, AlertKind.HIGH, enabled=True, threshold=320)
+
+
+def test_urgent_low_above_a_turned_off_low_is_accepted() -> None:
+    off = _with(AlertSettings(), AlertKind.LOW, enabled=False, threshold=70)
+    settings = _with(off, AlertKind.URGENT_LOW, enabled=True, threshold=75)
+    assert settings.thresholds() == Thresholds(75, 76, 250, 300)
+
+
+def test_a_turned_off_high_below_low_and_one_above_urgent_high_are_moved_beside_them() -> None:
+    urgent_high_on = _with(AlertSettings(), AlertKind.URGENT_HIGH, enabled=True, threshold=300)
+    below = _with(urgent_high_on, AlertKind.HIGH, enabled=False, threshold=60)
+    assert below.thresholds() == Thresholds(55, 70, 71, 300)
+    above = _with(urgent_high_on, AlertKind.HIGH, enabled=False, threshold=350)
+    assert above.thresholds() == Thresholds(55, 70, 299, 300)
+
+
+def test_thresholds_in_order_are_kept_whether_on_or_off() -> None:
+    assert place_ranges([55, 70, 250, 300], [True, False, False, False]) == (55, 70, 250, 300)
+
+
+@pytest.mark.parametrize(
+    ("values", "enabled"),
+    [
+        ([55, 70, 400, 300], [True, True, True, False]),  # no whole mg/dL above 400
+        ([55, 70, 56, 300], [True, False, True, True]),  # no room for low between 55 and 56
+        ([55, 70, 60, 300], [True, True, True, True]),  # high below low
+    ],
+)
+def test_settings_without_room_for_every_boundary_are_refused(
+    values: list[int], enabled: list[bool]
+) -> None:
+    assert place_ranges(values, enabled) is None

@@ -15,9 +15,13 @@ from cgmtray.domain.units import (
     Unit,
     format_amount,
     format_delta,
+    format_rate,
     format_value,
     mgdl_to_mmol,
     mmol_to_mgdl,
+    rate_from_display,
+    rate_label,
+    rate_range_text,
     threshold_from_display,
 )
 
@@ -221,3 +225,55 @@ def test_unit_labels() -> None:
     assert Unit("mmol/L") is Unit.MMOL
     assert Unit.MGDL.spoken == "milligrams per decilitre"
     assert Unit.MMOL.spoken == "millimoles per litre"
+
+
+# --- rates (falling/rising fast thresholds) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mgdl_per_minute", "mgdl_text", "mmol_text"),
+    [
+        (1, "1", "0.06"),
+        (3, "3", "0.17"),
+        (2.5, "2.5", "0.14"),
+        (2.55, "2.6", "0.14"),
+        (10, "10", "0.56"),
+    ],
+)
+def test_a_rate_is_shown_in_either_unit(
+    mgdl_per_minute: float, mgdl_text: str, mmol_text: str
+) -> None:
+    assert format_rate(mgdl_per_minute, Unit.MGDL) == mgdl_text
+    assert format_rate(mgdl_per_minute, Unit.MMOL) == mmol_text
+    assert (rate_label(Unit.MGDL), rate_label(Unit.MMOL)) == ("mg/dL/min", "mmol/L/min")
+
+
+def test_a_typed_rate_is_stored_in_mgdl_per_minute_to_a_tenth() -> None:
+    assert rate_from_display("0.2", Unit.MMOL, 3) == 3.6
+    assert rate_from_display("0,17", Unit.MMOL, None) == 3.1
+    assert rate_from_display("2.54", Unit.MGDL, None) == 2.5
+    with pytest.raises(ValueError, match="not a number"):
+        rate_from_display("fast", Unit.MMOL, 3)
+
+
+@given(st.integers(10, 100).map(lambda tenths: tenths / 10), st.sampled_from(Unit))
+def test_an_untouched_rate_keeps_its_stored_value(mgdl_per_minute: float, unit: Unit) -> None:
+    shown = format_rate(mgdl_per_minute, unit)
+    assert rate_from_display(shown, unit, mgdl_per_minute) == mgdl_per_minute
+
+
+@given(st.integers(6, 55).map(lambda hundredths: Decimal(hundredths) / 100))
+def test_a_rate_typed_in_mmol_shows_again_as_typed(mmol: Decimal) -> None:
+    stored = rate_from_display(mmol, Unit.MMOL, None)
+    assert Decimal(format_rate(stored, Unit.MMOL)) == mmol
+
+
+def test_the_allowed_rates_are_written_in_the_unit_with_ends_inside_the_range() -> None:
+    assert rate_range_text(1, 10, Unit.MGDL) == "between 1 and 10 mg/dL per minute"
+    assert rate_range_text(1, 10, Unit.MMOL) == "between 0.06 and 0.55 mmol/L per minute"
+    assert (
+        1
+        <= rate_from_display("0.06", Unit.MMOL, None)
+        <= rate_from_display("0.55", Unit.MMOL, None)
+        <= 10
+    )

@@ -494,6 +494,54 @@ def test_threshold_order_and_bounds_messages() -> None:
     ]
 
 
+def test_only_enabled_thresholds_are_held_in_order() -> None:
+    urgent_high_off = (True, True, True, False)
+    assert threshold_problems(55, 70, 320, 300, enabled=urgent_high_off) == []
+    assert threshold_problems(55, 70, 320, 300) == ["High must be below urgent high."]
+    low_off = (True, False, True, True)
+    assert threshold_problems(75, 70, 250, 300, enabled=low_off) == []
+    assert threshold_problems(55, 300, 250, 300, enabled=low_off) == []
+    assert threshold_problems(55, 70, 60, 300, enabled=(True, True, False, True)) == []
+    assert threshold_problems(55, 70, 400, 300, enabled=urgent_high_off) == [
+        "Leave room between the thresholds for the turned-off ones (urgent high): move the "
+        "enabled thresholds further apart."
+    ]
+    still_bounded = threshold_problems(55, 70, 250, 450, enabled=urgent_high_off)
+    assert still_bounded == ["Urgent high must be between 40 and 400 mg/dL."]
+
+
+def test_settings_with_high_above_a_turned_off_urgent_high_are_saved_and_loaded(
+    path: Path,
+) -> None:
+    alerts = AlertSettings().with_kind(
+        AlertKind.HIGH, replace(AlertSettings()[AlertKind.HIGH], threshold=320)
+    )
+    settings = Settings(username="alice", alerts=alerts)
+    assert validate(settings) == []
+    save_settings(settings, path)
+    loaded = load_settings(path)
+    assert loaded.problem is None
+    assert loaded.settings.alerts[AlertKind.HIGH].threshold == 320
+
+
+def test_a_rate_out_of_range_is_described_in_the_chosen_unit() -> None:
+    alerts = AlertSettings().with_kind(
+        AlertKind.RISING_FAST, KindConfig(True, 12, None, False, timedelta(hours=1))
+    )
+    problems = validate(Settings(username="alice", unit=Unit.MMOL, alerts=alerts))
+    assert problems == ["Rising fast must be a rate between 0.06 and 0.55 mmol/L per minute."]
+
+
+def test_an_old_file_without_a_sound_key_gets_the_new_default_and_one_with_it_keeps_it(
+    path: Path,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("version = 1\n[alerts.low]\nthreshold = 75\n", encoding="utf-8")
+    assert load_settings(path).settings.alerts[AlertKind.LOW].sound  # the new default: a chime
+    path.write_text("version = 1\n[alerts.low]\nsound = false\n", encoding="utf-8")
+    assert not load_settings(path).settings.alerts[AlertKind.LOW].sound  # the person's choice
+
+
 def test_other_alert_kinds_are_validated() -> None:
     alerts = (
         AlertSettings()

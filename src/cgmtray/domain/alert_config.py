@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -33,6 +34,11 @@ class AlertKind(enum.Enum):
         return self in {AlertKind.URGENT_LOW, AlertKind.URGENT_LOW_SOON, AlertKind.URGENT_HIGH}
 
     @property
+    def stays_until_acknowledged(self) -> bool:
+        """Its notification never expires on its own (urgent kinds and no data)."""
+        return self.is_urgent or self is AlertKind.NO_DATA
+
+    @property
     def rank(self) -> int:
         """Smaller is more urgent."""
         return _RANKS[self]
@@ -51,6 +57,53 @@ _TITLES: dict[AlertKind, str] = {
 }
 
 _RANKS: dict[AlertKind, int] = {kind: index for index, kind in enumerate(AlertKind)}
+
+#: The no-data alert turns critical from this REPEAT of one episode on (its third showing).
+NO_DATA_CRITICAL_FROM_REPEAT = 2
+
+#: The four kinds whose thresholds bound the glucose ranges, in the order they must rise.
+RANGE_KINDS: tuple[AlertKind, ...] = (
+    AlertKind.URGENT_LOW,
+    AlertKind.LOW,
+    AlertKind.HIGH,
+    AlertKind.URGENT_HIGH,
+)
+
+#: The glucose range boundaries a reading can take (mg/dL), as Thresholds allows them.
+_RANGE_FLOOR, _RANGE_CEILING = 40, 400
+
+
+def place_ranges(values: Sequence[int], enabled: Sequence[bool]) -> tuple[int, ...] | None:
+    """The four range boundaries (urgent low, low, high, urgent high, mg/dL) for colours and bands.
+
+    Enabled values are kept and must rise strictly (else None). A turned-off value is kept when it
+    fits between its neighbours; otherwise it moves just past the enabled one it crossed (a
+    turned-off urgent high of 300 under a high of 320 becomes 321), so its band nearly vanishes
+    instead of the settings being refused. None when there is no whole mg/dL left for it.
+    """
+    placed: list[int] = []
+    for index, (value, on) in enumerate(zip(values, enabled, strict=True)):
+        floor = placed[-1] + 1 if placed else _RANGE_FLOOR
+        if on:
+            if value < floor:
+                return None
+            placed.append(value)
+            continue
+        later = [
+            (position, values[position])
+            for position in range(index + 1, len(values))
+            if enabled[position]
+        ]
+        if later:
+            position, upper = later[0]
+            ceiling = upper - (position - index)
+        else:
+            ceiling = _RANGE_CEILING - (len(values) - 1 - index)
+        if floor > ceiling:
+            return None
+        placed.append(min(max(value, floor), ceiling))
+    return tuple(placed)
+
 
 #: Urgent low can never be snoozed for longer than this (design.md).
 URGENT_LOW_SNOOZE_CAP = timedelta(minutes=30)
@@ -77,7 +130,7 @@ def _defaults() -> dict[AlertKind, KindConfig]:
     return {
         AlertKind.URGENT_LOW: KindConfig(True, 55, m(minutes=5), True, URGENT_LOW_SNOOZE_CAP),
         AlertKind.URGENT_LOW_SOON: KindConfig(True, 55, m(minutes=15), True, m(hours=1)),
-        AlertKind.LOW: KindConfig(True, 70, m(minutes=15), False, m(hours=4)),
+        AlertKind.LOW: KindConfig(True, 70, m(minutes=15), True, m(hours=4)),
         AlertKind.URGENT_HIGH: KindConfig(False, 300, m(minutes=30), True, m(hours=4)),
         AlertKind.HIGH: KindConfig(True, 250, m(minutes=60), False, m(hours=4), m(minutes=15)),
         AlertKind.FALLING_FAST: KindConfig(True, 3, m(minutes=30), False, m(hours=4)),
@@ -117,7 +170,7 @@ class AlertSettings:
             kinds = dict(self.kinds)
             kinds[AlertKind.URGENT_LOW] = fixed
             object.__setattr__(self, "kinds", kinds)
-        self.thresholds()  # validates the glucose thresholds' order
+        self.thresholds()  # validates the glucose thresholds' order and bounds
 
     def __getitem__(self, kind: AlertKind) -> KindConfig:
         return self.kinds[kind]
@@ -128,13 +181,21 @@ class AlertSettings:
         return AlertSettings(kinds)
 
     def thresholds(self) -> Thresholds:
-        """The glucose range boundaries these settings imply (also used for the display colour)."""
-        return Thresholds(
-            urgent_low=round(self.kinds[AlertKind.URGENT_LOW].threshold),
-            low=round(self.kinds[AlertKind.LOW].threshold),
-            high=round(self.kinds[AlertKind.HIGH].threshold),
-            urgent_high=round(self.kinds[AlertKind.URGENT_HIGH].threshold),
+        """The glucose range boundaries these settings imply (also used for the display colour).
+
+        Only enabled thresholds must rise in order; a turned-off one is placed as `place_ranges`
+        says.
+        """
+        placed = place_ranges(
+            [round(self.kinds[kind].threshold) for kind in RANGE_KINDS],
+            [self.kinds[kind].enabled for kind in RANGE_KINDS],
         )
+        if placed is None:
+            raise ValueError(
+                "enabled thresholds must satisfy urgent low < low < high < urgent high, "
+                "leaving room for the turned-off ones"
+            )
+        return Thresholds(*placed)
 
 
 #: The kinds "Snooze all non-urgent" silences: every kind but urgent low, urgent low soon and

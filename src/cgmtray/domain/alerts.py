@@ -19,6 +19,10 @@ decisions to act on. Rules of the engine, beyond the per-kind rules in `alert_ru
   back. Repeats that fell due while the computer slept produce a single REPEAT.
 - `sound` on a decision means "start the alarm": only RAISE and REPEAT carry it (from the kind's
   sound setting); UPDATE leaves a playing alarm alone; CLEAR of a key stops its alarm.
+- `urgent` on a decision means critical urgency (and the looping alarm when it sounds): always
+  for the urgent kinds, and for the no-data alert from its second REPEAT on (the same episode's
+  third showing: the gap has gone on for long). `resident` means the notification never expires
+  by itself and stays until acknowledged: urgent kinds and no data, from the first RAISE.
 - Every title and message is written in the `unit` passed to `evaluate` (mg/dL or mmol/L); the
   engine judges in mg/dL whatever the unit. The unit is not part of an episode's key, so switching
   it never opens, closes or re-raises anything: each open, shown glucose episode gets exactly one
@@ -34,7 +38,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from cgmtray.domain.alert_config import URGENT_LOW_SNOOZE_CAP, AlertKind, AlertSettings
+from cgmtray.domain.alert_config import (
+    NO_DATA_CRITICAL_FROM_REPEAT,
+    URGENT_LOW_SNOOZE_CAP,
+    AlertKind,
+    AlertSettings,
+)
 from cgmtray.domain.alert_rules import (
     GLUCOSE_MAX_AGE,
     ConditionRun,
@@ -99,8 +108,11 @@ class AlertDecision:
     message: str
     reading: Reading | None
     sound: bool
+    #: Critical urgency (and the alarm rather than the chime when it sounds).
     urgent: bool
     at: datetime
+    #: The notification stays until acknowledged (never expires by itself).
+    resident: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +141,8 @@ class Episode:
     signature: object
     #: The newest reading seen while the episode was open.
     reading: Reading | None
+    #: How many times the episode has been REPEATed.
+    repeats: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,8 +366,9 @@ class _Step:
                 next_due=None if repeat is None else self.now + repeat,
                 repeat=repeat,
                 signature=verdict.signature,
+                repeats=episode.repeats + (action is DecisionAction.REPEAT),
             )
-        decision = self._decision(episode, action, verdict.title, verdict.message, sound)
+        decision = self._decision(shown, action, verdict.title, verdict.message, sound)
         return shown, decision
 
     def _clear(self, episode: Episode, verdict: Verdict) -> AlertDecision:
@@ -381,6 +396,8 @@ class _Step:
             message=message,
             reading=episode.reading,
             sound=sound,
-            urgent=self.kind.is_urgent,
+            urgent=self.kind.is_urgent
+            or (self.kind is AlertKind.NO_DATA and episode.repeats >= NO_DATA_CRITICAL_FROM_REPEAT),
             at=self.now,
+            resident=self.kind.stays_until_acknowledged,
         )

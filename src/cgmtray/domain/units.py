@@ -15,7 +15,7 @@ Conversion contract (pinned by tests/unit/test_domain_units.py):
 from __future__ import annotations
 
 import enum
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, MAX_REAL_MGDL, MIN_REAL_MGDL, Reading
 
@@ -150,3 +150,58 @@ def format_amount(mgdl: float, unit: Unit) -> str:
     if unit is Unit.MGDL:
         return str(amount.quantize(_WHOLE, rounding=ROUND_HALF_UP))
     return str(_mmol_from_mgdl_amount(amount))
+
+
+# Rates of change (falling/rising fast thresholds): stored in mg/dL per minute, shown and typed in
+# the chosen unit per minute. mg/dL/min has one decimal ("3", "2.5"); mmol/L/min two ("0.17"),
+# since the useful range (1..10 mg/dL/min) is only 0.06..0.55 mmol/L/min.
+
+_RATE_STEP: dict[Unit, Decimal] = {Unit.MGDL: Decimal("0.1"), Unit.MMOL: Decimal("0.01")}
+
+
+def _rate_shown(mgdl_per_minute: Decimal | float, unit: Unit) -> Decimal:
+    amount = _to_decimal(mgdl_per_minute)
+    if unit is Unit.MMOL:
+        amount = amount / _FACTOR
+    return amount.quantize(_RATE_STEP[unit], rounding=ROUND_HALF_UP)
+
+
+def _plain(number: Decimal) -> str:
+    """A decimal without trailing zeros after the point: "3", "2.5", "0.17"."""
+    text = f"{number:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_rate(mgdl_per_minute: float, unit: Unit) -> str:
+    """A rate threshold as shown in a field (no label): "3", "2.5" mg/dL/min; "0.17" mmol/L/min."""
+    return _plain(_rate_shown(mgdl_per_minute, unit))
+
+
+def rate_from_display(shown: Decimal | float | str, unit: Unit, previous: float | None) -> float:
+    """The mg/dL per minute to store for a rate the user sees (and maybe edited) in `unit`.
+
+    If the shown value is exactly what `previous` displays as, `previous` is kept, so opening and
+    closing the settings in mmol/L never moves a rate. Otherwise the typed value is converted and
+    kept to 0.1 mg/dL/min. Raises ValueError for text that is not a number; range checks are the
+    settings' job.
+    """
+    number = _to_decimal(shown)
+    if previous is not None and _rate_shown(previous, unit) == number:
+        return previous
+    mgdl = number * _FACTOR if unit is Unit.MMOL else number
+    return float(mgdl.quantize(_RATE_STEP[Unit.MGDL], rounding=ROUND_HALF_UP))
+
+
+def rate_label(unit: Unit) -> str:
+    """The unit of a rate threshold: "mg/dL/min" or "mmol/L/min"."""
+    return f"{unit.label}/min"
+
+
+def rate_range_text(low_mgdl: float, high_mgdl: float, unit: Unit) -> str:
+    """The allowed rates in words: "between 1 and 10 mg/dL per minute", "between 0.06 and 0.55
+    mmol/L per minute" (the ends shown are ones that convert back inside the range)."""
+    step = _RATE_STEP[unit]
+    factor = _FACTOR if unit is Unit.MMOL else Decimal(1)
+    low = (_to_decimal(low_mgdl) / factor).quantize(step, rounding=ROUND_CEILING)
+    high = (_to_decimal(high_mgdl) / factor).quantize(step, rounding=ROUND_FLOOR)
+    return f"between {_plain(low)} and {_plain(high)} {unit.label} per minute"

@@ -18,10 +18,16 @@ from typing import Any, Final, TypeVar
 
 import tomli_w
 
-from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
+from cgmtray.domain.alert_config import (
+    RANGE_KINDS,
+    AlertKind,
+    AlertSettings,
+    KindConfig,
+    place_ranges,
+)
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
-from cgmtray.domain.units import Unit, format_value
+from cgmtray.domain.units import Unit, format_value, rate_range_text
 from cgmtray.share.urls import EXAMPLE_SHARE_URL, is_share_url, share_url_problem
 from cgmtray.storage.atomic import write_atomically
 from cgmtray.storage.safe_open import TooLargeError, UnsafeFileError, check_not_link, read_capped
@@ -121,11 +127,19 @@ def _glucose_bounds_text(unit: Unit) -> str:
 
 
 def threshold_problems(
-    urgent_low: float, low: float, high: float, urgent_high: float, unit: Unit = Unit.MGDL
+    urgent_low: float,
+    low: float,
+    high: float,
+    urgent_high: float,
+    unit: Unit = Unit.MGDL,
+    *,
+    enabled: tuple[bool, bool, bool, bool] = (True, True, True, True),
 ) -> list[str]:
     """Plain messages for glucose thresholds (mg/dL) as a person would enter them.
 
-    Usable before an AlertSettings is built (which refuses out-of-order thresholds).
+    Only enabled thresholds are held to the order urgent low < low < high < urgent high (`enabled`
+    says which are on, in that order); a turned-off one only has to be a glucose value. Usable
+    before an AlertSettings is built (which refuses what this refuses).
     """
     named = [("Urgent low", urgent_low), ("Low", low), ("High", high), ("Urgent high", urgent_high)]
     bounds = _glucose_bounds_text(unit)
@@ -136,14 +150,29 @@ def threshold_problems(
     ]
     if problems:
         return problems
-    for (lower_title, lower), (upper_title, upper) in itertools.pairwise(named):
+    active = [item for item, on in zip(named, enabled, strict=True) if on]
+    for (lower_title, lower), (upper_title, upper) in itertools.pairwise(active):
         if not lower < upper:
             problems.append(f"{lower_title} must be below {upper_title.lower()}.")
+    if not problems and place_ranges([round(v) for _, v in named], list(enabled)) is None:
+        off = ", ".join(
+            title.lower() for (title, _), on in zip(named, enabled, strict=True) if not on
+        )
+        problems.append(
+            f"Leave room between the thresholds for the turned-off ones ({off}): "
+            "move the enabled thresholds further apart."
+        )
     return problems
 
 
+def range_enabled(alerts: AlertSettings) -> tuple[bool, bool, bool, bool]:
+    """Which of urgent low, low, high and urgent high are on (threshold_problems' `enabled`)."""
+    urgent_low, low, high, urgent_high = (alerts[kind].enabled for kind in _RANGE_KINDS)
+    return (urgent_low, low, high, urgent_high)
+
+
 #: The four kinds whose thresholds bound the glucose ranges (checked by threshold_problems).
-_RANGE_KINDS = (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH)
+_RANGE_KINDS = RANGE_KINDS
 
 
 def _kind_problems(kind: AlertKind, config: KindConfig, unit: Unit) -> list[str]:
@@ -155,8 +184,7 @@ def _kind_problems(kind: AlertKind, config: KindConfig, unit: Unit) -> list[str]
     elif kind in RATE_KINDS:
         if not low_bound <= config.threshold <= high_bound:
             problems.append(
-                f"{kind.title} must be a rate between {low_bound:g} and {high_bound:g} mg/dL "
-                "per minute."
+                f"{kind.title} must be a rate {rate_range_text(low_bound, high_bound, unit)}."
             )
     elif kind is AlertKind.NO_DATA and not low_bound <= config.threshold <= high_bound:
         problems.append(
@@ -199,6 +227,7 @@ def validate(settings: Settings, *, require_username: bool = True) -> list[str]:
         kinds[AlertKind.HIGH].threshold,
         kinds[AlertKind.URGENT_HIGH].threshold,
         settings.unit,
+        enabled=range_enabled(settings.alerts),
     )
     for kind in AlertKind:
         problems += _kind_problems(kind, kinds[kind], settings.unit)
@@ -510,7 +539,7 @@ def _read_alerts(reader: _Reader, document: dict[str, Any]) -> AlertSettings:
     except ValueError:
         reader.problems.append(
             "The alert thresholds in your settings file were not in order (urgent low < low < "
-            "high < urgent high); the default thresholds are in use."
+            "high < urgent high, among those turned on); the default thresholds are in use."
         )
     for kind in (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH):
         kinds[kind] = dataclasses.replace(kinds[kind], threshold=defaults[kind].threshold)

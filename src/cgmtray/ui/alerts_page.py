@@ -18,8 +18,21 @@ from PySide6.QtWidgets import (
 
 from cgmtray.domain.alert_config import URGENT_LOW_SNOOZE_CAP, AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
-from cgmtray.domain.units import Unit, format_amount, mgdl_to_mmol, threshold_from_display
-from cgmtray.storage.settings import GLUCOSE_KINDS, MAX_MINUTES, RATE_KINDS, threshold_problems
+from cgmtray.domain.units import (
+    Unit,
+    format_amount,
+    format_rate,
+    mgdl_to_mmol,
+    rate_from_display,
+    rate_label,
+    threshold_from_display,
+)
+from cgmtray.storage.settings import (
+    GLUCOSE_KINDS,
+    MAX_MINUTES,
+    RATE_KINDS,
+    threshold_problems,
+)
 
 #: The four kinds whose thresholds bound the glucose ranges, in the order they must rise.
 RANGE_KINDS = (AlertKind.URGENT_LOW, AlertKind.LOW, AlertKind.HIGH, AlertKind.URGENT_HIGH)
@@ -91,15 +104,13 @@ class AlertKindRow:
             self.threshold = QLineEdit()
             self.threshold.setAccessibleName(f"{kind.title} threshold")
             self.threshold.setMaximumWidth(64)
-        if kind in RATE_KINDS:
-            self.threshold_text = _plain_number(config.threshold)
-            self.unit_label.setText("mg/dL/min")
-            self.unit_label.setToolTip("mg/dL per minute, in either unit")
-        elif kind is AlertKind.NO_DATA:
+        #: The mg/dL per minute a rate field's text stands for (kept when the text is untouched).
+        self.basis_rate: float | None = None
+        if kind is AlertKind.NO_DATA:
             self.threshold_text = _plain_number(config.threshold)
             self.unit_label.setText("min")
             self.unit_label.setToolTip("minutes without a reading")
-        if self.threshold is not None and kind not in GLUCOSE_KINDS:
+            assert self.threshold is not None
             self.threshold.setText(self.threshold_text)
         self.repeat = spin_box(0, MAX_MINUTES, " min", never_at_zero=True)
         self.repeat.setValue(_minutes(config.repeat))
@@ -124,6 +135,20 @@ class AlertKindRow:
         self.threshold.setText(glucose_text(mgdl, unit))
         self.unit_label.setText(unit.label)
 
+    def show_rate(self, mgdl_per_minute: float, unit: Unit) -> None:
+        if self.threshold is None or self.kind not in RATE_KINDS:
+            return
+        self.basis_rate = mgdl_per_minute
+        self.threshold.setText(format_rate(mgdl_per_minute, unit))
+        self.unit_label.setText(rate_label(unit))
+        self.unit_label.setToolTip(f"{unit.label} per minute")
+
+    def rate_mgdl(self, unit: Unit) -> float | None:
+        """The mg/dL per minute a rate field means, or None if it is not a number."""
+        if self.threshold is None or _number(self.threshold.text()) is None:
+            return None
+        return rate_from_display(self.threshold.text(), unit, self.basis_rate)
+
     def glucose_mgdl(self, unit: Unit) -> int | None:
         """The mg/dL the field means, or None if it is not a number."""
         if self.threshold is None:
@@ -133,7 +158,7 @@ class AlertKindRow:
         return threshold_from_display(self.threshold.text(), unit, self.basis_mgdl)
 
     def own_threshold(self) -> float | None:
-        """A rate or minutes threshold (not glucose), or None if not a number."""
+        """A minutes threshold (neither glucose nor rate), or None if not a number."""
         if self.threshold is None:
             return self.original.threshold
         text = self.threshold.text().strip()
@@ -161,7 +186,8 @@ class AlertKindRow:
 class AlertsPage(QWidget):
     """The alert kinds in a grid: on, threshold, repeat, sound, snooze limit, delay.
 
-    Signals: changed() — a threshold's text changed (the dialog re-validates).
+    Signals: changed() — a threshold's text or an alert's "On" changed (the dialog
+    re-validates).
     """
 
     changed = Signal()
@@ -181,6 +207,7 @@ class AlertsPage(QWidget):
             self.kind_rows[kind] = row
             grid.addWidget(row.title, row_index, 0)
             grid.addWidget(row.enabled, row_index, 1)
+            row.enabled.toggled.connect(self.changed)  # which thresholds must be in order
             if row.threshold is not None:
                 grid.addWidget(row.threshold, row_index, 2)
                 grid.addWidget(row.unit_label, row_index, 3)
@@ -202,9 +229,11 @@ class AlertsPage(QWidget):
         layout.addStretch(1)
         for kind in GLUCOSE_KINDS:
             self.kind_rows[kind].show_glucose(alerts[kind].threshold, unit)
+        for kind in RATE_KINDS:
+            self.kind_rows[kind].show_rate(alerts[kind].threshold, unit)
 
     def set_unit(self, unit: Unit) -> None:
-        """Shows the glucose thresholds in `unit`, keeping what was typed (converted)."""
+        """Shows the glucose and rate thresholds in `unit`, keeping what was typed (converted)."""
         if unit is self._unit:
             return
         old_unit, self._unit = self._unit, unit
@@ -215,6 +244,13 @@ class AlertsPage(QWidget):
                 row.show_glucose(mgdl, unit)
             else:
                 row.unit_label.setText(unit.label)
+        for kind in RATE_KINDS:
+            row = self.kind_rows[kind]
+            rate = row.rate_mgdl(old_unit)
+            if rate is not None:
+                row.show_rate(rate, unit)
+            else:
+                row.unit_label.setText(rate_label(unit))
 
     def alerts(self, problems: list[str]) -> AlertSettings | None:
         """The alert settings the fields amount to, or None (what is wrong added to `problems`)."""
@@ -228,6 +264,12 @@ class AlertsPage(QWidget):
                     continue
                 glucose[kind] = value
                 configs[kind] = row.config(value)
+            elif kind in RATE_KINDS:
+                rate = row.rate_mgdl(self._unit)
+                if rate is None:
+                    problems.append(f"{kind.title}: enter a number.")
+                    continue
+                configs[kind] = row.config(rate)
             else:
                 own = row.own_threshold()
                 if own is None:
@@ -237,7 +279,17 @@ class AlertsPage(QWidget):
         if problems:
             return None
         urgent_low, low, high, urgent_high = (glucose[kind] for kind in RANGE_KINDS)
-        problems += threshold_problems(urgent_low, low, high, urgent_high, self._unit)
+        urgent_low_on, low_on, high_on, urgent_high_on = (
+            configs[kind].enabled for kind in RANGE_KINDS
+        )
+        problems += threshold_problems(
+            urgent_low,
+            low,
+            high,
+            urgent_high,
+            self._unit,
+            enabled=(urgent_low_on, low_on, high_on, urgent_high_on),
+        )
         if problems:
             return None
         return AlertSettings(configs)

@@ -313,6 +313,7 @@ class Controller(QObject):
                 urgent=decision.urgent,
                 sound=sound,
                 snoozable=decision.kind is not AlertKind.SIGN_IN_PROBLEM,
+                resident=decision.resident,
             )
         )
 

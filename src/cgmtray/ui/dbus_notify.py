@@ -72,6 +72,8 @@ class OutgoingNotification:
     urgent: bool
     snoozable: bool = True
     suppress_sound: bool = False
+    #: Never expires by itself, stays until acknowledged (urgent ones always do).
+    resident: bool = False
 
 
 def notify_arguments(
@@ -98,7 +100,7 @@ def notify_arguments(
         notification.body,
         actions,
         hints,
-        EXPIRE_NEVER if notification.urgent else EXPIRE_SERVER_DEFAULT,
+        EXPIRE_NEVER if notification.urgent or notification.resident else EXPIRE_SERVER_DEFAULT,
     )
 
 

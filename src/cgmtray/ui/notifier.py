@@ -71,6 +71,8 @@ class NotificationRequest:
     urgent: bool
     sound: str | None = None
     snoozable: bool = True
+    #: Stays until acknowledged: never expires by itself (always so when urgent).
+    resident: bool = False
 
 
 class _DbusBridge(QObject):
@@ -324,7 +326,10 @@ class Notifier(QObject):
                 else QSystemTrayIcon.MessageIcon.Warning
             )
             self._tray.showMessage(
-                request.title, request.body, icon, 0 if request.urgent else TRAY_MESSAGE_MS
+                request.title,
+                request.body,
+                icon,
+                0 if request.urgent or request.resident else TRAY_MESSAGE_MS,
             )
             self._last_tray_request = request
         elif backend == BACKEND_WINDOW:
@@ -440,6 +445,7 @@ def _outgoing(
         body=request.body,
         urgent=request.urgent,
         snoozable=request.snoozable,
+        resident=request.resident,
         suppress_sound=request.sound is not None and sound is not None and sound.available,
     )
 

@@ -133,8 +133,9 @@ class AppSession(QObject):
     """Starts the app the right way and keeps what the running app needs.
 
     Signals:
-        quit_requested(): Quit from the menu, or nothing to run (welcome closed, password
-            dialog cancelled before start). The process connects it to `QApplication.exit`.
+        quit_requested(): Quit from the menu, or nothing to run (welcome closed, or Quit chosen
+            after the start-up password prompt was cancelled). The process connects it to
+            `QApplication.exit`.
     """
 
     quit_requested = Signal()
@@ -156,6 +157,10 @@ class AppSession(QObject):
         self._history: LazyHistory | None = None
         self._dialog: SettingsDialog | None = None
         self._first_run: object | None = None
+        #: Offered when the start-up password prompt is cancelled (enter it, or quit).
+        self._password_choice: QWidget | None = None
+        #: What the start-up password prompt said (said again if the person chooses to enter it).
+        self._password_notice: str | None = None
         self._tray: TrayPresenter | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
@@ -259,6 +264,7 @@ class AppSession(QObject):
 
     def _ask_for_password(self, notice: str | None) -> None:
         """The account is known but not its password: the settings dialog asks for it."""
+        self._password_notice = notice
         self.open_settings(notice=notice, page_account=True)
 
     @Slot(object)
@@ -471,10 +477,33 @@ class AppSession(QObject):
 
     @Slot()
     def _on_dialog_rejected(self) -> None:
-        """Cancelled before anything runs (the password was asked at start): nothing to show."""
+        """Cancelled before anything runs (the password was asked at start): the person chooses
+        between entering it and quitting; the app never quits without saying so."""
         if self._controller is None:
-            log.info("no account to start with: quitting")
-            self.quit_requested.emit()
+            self._offer_password_choice()
+
+    def _offer_password_choice(self) -> None:
+        from cgmtray.ui.password_choice import PasswordChoice
+
+        log.info("the password prompt was cancelled: asking whether to enter it or quit")
+        choice = PasswordChoice()
+        choice.enter_chosen.connect(self._on_password_choice_enter)
+        choice.quit_chosen.connect(self._on_password_choice_quit)
+        self._password_choice = choice
+        choice.show()
+        choice.raise_()
+        choice.activateWindow()
+
+    @Slot()
+    def _on_password_choice_enter(self) -> None:
+        self._password_choice = None
+        self._ask_for_password(self._password_notice)
+
+    @Slot()
+    def _on_password_choice_quit(self) -> None:
+        self._password_choice = None
+        log.info("no password given: quitting as the person chose")
+        self.quit_requested.emit()
 
     def _with_known_account_id(self, settings: Settings) -> Settings:
         """`settings`, keeping the account id already known when the account is the same."""
@@ -610,6 +639,10 @@ class AppSession(QObject):
 
     def stop(self) -> bool:
         """Stops the controller (bounded); True when the worker thread ended."""
+        choice, self._password_choice = self._password_choice, None
+        if choice is not None:
+            choice.blockSignals(True)  # going down: closing it is no choice of the person's
+            choice.close()
         if self._history is not None:
             self._history.close()
         if self._controller is None:

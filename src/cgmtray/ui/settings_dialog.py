@@ -300,6 +300,9 @@ class SettingsDialog(QDialog):
         save.setDefault(True)
         self.save_button = save
         self.cancel_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        # Every text carries its own mnemonic (unique in the dialog), so no platform theme or
+        # desktop (KDE's automatic accelerators) picks one that is already taken.
+        self.cancel_button.setText("&Cancel")
         self.buttons.accepted.connect(self._on_buttons_accepted)
         self.buttons.rejected.connect(self.reject)
 
@@ -398,7 +401,7 @@ class SettingsDialog(QDialog):
         self._unit_group.addButton(self.unit_mmol)
         (self.unit_mmol if self._unit is Unit.MMOL else self.unit_mgdl).setChecked(True)
         self.unit_mmol.toggled.connect(self._on_unit_mmol_toggled)
-        box = QGroupBox("Glucose unit")
+        box = QGroupBox("Glucose u&nit")
         box_layout = QVBoxLayout(box)
         box_layout.addWidget(self.unit_mgdl)
         box_layout.addWidget(self.unit_mmol)
@@ -447,7 +450,7 @@ class SettingsDialog(QDialog):
         data_row.addWidget(self.log_button)
         data_row.addStretch(1)
 
-        data_box = QGroupBox("Data")
+        data_box = QGroupBox("&History and logs")
         data_layout = QVBoxLayout(data_box)
         data_layout.addLayout(retention_row)
         data_layout.addLayout(data_row)
