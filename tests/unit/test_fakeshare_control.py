@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +17,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.ports import free_port
 
 from cgmtray.domain.clock import ManualClock, write_offset_file
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Trend
@@ -654,21 +653,8 @@ def test_speed_and_clock_epoch_give_the_shared_clock() -> None:
     assert epoch + (before - epoch) * 100 <= virtual <= epoch + (after - epoch) * 100
 
 
-def free_port_outside_the_ephemeral_range() -> int:
-    """A free loopback port below Linux's ephemeral range (32768-60999), so no outgoing
-    connection of another process can take it between this probe and the command's bind."""
-    for port in range(23_000 + os.getpid() % 5_000, 32_768):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
-
-
 def test_the_control_port_option() -> None:
-    port = free_port_outside_the_ephemeral_range()
+    port = free_port()
     with fake_share_command(["--control-port", str(port)]) as lines:
         assert lines[1] == f"control: http://127.0.0.1:{port}/_fake/"
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
+from tests.support.ports import free_port
 
 from cgmtray.domain.clock import ManualClock, ScaledClock, SystemClock
 from cgmtray.domain.ranges import GlucoseRange, Thresholds
@@ -115,13 +116,6 @@ def sign_in_and_read(base_url: str, username: str, password: str, app_id: str) -
         readings = response.json()
         assert isinstance(readings, list)
         return readings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.ports import free_port
 
 from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
@@ -1283,9 +1284,7 @@ def test_stop_does_not_wait_for_a_slow_answer(fake_clock: ManualClock) -> None:
 
 
 def test_a_fixed_port(fake_clock: ManualClock) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with FakeShare(fake_clock, regions=[Region.JP], ports={Region.JP: port}) as fake:
         assert fake.base_url(Region.JP) == f"http://127.0.0.1:{port}/ShareWebServices/Services/"
         with pytest.raises(RuntimeError):

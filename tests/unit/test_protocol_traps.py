@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import math
-import socket
 import ssl
 import subprocess
 import threading
@@ -30,6 +29,7 @@ from typing import Any, ClassVar, Final
 
 import pytest
 import requests
+from tests.support.ports import free_port
 
 from cgmtray import logging_setup
 from cgmtray.domain import display, schedule
@@ -910,9 +910,7 @@ def test_every_trap_of_section_9_has_a_test() -> None:
 def test_junk_and_a_refused_connection_raise_only_share_errors() -> None:
     with pytest.raises(WireFormatError):
         parse_readings("<html>")
-    with socket.socket() as unused:  # nothing listens on a port we just gave back
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
+    port = free_port()  # nothing listens there
     config = ClientConfig(
         region=Region.US,
         username=USERNAME,
