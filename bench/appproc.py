@@ -16,35 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Run as a script, only bench/ is on sys.path: the repository root holds tests.support, the one
+# home of the process helpers that tests and benchmarks share (docs/testing.md).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
+from tests.support.processes import poll_until, stop_process  # noqa: E402
+
 if TYPE_CHECKING:
     from cgmtray.domain.readings import Reading
 
-
-def poll_until(
-    check: Callable[[], bool], timeout: float, interval: float = 0.01, what: str = "condition"
-) -> None:
-    """Calls `check` until it is true; TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout} s")
-        time.sleep(interval)
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
-    """Terminates a child we started (SIGTERM, then SIGKILL), reaps it, returns its status."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
-    for stream in (process.stdin, process.stdout, process.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    return int(process.returncode)
+__all__ = ["AppProcess", "LogEvent", "poll_until", "prepare_account", "running_app", "stop_process"]
 
 
 @dataclass(frozen=True, slots=True)

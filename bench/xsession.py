@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import selectors
 import shutil
 import struct
 import subprocess
@@ -17,12 +16,15 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:  # mypy names the helper by its path; bench/ is on sys.path at run time
     from bench.appproc import poll_until, stop_process
 else:
-    from appproc import poll_until, stop_process
+    from appproc import poll_until, stop_process  # also puts the repository root on sys.path
+
+from tests.support.dbus import PrivateBus
+from tests.support.processes import read_line
 
 #: How long a helper process (Xvfb, dbus-daemon, trayer) may take to come up.
 STARTUP_TIMEOUT_S: Final = 15.0
@@ -45,14 +47,6 @@ def hex_rgb(colour: str) -> Rgb:
     """ "#1b6e34" -> (27, 110, 52)."""
     text = colour.lstrip("#")
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
-
-
-def _read_line(stream: IO[str], timeout: float) -> str:
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no output within {timeout} s")
-    return stream.readline()
 
 
 def require_tools(*names: str) -> None:
@@ -372,20 +366,6 @@ class ColourSchemePortal:
 
 # -- the desktop -----------------------------------------------------------------------------
 
-_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={socket_dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
-
 #: Variables a child must not inherit from the machine's own desktop.
 _FOREIGN_ENV_PREFIXES: Final = ("DBUS_", "QT_", "XDG_", "GTK_", "WAYLAND_")
 
@@ -464,28 +444,15 @@ class Desktop:
         os.close(write_end)
         self._stack.callback(stop_process, process)
         with os.fdopen(read_end) as numbers:
-            number = _read_line(numbers, STARTUP_TIMEOUT_S).strip()
+            number = read_line(numbers, STARTUP_TIMEOUT_S).strip()
         if not number:
             raise RuntimeError("Xvfb did not start")
         return f":{number}"
 
     def _start_bus(self) -> str:
-        socket_dir = Path(tempfile.mkdtemp(prefix="cgmbus-"))
-        self._stack.callback(shutil.rmtree, socket_dir, True)
-        config = socket_dir / "session.conf"
-        config.write_text(_BUS_CONFIG.format(socket_dir=socket_dir), encoding="utf-8")
-        process = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._stack.callback(stop_process, process)
-        assert process.stdout is not None
-        address = _read_line(process.stdout, STARTUP_TIMEOUT_S).strip()
-        if not address:
-            raise RuntimeError("dbus-daemon printed no address")
-        return address
+        bus = PrivateBus()
+        self._stack.callback(bus.stop)
+        return bus.address
 
     def _start_trayer(self) -> None:
         width = ["--widthtype", "percent", "--width", "100"]

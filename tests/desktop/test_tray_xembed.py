@@ -11,29 +11,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from cgmtray.domain.ranges import GlucoseRange
-from cgmtray.ui.icon import RANGE_COLOURS
-
-if TYPE_CHECKING:  # mypy names the helper by its path; pytest puts tests/desktop on sys.path
-    from tests.desktop.conftest import ScreenRect, TrayDesktop
-    from tests.desktop.dbus_fixtures import stop_process
-else:
-    from dbus_fixtures import stop_process
+from tests.support.processes import stop_process
+from tests.support.xdesktop import (
+    MIN_BADGE_PIXELS,
+    MIN_BADGE_SIDE,
+    Event,
+    ScreenRect,
+    TrayDesktop,
+    badge_background,
+    is_range_update,
+    open_tray_menu,
+    tray_icon,
+)
 
 pytestmark = pytest.mark.desktop
 
 #: The first reading needs a sign-in and a read against the demo service: generous for CI.
 APP_TIMEOUT_S = 30.0
-#: Fewer badge-coloured pixels than this is not a badge (a 22 px badge shows ~300).
-MIN_BADGE_PIXELS = 60
-#: The badge's coloured area is at least this wide and tall, in pixels.
-MIN_BADGE_SIDE = 12
-
-Event = Mapping[str, Any]
 
 
 class RunningApp:
@@ -93,18 +89,6 @@ class RunningApp:
         self._reader.join(timeout=10)
 
 
-def is_range_update(event: Event) -> bool:
-    """A tray update that shows a current value (coloured by its range)."""
-    return event.get("event") == "tray.updated" and str(event.get("severity", "")).upper() in (
-        GlucoseRange.__members__
-    )
-
-
-def badge_background(event: Event) -> str:
-    """The badge colour the icon must show for a `tray.updated` event's severity."""
-    return RANGE_COLOURS[GlucoseRange[str(event["severity"]).upper()]].background
-
-
 @pytest.fixture
 def demo_app(tray_desktop: TrayDesktop, tmp_path: Path) -> Iterator[RunningApp]:
     """The real app, --demo, drawing on the test's X display with Qt's xcb platform."""
@@ -113,41 +97,6 @@ def demo_app(tray_desktop: TrayDesktop, tmp_path: Path) -> Iterator[RunningApp]:
     )
     yield app
     app.stop()
-
-
-def tray_icon(desktop: TrayDesktop) -> ScreenRect:
-    """The app's icon window, embedded in trayer's panel."""
-    found: list[ScreenRect] = []
-
-    def embedded() -> bool:
-        panel = desktop.panel()
-        found[:] = [
-            rect
-            for rect in desktop.visible("--class", "cgm-tray").values()
-            if panel is not None and panel.contains(rect)
-        ]
-        return bool(found)
-
-    desktop.wait_until(embedded, "the app's icon embedded in the tray")
-    return found[0]
-
-
-def open_tray_menu(desktop: TrayDesktop) -> None:
-    """Right-clicks the icon until its menu is on screen (a click in the instant a window closes
-    can go unanswered, as it can for a person)."""
-    icon = tray_icon(desktop)
-    before = set(desktop.visible("--class", "cgm-tray"))
-
-    def menu_shown() -> bool:
-        shown = desktop.visible("--class", "cgm-tray")
-        return any(rect.height > 60 for window, rect in shown.items() if window not in before)
-
-    x, y = icon.x + icon.width // 2, icon.y + icon.height // 2
-    for _ in range(8):
-        desktop.xdotool("mousemove", str(x), str(y), "click", "3")
-        if desktop.poll(menu_shown, desktop.timeout_s / 8):
-            return
-    pytest.fail("the tray menu did not open on a right click")
 
 
 def test_the_badge_is_on_screen_in_the_tray_in_the_colour_of_its_range(

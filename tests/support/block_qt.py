@@ -3,13 +3,13 @@
 It proves the unit tier needs no Qt, as a CI run on a machine without PySide6 would. In this
 process a `sys.meta_path` finder refuses PySide6, shiboken6 and pyqtgraph before anything imports
 them; child Python processes get the same refusal through stub packages put first on PYTHONPATH.
-Tests that need Qt ask `qt_importable()` and skip.
+Tests that need Qt ask `tests.support.qt.qt_importable()` and skip. Load it only as a plugin:
+importing it installs the block.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import shutil
 import sys
@@ -40,15 +40,6 @@ class QtBlocker:
         if fullname.split(".", 1)[0] in QT_PACKAGES:
             raise ModuleNotFoundError(f"No module named {fullname!r} ({REASON})", name=fullname)
         return None
-
-
-def qt_importable() -> bool:
-    """Whether PySide6 can be imported here (False under the block or where it is missing),
-    found without importing it."""
-    try:
-        return importlib.util.find_spec("PySide6") is not None
-    except ImportError:
-        return False
 
 
 def _stub_packages() -> Path:

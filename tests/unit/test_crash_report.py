@@ -19,7 +19,7 @@ from typing import Final
 from urllib.parse import quote, quote_plus
 
 import pytest
-from tests.support.block_qt import qt_importable
+from tests.support.qt import qt_importable
 from tests.support.secrets import assert_no_secrets, find_secrets
 
 from cgmtray import logging_setup

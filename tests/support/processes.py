@@ -1,10 +1,14 @@
-"""The real fake-share and tray processes on one virtual clock, and their logs: shared by the e2e
-tests and the soak (tests/e2e, bench/soak.py)."""
+"""Child processes for tests and benchmarks: starting, reading and stopping them, and the real
+fake-share and tray processes on one virtual clock with their logs (tests/e2e, the desktop and
+package tiers, bench/)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import selectors
 import signal
 import subprocess
 import sys
@@ -23,7 +27,7 @@ from cgmtray.storage.settings import Settings, save_settings
 
 CGM_TRAY: Final = [sys.executable, "-m", "cgmtray"]
 USERNAME: Final = "e2e.person@example.com"
-PASSWORD: Final = "Corr3ct-h0rse:battery"  # noqa: S105 - the fake service's test account
+PASSWORD: Final = "Corr3ct-h0rse:battery"
 #: Virtual seconds per real second: 15 virtual minutes pass in under 4 real seconds.
 SPEED: Final = 240.0
 #: How long a process may take to print its first lines (real seconds; Qt starts in ~1 s).
@@ -33,6 +37,43 @@ CONTROL_TIMEOUT_S: Final = 5.0
 READING_INTERVAL: Final = timedelta(minutes=5)
 
 Event = dict[str, Any]
+
+
+def read_line(stream: Any, timeout: float) -> str:
+    """One line from a child's pipe, or TimeoutError: a stuck child never hangs the caller."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError(f"no output within {timeout} s")
+    return str(stream.readline())
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
+    """Terminates a child we started (SIGTERM, then SIGKILL), reaps it, returns its status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    return int(process.returncode)
+
+
+def poll_until(
+    check: Callable[[], bool], timeout: float, interval: float = 0.01, what: str = "condition"
+) -> None:
+    """Calls `check` until it is true; TimeoutError after `timeout` seconds (a bound on a hang,
+    not a speed requirement)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout} s")
+        time.sleep(interval)
 
 
 class NotSeenError(AssertionError):
@@ -435,3 +476,28 @@ class Rig:
             process.cleanup()
         if self._fake is not None:
             self._fake.http.close()
+
+
+# --- a clean quit --------------------------------------------------------------------------------
+
+#: Real seconds SIGTERM may take to end the app (the e2e tier's bound).
+QUIT_S: Final = 2.0
+#: Session ids and account ids are UUIDs: none may appear in anything the app prints.
+UUID_SHAPE: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def quit_and_check(rig: Rig, tray: TrayProcess) -> None:
+    """SIGTERM ends the app with status 0 within QUIT_S, saying app.stopping; nothing it printed
+    or logged holds the password, a session id or an account id."""
+    code, took = tray.process.terminate(timeout=QUIT_S)
+    assert code is not None, f"still running {took:.1f} s after SIGTERM"
+    assert code == 0, f"exit status {code} after {took:.1f} s: {tray.process.stderr.lines[-5:]}"
+    assert any(e.get("event") == "app.stopping" for e in tray.log.events)
+    printed = tray.process.everything_printed
+    logged = tray.log_file.read_text(encoding="utf-8") if tray.log_file.exists() else ""
+    for text in (printed, logged):
+        assert rig.password not in text
+        assert rig.username not in text
+        assert UUID_SHAPE.search(text) is None, UUID_SHAPE.search(text)

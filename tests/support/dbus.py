@@ -1,10 +1,10 @@
-"""A private D-Bus session bus and a recording org.freedesktop.Notifications server for tests."""
+"""The one private D-Bus session bus of tests and benchmarks, and a
+recording org.freedesktop.Notifications server for tests."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import selectors
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +28,7 @@ from jeepney import (
 from jeepney.bus_messages import DBusNameFlags
 from jeepney.io import blocking
 from jeepney.io.threading import DBusConnection, ReceiveStopped, open_dbus_connection
+from tests.support.processes import read_line, stop_process
 
 NOTIFICATIONS_NAME: Final = "org.freedesktop.Notifications"
 NOTIFICATIONS: Final = DBusAddress(
@@ -48,29 +49,6 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
   </policy>
 </busconfig>
 """
-
-
-def read_line(stream: Any, timeout: float) -> str:
-    """One line from a child's pipe, or TimeoutError: a stuck child never hangs the test run."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no output within {timeout} s")
-    return str(stream.readline())
-
-
-def stop_process(process: subprocess.Popen[Any]) -> None:
-    """Terminates a child we started, and reaps it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    for stream in (process.stdout, process.stderr, process.stdin):
-        if stream is not None:
-            stream.close()
 
 
 class PrivateBus:
