@@ -476,6 +476,18 @@ class Rig:
             process.cleanup()
         if self._fake is not None:
             self._fake.http.close()
+        complaints = [event for process in self._processes for event in qt_complaints(process)]
+        assert complaints == [], f"Qt complained in a process of this test: {complaints}"
+
+
+def qt_complaints(process: Process) -> list[Event]:
+    """The Qt messages a process logged at warning or above (the app's Qt message handler logs
+    Qt's criticals and fatals there, through the "qt" logger): each is a test failure."""
+    return [
+        event
+        for event in process.stderr.events
+        if event.get("logger") == "qt" and event.get("level") in ("warning", "error", "critical")
+    ]
 
 
 # --- a clean quit --------------------------------------------------------------------------------
