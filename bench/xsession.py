@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # mypy names the helper by its path; bench/ is on sys.path at
 else:
     from appproc import poll_until, stop_process  # also puts the repository root on sys.path
 
-from tests.support.dbus import PrivateBus
+from tests.support.dbus import PrivateBus, own_name
 from tests.support.processes import read_line
 
 #: How long a helper process (Xvfb, dbus-daemon, trayer) may take to come up.
@@ -306,22 +306,12 @@ class ColourSchemePortal:
     SETTINGS: Final = "org.freedesktop.portal.Settings"
 
     def __init__(self, address: str, look: Look) -> None:
-        from jeepney import HeaderFields, MessageType, message_bus
-        from jeepney.bus_messages import DBusNameFlags
         from jeepney.io.threading import open_dbus_connection
 
         self._value = COLOR_SCHEME[look]
         self._conn = open_dbus_connection(address)
         try:
-            serial = next(self._conn.outgoing_serial)
-            request = message_bus.RequestName(self.NAME, DBusNameFlags.do_not_queue)
-            self._conn.send(request, serial=serial)
-            while True:
-                reply = self._conn.receive(timeout=STARTUP_TIMEOUT_S)
-                if reply.header.fields.get(HeaderFields.reply_serial) == serial:
-                    break
-            if reply.header.message_type == MessageType.error or reply.body[0] != 1:
-                raise RuntimeError(f"could not own {self.NAME}")
+            own_name(self._conn, self.NAME, STARTUP_TIMEOUT_S)
         except BaseException:
             self._conn.close()
             raise

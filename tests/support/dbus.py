@@ -51,6 +51,19 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
 """
 
 
+def own_name(conn: DBusConnection, name: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    """Asks the bus for `name` on a connection whose receiving thread is not yet running, waiting
+    for the answer (messages before it are dropped); RuntimeError unless it became the owner."""
+    serial = next(conn.outgoing_serial)
+    conn.send(message_bus.RequestName(name, DBusNameFlags.do_not_queue), serial=serial)
+    while True:
+        reply = conn.receive(timeout=timeout)
+        if reply.header.fields.get(HeaderFields.reply_serial) == serial:
+            break
+    if reply.header.message_type == MessageType.error or reply.body[0] != 1:
+        raise RuntimeError(f"could not own {name}: {reply.body}")
+
+
 class PrivateBus:
     """A `dbus-daemon --session` of our own, with no service activation, on a short socket path."""
 
@@ -168,23 +181,12 @@ class RecordingNotificationServer:
         self._conn: DBusConnection = open_dbus_connection(address)
         try:
             self.unique_name: str = self._conn.unique_name
-            self._request_name()
+            own_name(self._conn, NOTIFICATIONS_NAME)
         except BaseException:
             self._conn.close()
             raise
         self._thread = threading.Thread(target=self._serve, name="recording-notifications")
         self._thread.start()
-
-    def _request_name(self) -> None:
-        serial = next(self._conn.outgoing_serial)
-        request = message_bus.RequestName(NOTIFICATIONS_NAME, DBusNameFlags.do_not_queue)
-        self._conn.send(request, serial=serial)
-        while True:
-            reply = self._conn.receive(timeout=STARTUP_TIMEOUT_S)
-            if reply.header.fields.get(HeaderFields.reply_serial) == serial:
-                break
-        if reply.header.message_type == MessageType.error or reply.body[0] != 1:
-            raise RuntimeError(f"could not own {NOTIFICATIONS_NAME}: {reply.body}")
 
     # Test side ----------------------------------------------------------------------------
 

@@ -180,6 +180,29 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         pytest.fail(f"{what}: not within {timeout} s")
 
 
+def desktop_env(
+    bus: PrivateBus,
+    display: str,
+    home: Path,
+    extra: Mapping[str, str],
+    drop: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """A child environment on `display` and `bus` only, with `home` as its home and no keyring;
+    no Wayland, theme or style of the machine's own (nor the variables in `drop`)."""
+    env = bus.environment(
+        DISPLAY=display,
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+    )
+    for name in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORMTHEME", "QT_STYLE_OVERRIDE", *drop):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
 class TrayDesktop:
     """An X display with an XEmbed tray (trayer, top edge) and a private session bus."""
 
@@ -203,18 +226,7 @@ class TrayDesktop:
 
     def env(self, **extra: str) -> dict[str, str]:
         """A child environment on this display and bus, with a private home and no keyring."""
-        env = self.bus.environment(
-            DISPLAY=self.display,
-            HOME=str(self.home),
-            XDG_CONFIG_HOME=str(self.home / ".config"),
-            XDG_DATA_HOME=str(self.home / ".local" / "share"),
-            XDG_CACHE_HOME=str(self.home / ".cache"),
-            PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
-        )
-        for name in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORMTHEME", "QT_STYLE_OVERRIDE"):
-            env.pop(name, None)
-        env.update(extra)
-        return env
+        return desktop_env(self.bus, self.display, self.home, extra)
 
     def xdotool(self, *args: str) -> str:
         done = subprocess.run(
@@ -295,28 +307,16 @@ class SniDesktop:
         icon over D-Bus because the watcher is there), a private home, no keyring."""
         runtime = self.home / "runtime"
         runtime.mkdir(mode=0o700, exist_ok=True)
-        env = self.bus.environment(
-            DISPLAY=self.display,
-            HOME=str(self.home),
-            XDG_CONFIG_HOME=str(self.home / ".config"),
-            XDG_DATA_HOME=str(self.home / ".local" / "share"),
-            XDG_CACHE_HOME=str(self.home / ".cache"),
-            XDG_STATE_HOME=str(self.home / ".local" / "state"),
-            XDG_RUNTIME_DIR=str(runtime),
-            PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
-            QT_QPA_PLATFORM="xcb",
-            PYTHONUNBUFFERED="1",
+        settings = {
+            "XDG_STATE_HOME": str(self.home / ".local" / "state"),
+            "XDG_RUNTIME_DIR": str(runtime),
+            "QT_QPA_PLATFORM": "xcb",
+            "PYTHONUNBUFFERED": "1",
+        }
+        # Under Unity Qt sends an icon file name instead of pixels.
+        return desktop_env(
+            self.bus, self.display, self.home, settings | extra, drop=("XDG_CURRENT_DESKTOP",)
         )
-        # Under Unity Qt sends an icon file name instead of pixels; no theme or style overrides.
-        for name in (
-            "XDG_CURRENT_DESKTOP",
-            "WAYLAND_DISPLAY",
-            "QT_QPA_PLATFORMTHEME",
-            "QT_STYLE_OVERRIDE",
-        ):
-            env.pop(name, None)
-        env.update(extra)
-        return env
 
     def menu(self, item: SniItem) -> SniMenu:
         """A host's client for one registered item (close it, or use it in a `with`)."""
