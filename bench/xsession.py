@@ -25,6 +25,7 @@ else:
 
 from tests.support.dbus import PrivateBus, own_name
 from tests.support.processes import read_line
+from tests.support.xdesktop import libx11
 
 #: How long a helper process (Xvfb, dbus-daemon, trayer) may take to come up.
 STARTUP_TIMEOUT_S: Final = 15.0
@@ -182,64 +183,15 @@ def find_colour(image: RgbImage, colour: Rgb, tolerance: int = 6) -> Cluster:
     return Cluster(count, box)
 
 
-class _XImage(ctypes.Structure):
-    _fields_ = (
-        ("width", ctypes.c_int),
-        ("height", ctypes.c_int),
-        ("xoffset", ctypes.c_int),
-        ("format", ctypes.c_int),
-        ("data", ctypes.POINTER(ctypes.c_ubyte)),
-        ("byte_order", ctypes.c_int),
-        ("bitmap_unit", ctypes.c_int),
-        ("bitmap_bit_order", ctypes.c_int),
-        ("bitmap_pad", ctypes.c_int),
-        ("depth", ctypes.c_int),
-        ("bytes_per_line", ctypes.c_int),
-        ("bits_per_pixel", ctypes.c_int),
-        ("red_mask", ctypes.c_ulong),
-        ("green_mask", ctypes.c_ulong),
-        ("blue_mask", ctypes.c_ulong),
-    )
-
-
 _Z_PIXMAP: Final = 2
 _ALL_PLANES: Final = 0xFFFFFFFFFFFFFFFF
-
-
-def _libx11() -> ctypes.CDLL:
-    lib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-    lib.XOpenDisplay.restype = ctypes.c_void_p
-    lib.XOpenDisplay.argtypes = (ctypes.c_char_p,)
-    lib.XCloseDisplay.argtypes = (ctypes.c_void_p,)
-    lib.XInternAtom.restype = ctypes.c_ulong
-    lib.XInternAtom.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
-    lib.XGetSelectionOwner.restype = ctypes.c_ulong
-    lib.XGetSelectionOwner.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
-    lib.XDefaultRootWindow.restype = ctypes.c_ulong
-    lib.XDefaultRootWindow.argtypes = (ctypes.c_void_p,)
-    lib.XGetImage.restype = ctypes.POINTER(_XImage)
-    lib.XGetImage.argtypes = (
-        ctypes.c_void_p,
-        ctypes.c_ulong,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_uint,
-        ctypes.c_ulong,
-        ctypes.c_int,
-    )
-    lib.XDestroyImage.argtypes = (ctypes.POINTER(_XImage),)
-    lib.XSetWindowBackground.argtypes = (ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong)
-    lib.XClearWindow.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
-    lib.XFlush.argtypes = (ctypes.c_void_p,)
-    return lib
 
 
 class XConnection:
     """One Xlib connection to a display: tray selection owner and screen grabs."""
 
     def __init__(self, display: str) -> None:
-        self._x = _libx11()
+        self._x = libx11()
         handle = self._x.XOpenDisplay(display.encode())
         if not handle:
             raise RuntimeError(f"cannot open X display {display}")

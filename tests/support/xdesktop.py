@@ -96,27 +96,69 @@ class _XEvent(ctypes.Union):
 _CLIENT_MESSAGE = 33
 
 
+class XImage(ctypes.Structure):
+    _fields_ = (
+        ("width", ctypes.c_int),
+        ("height", ctypes.c_int),
+        ("xoffset", ctypes.c_int),
+        ("format", ctypes.c_int),
+        ("data", ctypes.POINTER(ctypes.c_ubyte)),
+        ("byte_order", ctypes.c_int),
+        ("bitmap_unit", ctypes.c_int),
+        ("bitmap_bit_order", ctypes.c_int),
+        ("bitmap_pad", ctypes.c_int),
+        ("depth", ctypes.c_int),
+        ("bytes_per_line", ctypes.c_int),
+        ("bits_per_pixel", ctypes.c_int),
+        ("red_mask", ctypes.c_ulong),
+        ("green_mask", ctypes.c_ulong),
+        ("blue_mask", ctypes.c_ulong),
+    )
+
+
+def libx11() -> ctypes.CDLL:
+    """libX11 with the argument and result types of every call tests and benchmarks make."""
+    lib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    lib.XOpenDisplay.restype = ctypes.c_void_p
+    lib.XOpenDisplay.argtypes = (ctypes.c_char_p,)
+    lib.XCloseDisplay.argtypes = (ctypes.c_void_p,)
+    lib.XInternAtom.restype = ctypes.c_ulong
+    lib.XInternAtom.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
+    lib.XGetSelectionOwner.restype = ctypes.c_ulong
+    lib.XGetSelectionOwner.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
+    lib.XDefaultRootWindow.restype = ctypes.c_ulong
+    lib.XDefaultRootWindow.argtypes = (ctypes.c_void_p,)
+    lib.XGetImage.restype = ctypes.POINTER(XImage)
+    lib.XGetImage.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_ulong,
+        ctypes.c_int,
+    )
+    lib.XDestroyImage.argtypes = (ctypes.POINTER(XImage),)
+    lib.XSetWindowBackground.argtypes = (ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong)
+    lib.XClearWindow.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
+    lib.XSendEvent.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_int,
+        ctypes.c_long,
+        ctypes.POINTER(_XEvent),
+    )
+    lib.XFlush.argtypes = (ctypes.c_void_p,)
+    return lib
+
+
 class XClient:
     """The two X requests xdotool lacks: who owns the tray selection, and a window manager's
     "close" (WM_DELETE_WINDOW), as when the person clicks a window's close button."""
 
     def __init__(self, display: str) -> None:
-        lib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-        lib.XOpenDisplay.restype = ctypes.c_void_p
-        lib.XOpenDisplay.argtypes = (ctypes.c_char_p,)
-        lib.XCloseDisplay.argtypes = (ctypes.c_void_p,)
-        lib.XInternAtom.restype = ctypes.c_ulong
-        lib.XInternAtom.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
-        lib.XGetSelectionOwner.restype = ctypes.c_ulong
-        lib.XGetSelectionOwner.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
-        lib.XSendEvent.argtypes = (
-            ctypes.c_void_p,
-            ctypes.c_ulong,
-            ctypes.c_int,
-            ctypes.c_long,
-            ctypes.POINTER(_XEvent),
-        )
-        lib.XFlush.argtypes = (ctypes.c_void_p,)
+        lib = libx11()
         self._lib = lib
         self._display = lib.XOpenDisplay(display.encode())
         if not self._display:
