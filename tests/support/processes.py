@@ -112,6 +112,7 @@ class LogLines:
         self._condition = threading.Condition()
         self._lines: list[str] = []
         self._events: list[Event] = []
+        self._arrivals: list[float] = []  # time.perf_counter() when each event was read
         self._ended = False
         self._thread = threading.Thread(target=self._read, args=(stream,), name=name, daemon=True)
         self._thread.start()
@@ -119,12 +120,14 @@ class LogLines:
     def _read(self, stream: IO[str]) -> None:
         try:
             for line in stream:
+                arrived = time.perf_counter()
                 text = line.rstrip("\n")
                 event = _json_object(text)
                 with self._condition:
                     self._lines.append(text)
                     if event is not None:
                         self._events.append(event)
+                        self._arrivals.append(arrived)
                     self._condition.notify_all()
         except (OSError, ValueError):
             pass  # the stream was closed under us at teardown
@@ -142,6 +145,17 @@ class LogLines:
     def events(self) -> list[Event]:
         with self._condition:
             return list(self._events)
+
+    def timed_events(self) -> list[tuple[float, Event]]:
+        """Each JSON object with the time.perf_counter() at which it was read (benchmarks)."""
+        with self._condition:
+            return list(zip(self._arrivals, self._events, strict=True))
+
+    @property
+    def other_lines(self) -> list[str]:
+        """The lines that are not JSON objects (a traceback, a fatal message)."""
+        with self._condition:
+            return [line for line in self._lines if _json_object(line) is None]
 
     @property
     def ended(self) -> bool:
@@ -307,8 +321,9 @@ def spawn(
     )
     if stdin_text is not None:
         assert popen.stdin is not None
-        popen.stdin.write(stdin_text)
-        popen.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # it may die before reading
+            popen.stdin.write(stdin_text)
+            popen.stdin.close()
     return process
 
 
