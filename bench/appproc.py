@@ -4,47 +4,28 @@ account for it against a fake Share service; shared by the benchmarks and the sc
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Run as a script, only bench/ is on sys.path: the repository root holds tests.support, the one
+# home of the process helpers that tests and benchmarks share (docs/testing.md).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
+from tests.support.processes import poll_until, spawn, stop_process  # noqa: E402
+
 if TYPE_CHECKING:
     from cgmtray.domain.readings import Reading
 
-
-def poll_until(
-    check: Callable[[], bool], timeout: float, interval: float = 0.01, what: str = "condition"
-) -> None:
-    """Calls `check` until it is true; TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout} s")
-        time.sleep(interval)
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
-    """Terminates a child we started (SIGTERM, then SIGKILL), reaps it, returns its status."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
-    for stream in (process.stdin, process.stdout, process.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    return int(process.returncode)
+__all__ = ["AppProcess", "LogEvent", "poll_until", "prepare_account", "running_app", "stop_process"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +50,8 @@ def interpreter_env(python: str) -> dict[str, str]:
 
 
 class AppProcess:
-    """`python -m cgmtray ARGS --log-json`, its JSON log events collected as they arrive."""
+    """`python -m cgmtray ARGS --log-json`, its JSON log events collected (and timed) as they
+    arrive: a tests.support.processes child seen as the benchmarks need it."""
 
     def __init__(
         self,
@@ -80,66 +62,39 @@ class AppProcess:
         python: str = sys.executable,
     ) -> None:
         self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [python, "-m", "cgmtray", *args, "--log-json"],
-            env={**env, **interpreter_env(python)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self.process.stdin.write(stdin_text)
-        self.process.stdin.close()
-        self._events: list[LogEvent] = []
-        self.other_lines: list[str] = []
-        self._changed = threading.Condition()
-        self._ended = False
-        self._reader = threading.Thread(target=self._read, name="app-log-reader", daemon=True)
-        self._reader.start()
+        argv = [python, "-m", "cgmtray", *args, "--log-json"]
+        self._child = spawn("cgm-tray", argv, {**env, **interpreter_env(python)}, stdin_text)
+        self.process = self._child.popen
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            now = time.perf_counter()
-            with self._changed:
-                try:
-                    fields = json.loads(line)
-                except json.JSONDecodeError:
-                    self.other_lines.append(line.rstrip())
-                else:
-                    if isinstance(fields, dict):
-                        self._events.append(LogEvent(now, fields))
-                self._changed.notify_all()
-        with self._changed:
-            self._ended = True
-            self._changed.notify_all()
+    @property
+    def other_lines(self) -> list[str]:
+        return self._child.stderr.other_lines
 
     def events(self) -> list[LogEvent]:
-        with self._changed:
-            return list(self._events)
+        return [LogEvent(at, fields) for at, fields in self._child.stderr.timed_events()]
 
     def wait_for(
         self, match: Callable[[LogEvent], bool], timeout: float, *, after: int = 0
     ) -> tuple[int, LogEvent]:
         """The first event from index `after` on that matches, and its index; TimeoutError."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for index in range(after, len(self._events)):
-                    if match(self._events[index]):
-                        return index, self._events[index]
-                remaining = deadline - time.monotonic()
-                if self._ended or remaining <= 0:
-                    tail = [e.fields for e in self._events[-8:]]
-                    state = "exited" if self._ended else "timed out"
-                    raise TimeoutError(f"app {state} before the awaited event; last: {tail}")
-                self._changed.wait(remaining)
+        log = self._child.stderr
+        found: list[tuple[int, LogEvent]] = []
+
+        def seen() -> bool:
+            events = self.events()
+            found.extend((i, e) for i, e in enumerate(events) if i >= after and match(e))
+            return bool(found) or log.ended
+
+        log.wait_until(seen, timeout)
+        if not found:
+            tail = [e.fields for e in self.events()[-8:]]
+            state = "exited" if log.ended else "timed out"
+            raise TimeoutError(f"app {state} before the awaited event; last: {tail}")
+        return found[0]
 
     def death(self) -> str | None:
         """Why the app is no longer running (exit status and its first non-JSON output line),
@@ -147,8 +102,7 @@ class AppProcess:
         code = self.process.poll()
         if code is None:
             return None
-        with self._changed:
-            fatal = next((line for line in self.other_lines if line.strip()), "")
+        fatal = next((line for line in self.other_lines if line.strip()), "")
         return f"exit status {code}" + (f": {fatal}" if fatal else "")
 
     def memory_kib(self) -> dict[str, int]:
@@ -170,7 +124,8 @@ class AppProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
         code = stop_process(self.process)
-        self._reader.join(timeout=timeout)
+        self._child.stdout.join(timeout)
+        self._child.stderr.join(timeout)
         return code
 
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from bench.rig import (
+from bench.soakday import HISTORY, Act, Day, PlannedReading, Step, readings
+from tests.support.processes import (
     PASSWORD,
     START_TIMEOUT_S,
     USERNAME,
@@ -25,7 +26,6 @@ from bench.rig import (
     TrayProcess,
     VirtualClock,
 )
-from bench.soakday import HISTORY, Act, Day, PlannedReading, Step, readings
 
 from cgmtray.domain.clock import write_offset_file
 from cgmtray.share.regions import ENDPOINT_READ

@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import selectors
 import shutil
 import struct
 import subprocess
@@ -17,12 +16,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:  # mypy names the helper by its path; bench/ is on sys.path at run time
     from bench.appproc import poll_until, stop_process
 else:
-    from appproc import poll_until, stop_process
+    from appproc import poll_until, stop_process  # also puts the repository root on sys.path
+
+from tests.support.dbus import PrivateBus, own_name
+from tests.support.processes import read_line
+from tests.support.xdesktop import libx11
 
 #: How long a helper process (Xvfb, dbus-daemon, trayer) may take to come up.
 STARTUP_TIMEOUT_S: Final = 15.0
@@ -45,14 +48,6 @@ def hex_rgb(colour: str) -> Rgb:
     """ "#1b6e34" -> (27, 110, 52)."""
     text = colour.lstrip("#")
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
-
-
-def _read_line(stream: IO[str], timeout: float) -> str:
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no output within {timeout} s")
-    return stream.readline()
 
 
 def require_tools(*names: str) -> None:
@@ -188,64 +183,15 @@ def find_colour(image: RgbImage, colour: Rgb, tolerance: int = 6) -> Cluster:
     return Cluster(count, box)
 
 
-class _XImage(ctypes.Structure):
-    _fields_ = (
-        ("width", ctypes.c_int),
-        ("height", ctypes.c_int),
-        ("xoffset", ctypes.c_int),
-        ("format", ctypes.c_int),
-        ("data", ctypes.POINTER(ctypes.c_ubyte)),
-        ("byte_order", ctypes.c_int),
-        ("bitmap_unit", ctypes.c_int),
-        ("bitmap_bit_order", ctypes.c_int),
-        ("bitmap_pad", ctypes.c_int),
-        ("depth", ctypes.c_int),
-        ("bytes_per_line", ctypes.c_int),
-        ("bits_per_pixel", ctypes.c_int),
-        ("red_mask", ctypes.c_ulong),
-        ("green_mask", ctypes.c_ulong),
-        ("blue_mask", ctypes.c_ulong),
-    )
-
-
 _Z_PIXMAP: Final = 2
 _ALL_PLANES: Final = 0xFFFFFFFFFFFFFFFF
-
-
-def _libx11() -> ctypes.CDLL:
-    lib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-    lib.XOpenDisplay.restype = ctypes.c_void_p
-    lib.XOpenDisplay.argtypes = (ctypes.c_char_p,)
-    lib.XCloseDisplay.argtypes = (ctypes.c_void_p,)
-    lib.XInternAtom.restype = ctypes.c_ulong
-    lib.XInternAtom.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
-    lib.XGetSelectionOwner.restype = ctypes.c_ulong
-    lib.XGetSelectionOwner.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
-    lib.XDefaultRootWindow.restype = ctypes.c_ulong
-    lib.XDefaultRootWindow.argtypes = (ctypes.c_void_p,)
-    lib.XGetImage.restype = ctypes.POINTER(_XImage)
-    lib.XGetImage.argtypes = (
-        ctypes.c_void_p,
-        ctypes.c_ulong,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_uint,
-        ctypes.c_ulong,
-        ctypes.c_int,
-    )
-    lib.XDestroyImage.argtypes = (ctypes.POINTER(_XImage),)
-    lib.XSetWindowBackground.argtypes = (ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong)
-    lib.XClearWindow.argtypes = (ctypes.c_void_p, ctypes.c_ulong)
-    lib.XFlush.argtypes = (ctypes.c_void_p,)
-    return lib
 
 
 class XConnection:
     """One Xlib connection to a display: tray selection owner and screen grabs."""
 
     def __init__(self, display: str) -> None:
-        self._x = _libx11()
+        self._x = libx11()
         handle = self._x.XOpenDisplay(display.encode())
         if not handle:
             raise RuntimeError(f"cannot open X display {display}")
@@ -312,22 +258,12 @@ class ColourSchemePortal:
     SETTINGS: Final = "org.freedesktop.portal.Settings"
 
     def __init__(self, address: str, look: Look) -> None:
-        from jeepney import HeaderFields, MessageType, message_bus
-        from jeepney.bus_messages import DBusNameFlags
         from jeepney.io.threading import open_dbus_connection
 
         self._value = COLOR_SCHEME[look]
         self._conn = open_dbus_connection(address)
         try:
-            serial = next(self._conn.outgoing_serial)
-            request = message_bus.RequestName(self.NAME, DBusNameFlags.do_not_queue)
-            self._conn.send(request, serial=serial)
-            while True:
-                reply = self._conn.receive(timeout=STARTUP_TIMEOUT_S)
-                if reply.header.fields.get(HeaderFields.reply_serial) == serial:
-                    break
-            if reply.header.message_type == MessageType.error or reply.body[0] != 1:
-                raise RuntimeError(f"could not own {self.NAME}")
+            own_name(self._conn, self.NAME, STARTUP_TIMEOUT_S)
         except BaseException:
             self._conn.close()
             raise
@@ -371,20 +307,6 @@ class ColourSchemePortal:
 
 
 # -- the desktop -----------------------------------------------------------------------------
-
-_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={socket_dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 
 #: Variables a child must not inherit from the machine's own desktop.
 _FOREIGN_ENV_PREFIXES: Final = ("DBUS_", "QT_", "XDG_", "GTK_", "WAYLAND_")
@@ -464,28 +386,15 @@ class Desktop:
         os.close(write_end)
         self._stack.callback(stop_process, process)
         with os.fdopen(read_end) as numbers:
-            number = _read_line(numbers, STARTUP_TIMEOUT_S).strip()
+            number = read_line(numbers, STARTUP_TIMEOUT_S).strip()
         if not number:
             raise RuntimeError("Xvfb did not start")
         return f":{number}"
 
     def _start_bus(self) -> str:
-        socket_dir = Path(tempfile.mkdtemp(prefix="cgmbus-"))
-        self._stack.callback(shutil.rmtree, socket_dir, True)
-        config = socket_dir / "session.conf"
-        config.write_text(_BUS_CONFIG.format(socket_dir=socket_dir), encoding="utf-8")
-        process = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._stack.callback(stop_process, process)
-        assert process.stdout is not None
-        address = _read_line(process.stdout, STARTUP_TIMEOUT_S).strip()
-        if not address:
-            raise RuntimeError("dbus-daemon printed no address")
-        return address
+        bus = PrivateBus()
+        self._stack.callback(bus.stop)
+        return bus.address
 
     def _start_trayer(self) -> None:
         width = ["--widthtype", "percent", "--width", "100"]

@@ -7,19 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pytest
 from jeepney import new_method_call
 from jeepney.io.blocking import open_dbus_connection
 from pytestqt.qtbot import QtBot
+from tests.support.dbus import NOTIFICATIONS, PrivateBus, RecordingNotificationServer
 
 from cgmtray.ui.dbus_notify import DbusNotificationService, OutgoingNotification, ShownId
-
-if TYPE_CHECKING:  # mypy names the helper by its path; pytest puts tests/desktop on sys.path
-    from tests.desktop.dbus_fixtures import NOTIFICATIONS, PrivateBus, RecordingNotificationServer
-else:
-    from dbus_fixtures import NOTIFICATIONS, PrivateBus, RecordingNotificationServer
 
 pytestmark = pytest.mark.desktop
 

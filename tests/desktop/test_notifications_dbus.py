@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from jeepney import message_bus, new_signal
@@ -21,6 +20,12 @@ from jeepney.io.blocking import Proxy, open_dbus_connection
 from PySide6.QtCore import QProcess, QTimer
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
+from tests.support.dbus import (
+    NOTIFICATIONS,
+    PrivateBus,
+    RecordedCall,
+    RecordingNotificationServer,
+)
 from tests.support.notifications import URGENT_LOW, MessageTray, quiet_alarm
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
@@ -36,16 +41,6 @@ from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
-
-if TYPE_CHECKING:  # mypy names the helper by its path; pytest puts tests/desktop on sys.path
-    from tests.desktop.dbus_fixtures import (
-        NOTIFICATIONS,
-        PrivateBus,
-        RecordedCall,
-        RecordingNotificationServer,
-    )
-else:
-    from dbus_fixtures import NOTIFICATIONS, PrivateBus, RecordedCall, RecordingNotificationServer
 
 pytestmark = pytest.mark.desktop
 

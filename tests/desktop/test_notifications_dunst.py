@@ -9,31 +9,16 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from pytestqt.qtbot import QtBot
+from tests.support.dbus import NOTIFICATIONS_NAME, STARTUP_TIMEOUT_S, PrivateBus
 from tests.support.notifications import URGENT_LOW, quiet_alarm
+from tests.support.processes import read_line, stop_process
 
 from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.sound import AlarmSound
-
-if TYPE_CHECKING:  # mypy names the helper by its path; pytest puts tests/desktop on sys.path
-    from tests.desktop.dbus_fixtures import (
-        NOTIFICATIONS_NAME,
-        STARTUP_TIMEOUT_S,
-        PrivateBus,
-        read_line,
-        stop_process,
-    )
-else:
-    from dbus_fixtures import (
-        NOTIFICATIONS_NAME,
-        STARTUP_TIMEOUT_S,
-        PrivateBus,
-        read_line,
-        stop_process,
-    )
 
 pytestmark = pytest.mark.desktop
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-from bench.rig import Process, spawn
-
-if TYPE_CHECKING:  # mypy names the helper by its path; pytest puts tests/desktop on sys.path
-    from tests.desktop.conftest import ScreenRect, TrayDesktop
+from tests.support.processes import Process, spawn
+from tests.support.xdesktop import ScreenRect, TrayDesktop, tray_icon
 
 pytestmark = pytest.mark.desktop
 
@@ -26,23 +23,7 @@ def _start(name: str, basedir: Path, desktop: TrayDesktop) -> Process:
     return spawn(name, argv, desktop.env(QT_QPA_PLATFORM="xcb"))
 
 
-def _icon(desktop: TrayDesktop) -> ScreenRect:
-    found: list[ScreenRect] = []
-
-    def embedded() -> bool:
-        panel = desktop.panel()
-        found[:] = [
-            rect
-            for rect in desktop.visible("--class", "cgm-tray").values()
-            if panel is not None and panel.contains(rect)
-        ]
-        return bool(found)
-
-    desktop.wait_until(embedded, "the app's icon embedded in the tray")
-    return found[0]
-
-
-def test_a_second_start_pops_up_the_first_ones_menu_at_its_icon(
+def test_a_second_start_pops_up_the_first_ones_menu_at_itstray_icon(
     tray_desktop: TrayDesktop, tmp_path: Path
 ) -> None:
     basedir = tmp_path / "base"
@@ -50,7 +31,7 @@ def test_a_second_start_pops_up_the_first_ones_menu_at_its_icon(
     second: Process | None = None
     try:
         first.stderr.wait_event("app.started", timeout=APP_TIMEOUT_S)
-        icon = _icon(tray_desktop)
+        icon = tray_icon(tray_desktop)
         before = set(tray_desktop.visible("--class", "cgm-tray"))
         mark = len(first.stderr.events)
 

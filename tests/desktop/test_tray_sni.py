@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import pytest
-from bench.rig import CGM_TRAY, FakeShareProcess, Process, Rig, VirtualClock, spawn
-
-if TYPE_CHECKING:  # mypy names the helpers by their path; pytest puts tests/desktop on sys.path
-    from tests.desktop.conftest import SniDesktop
-    from tests.desktop.sni_host import SniItem
+from tests.support.processes import CGM_TRAY, FakeShareProcess, Process, Rig, VirtualClock, spawn
+from tests.support.sni_host import SniItem
+from tests.support.xdesktop import SniDesktop
 
 pytestmark = pytest.mark.desktop
 

@@ -1,4 +1,5 @@
-"""E2e fixtures: the real fake-share and tray processes on one virtual clock (see bench/rig.py)."""
+"""E2e fixtures: the real fake-share and tray processes on one virtual clock
+(tests/support/processes.py)."""
 
 from __future__ import annotations
 
@@ -7,47 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from bench.rig import (
-    CGM_TRAY,
-    CONTROL_TIMEOUT_S,
-    PASSWORD,
-    READING_INTERVAL,
-    SPEED,
-    START_TIMEOUT_S,
-    USERNAME,
-    Event,
-    FakeShareProcess,
-    LogLines,
-    NotSeenError,
-    Process,
-    Rig,
-    TrayProcess,
-    VirtualClock,
-    is_event,
-    isolated_env,
-    spawn,
-)
-
-__all__ = [
-    "CGM_TRAY",
-    "CONTROL_TIMEOUT_S",
-    "PASSWORD",
-    "READING_INTERVAL",
-    "SPEED",
-    "START_TIMEOUT_S",
-    "USERNAME",
-    "Event",
-    "FakeShareProcess",
-    "LogLines",
-    "NotSeenError",
-    "Process",
-    "Rig",
-    "TrayProcess",
-    "VirtualClock",
-    "is_event",
-    "isolated_env",
-    "spawn",
-]
+from tests.support.processes import SPEED, Rig, VirtualClock
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from bench.rig import Event, FakeShareProcess, Process, Rig, TrayProcess, spawn
+from tests.support.processes import Event, FakeShareProcess, Process, Rig, TrayProcess, spawn
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.units import Unit

@@ -13,18 +13,16 @@ import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import pytest
+from tests.support.processes import Event, FakeShareProcess, Rig, TrayProcess, VirtualClock
 
 from cgmtray.logging_setup import LOG_MAX_BYTES_ENV
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.paths import app_paths
 from cgmtray.ui.app import EXIT_UNSAFE_LOCK
 from cgmtray.ui.single_instance import LOCK_FILE_NAME
-
-if TYPE_CHECKING:  # mypy names the fixtures' module by its path; pytest provides the objects
-    from tests.e2e.conftest import Event, FakeShareProcess, Rig, TrayProcess, VirtualClock
 
 pytestmark = pytest.mark.e2e
 

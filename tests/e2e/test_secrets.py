@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from bench.rig import CGM_TRAY, Event, FakeShareProcess, Process, VirtualClock, isolated_env, spawn
 from tests.support import env_keyring
+from tests.support.processes import (
+    CGM_TRAY,
+    Event,
+    FakeShareProcess,
+    Process,
+    VirtualClock,
+    isolated_env,
+    spawn,
+)
 from tests.support.secrets import assert_no_secrets, find_secrets
 
 from cgmtray.domain.sign_in_gate import Reason

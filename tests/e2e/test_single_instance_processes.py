@@ -8,17 +8,15 @@ import signal
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import pytest
+from tests.support.processes import FakeShareProcess, Process, Rig, TrayProcess
 
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID
 from cgmtray.storage.paths import app_paths
 from cgmtray.ui.app import EXIT_INSTANCE_NOT_ANSWERING
 from cgmtray.ui.single_instance import LOCK_FILE_NAME, server_name
-
-if TYPE_CHECKING:  # mypy names the fixtures' module by its path; pytest provides the objects
-    from tests.e2e.conftest import FakeShareProcess, Process, Rig, TrayProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import pytest
+from tests.support.processes import (
+    Event,
+    FakeShareProcess,
+    Rig,
+    TrayProcess,
+    VirtualClock,
+    quit_and_check,
+)
 
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, ENDPOINT_READ
 from cgmtray.storage.history import HistoryStore
-
-if TYPE_CHECKING:  # mypy names the fixtures' module by its path; pytest provides the objects
-    from tests.e2e.conftest import (
-        Event,
-        FakeShareProcess,
-        Rig,
-        TrayProcess,
-        VirtualClock,
-    )
 
 pytestmark = pytest.mark.e2e
 
@@ -35,12 +33,7 @@ TICK: Final = timedelta(seconds=20)
 FIRST_READING_S: Final = 20.0
 #: Real seconds from app.started to the first reading on screen (the first poll is at once).
 SHOWN_AFTER_START_S: Final = 3.0
-QUIT_S: Final = 2.0
 RANGE_SEVERITIES: Final = frozenset({"urgent_low", "low", "in_range", "high", "urgent_high"})
-#: Session ids and account ids are UUIDs: none may appear in anything the app prints.
-UUID_SHAPE: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -95,21 +88,6 @@ def both(*predicates: Callable[[Event], bool]) -> Callable[[Event], bool]:
 def real_s(clock: VirtualClock, span: timedelta, slack_s: float = 8.0) -> float:
     """A bounded wait for `span` of virtual time, with real-time slack for a busy machine."""
     return clock.real_seconds(span) + slack_s
-
-
-def quit_and_check(rig: Rig, tray: TrayProcess) -> None:
-    """SIGTERM ends the app with status 0 within QUIT_S, saying app.stopping; nothing it printed
-    or logged holds the password, a session id or an account id."""
-    code, took = tray.process.terminate(timeout=QUIT_S)
-    assert code is not None, f"still running {took:.1f} s after SIGTERM"
-    assert code == 0, f"exit status {code} after {took:.1f} s: {tray.process.stderr.lines[-5:]}"
-    assert any(e.get("event") == "app.stopping" for e in tray.log.events)
-    printed = tray.process.everything_printed
-    logged = tray.log_file.read_text(encoding="utf-8") if tray.log_file.exists() else ""
-    for text in (printed, logged):
-        assert rig.password not in text
-        assert rig.username not in text
-        assert UUID_SHAPE.search(text) is None, UUID_SHAPE.search(text)
 
 
 # --- the tests -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Package tier: the artefacts `make package` left in dist/ (wheel, sdist, frozen app), and the
-e2e and desktop tiers' rigs, reused to run the frozen app instead of `python -m cgmtray`."""
+e2e and desktop tiers' rigs (tests/support), reused to run the frozen app instead
+of `python -m cgmtray`."""
 
 from __future__ import annotations
 
@@ -18,15 +19,12 @@ DIST: Final = ROOT / "dist"
 MAKE_IT: Final = "run `make package` first (packaging/build.py builds them)"
 
 # packaging/freeze_config.py is imported as `freeze_config`, as the spec and build.py import it;
-# the desktop tier's modules import their sibling `dbus_fixtures` by its bare name, as pytest
-# lets them when it collects tests/desktop. Both folders go at the end of the path, so that
-# packaging/build.py never shadows the `build` package.
-for _folder in (ROOT / "packaging", ROOT / "tests" / "desktop"):
-    if str(_folder) not in sys.path:
-        sys.path.append(str(_folder))
+# the folder goes at the end of the path, so that packaging/build.py never shadows `build`.
+if str(ROOT / "packaging") not in sys.path:
+    sys.path.append(str(ROOT / "packaging"))
 
-import bench.rig as e2e  # noqa: E402  # the e2e tier's rig
-from tests.desktop.conftest import private_bus, tray_desktop  # noqa: E402
+import tests.support.processes as e2e  # noqa: E402  # the e2e tier's rig
+from tests.support.xdesktop import private_bus, tray_desktop  # noqa: E402
 
 from cgmtray import __version__  # noqa: E402
 

@@ -15,22 +15,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-import bench.rig as e2e
 import pytest
-
-# (tests/desktop's modules import their sibling `dbus_fixtures` by its bare name; this tier's
-# conftest put that folder on sys.path, as pytest does when it collects that tier)
-from tests.desktop.conftest import ScreenRect, TrayDesktop, wait_until
-from tests.desktop.dbus_fixtures import PrivateBus, stop_process
-from tests.desktop.test_tray_xembed import (
+import tests.support.processes as e2e
+from tests.support.dbus import PrivateBus
+from tests.support.processes import quit_and_check, stop_process
+from tests.support.xdesktop import (
     MIN_BADGE_PIXELS,
     MIN_BADGE_SIDE,
+    ScreenRect,
+    TrayDesktop,
     badge_background,
     is_range_update,
     open_tray_menu,
     tray_icon,
+    wait_until,
 )
-from tests.e2e.test_tray_process import quit_and_check
 
 from cgmtray import __version__
 from cgmtray.storage.credentials import SERVICE

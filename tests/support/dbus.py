@@ -1,10 +1,10 @@
-"""A private D-Bus session bus and a recording org.freedesktop.Notifications server for tests."""
+"""The one private D-Bus session bus of tests and benchmarks, and a
+recording org.freedesktop.Notifications server for tests."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import selectors
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +28,7 @@ from jeepney import (
 from jeepney.bus_messages import DBusNameFlags
 from jeepney.io import blocking
 from jeepney.io.threading import DBusConnection, ReceiveStopped, open_dbus_connection
+from tests.support.processes import read_line, stop_process
 
 NOTIFICATIONS_NAME: Final = "org.freedesktop.Notifications"
 NOTIFICATIONS: Final = DBusAddress(
@@ -50,27 +51,17 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
 """
 
 
-def read_line(stream: Any, timeout: float) -> str:
-    """One line from a child's pipe, or TimeoutError: a stuck child never hangs the test run."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no output within {timeout} s")
-    return str(stream.readline())
-
-
-def stop_process(process: subprocess.Popen[Any]) -> None:
-    """Terminates a child we started, and reaps it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    for stream in (process.stdout, process.stderr, process.stdin):
-        if stream is not None:
-            stream.close()
+def own_name(conn: DBusConnection, name: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    """Asks the bus for `name` on a connection whose receiving thread is not yet running, waiting
+    for the answer (messages before it are dropped); RuntimeError unless it became the owner."""
+    serial = next(conn.outgoing_serial)
+    conn.send(message_bus.RequestName(name, DBusNameFlags.do_not_queue), serial=serial)
+    while True:
+        reply = conn.receive(timeout=timeout)
+        if reply.header.fields.get(HeaderFields.reply_serial) == serial:
+            break
+    if reply.header.message_type == MessageType.error or reply.body[0] != 1:
+        raise RuntimeError(f"could not own {name}: {reply.body}")
 
 
 class PrivateBus:
@@ -190,23 +181,12 @@ class RecordingNotificationServer:
         self._conn: DBusConnection = open_dbus_connection(address)
         try:
             self.unique_name: str = self._conn.unique_name
-            self._request_name()
+            own_name(self._conn, NOTIFICATIONS_NAME)
         except BaseException:
             self._conn.close()
             raise
         self._thread = threading.Thread(target=self._serve, name="recording-notifications")
         self._thread.start()
-
-    def _request_name(self) -> None:
-        serial = next(self._conn.outgoing_serial)
-        request = message_bus.RequestName(NOTIFICATIONS_NAME, DBusNameFlags.do_not_queue)
-        self._conn.send(request, serial=serial)
-        while True:
-            reply = self._conn.receive(timeout=STARTUP_TIMEOUT_S)
-            if reply.header.fields.get(HeaderFields.reply_serial) == serial:
-                break
-        if reply.header.message_type == MessageType.error or reply.body[0] != 1:
-            raise RuntimeError(f"could not own {NOTIFICATIONS_NAME}: {reply.body}")
 
     # Test side ----------------------------------------------------------------------------
 

@@ -1,10 +1,14 @@
-"""The real fake-share and tray processes on one virtual clock, and their logs: shared by the e2e
-tests and the soak (tests/e2e, bench/soak.py)."""
+"""Child processes for tests and benchmarks: starting, reading and stopping them, and the real
+fake-share and tray processes on one virtual clock with their logs (tests/e2e, the desktop and
+package tiers, bench/)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import selectors
 import signal
 import subprocess
 import sys
@@ -23,7 +27,7 @@ from cgmtray.storage.settings import Settings, save_settings
 
 CGM_TRAY: Final = [sys.executable, "-m", "cgmtray"]
 USERNAME: Final = "e2e.person@example.com"
-PASSWORD: Final = "Corr3ct-h0rse:battery"  # noqa: S105 - the fake service's test account
+PASSWORD: Final = "Corr3ct-h0rse:battery"
 #: Virtual seconds per real second: 15 virtual minutes pass in under 4 real seconds.
 SPEED: Final = 240.0
 #: How long a process may take to print its first lines (real seconds; Qt starts in ~1 s).
@@ -33,6 +37,43 @@ CONTROL_TIMEOUT_S: Final = 5.0
 READING_INTERVAL: Final = timedelta(minutes=5)
 
 Event = dict[str, Any]
+
+
+def read_line(stream: Any, timeout: float) -> str:
+    """One line from a child's pipe, or TimeoutError: a stuck child never hangs the caller."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError(f"no output within {timeout} s")
+    return str(stream.readline())
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
+    """Terminates a child we started (SIGTERM, then SIGKILL), reaps it, returns its status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    return int(process.returncode)
+
+
+def poll_until(
+    check: Callable[[], bool], timeout: float, interval: float = 0.01, what: str = "condition"
+) -> None:
+    """Calls `check` until it is true; TimeoutError after `timeout` seconds (a bound on a hang,
+    not a speed requirement)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout} s")
+        time.sleep(interval)
 
 
 class NotSeenError(AssertionError):
@@ -71,6 +112,7 @@ class LogLines:
         self._condition = threading.Condition()
         self._lines: list[str] = []
         self._events: list[Event] = []
+        self._arrivals: list[float] = []  # time.perf_counter() when each event was read
         self._ended = False
         self._thread = threading.Thread(target=self._read, args=(stream,), name=name, daemon=True)
         self._thread.start()
@@ -78,12 +120,14 @@ class LogLines:
     def _read(self, stream: IO[str]) -> None:
         try:
             for line in stream:
+                arrived = time.perf_counter()
                 text = line.rstrip("\n")
                 event = _json_object(text)
                 with self._condition:
                     self._lines.append(text)
                     if event is not None:
                         self._events.append(event)
+                        self._arrivals.append(arrived)
                     self._condition.notify_all()
         except (OSError, ValueError):
             pass  # the stream was closed under us at teardown
@@ -101,6 +145,17 @@ class LogLines:
     def events(self) -> list[Event]:
         with self._condition:
             return list(self._events)
+
+    def timed_events(self) -> list[tuple[float, Event]]:
+        """Each JSON object with the time.perf_counter() at which it was read (benchmarks)."""
+        with self._condition:
+            return list(zip(self._arrivals, self._events, strict=True))
+
+    @property
+    def other_lines(self) -> list[str]:
+        """The lines that are not JSON objects (a traceback, a fatal message)."""
+        with self._condition:
+            return [line for line in self._lines if _json_object(line) is None]
 
     @property
     def ended(self) -> bool:
@@ -266,8 +321,9 @@ def spawn(
     )
     if stdin_text is not None:
         assert popen.stdin is not None
-        popen.stdin.write(stdin_text)
-        popen.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # it may die before reading
+            popen.stdin.write(stdin_text)
+            popen.stdin.close()
     return process
 
 
@@ -435,3 +491,40 @@ class Rig:
             process.cleanup()
         if self._fake is not None:
             self._fake.http.close()
+        complaints = [event for process in self._processes for event in qt_complaints(process)]
+        assert complaints == [], f"Qt complained in a process of this test: {complaints}"
+
+
+def qt_complaints(process: Process) -> list[Event]:
+    """The Qt messages a process logged at warning or above (the app's Qt message handler logs
+    Qt's criticals and fatals there, through the "qt" logger): each is a test failure."""
+    return [
+        event
+        for event in process.stderr.events
+        if event.get("logger") == "qt" and event.get("level") in ("warning", "error", "critical")
+    ]
+
+
+# --- a clean quit --------------------------------------------------------------------------------
+
+#: Real seconds SIGTERM may take to end the app (the e2e tier's bound).
+QUIT_S: Final = 2.0
+#: Session ids and account ids are UUIDs: none may appear in anything the app prints.
+UUID_SHAPE: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def quit_and_check(rig: Rig, tray: TrayProcess) -> None:
+    """SIGTERM ends the app with status 0 within QUIT_S, saying app.stopping; nothing it printed
+    or logged holds the password, a session id or an account id."""
+    code, took = tray.process.terminate(timeout=QUIT_S)
+    assert code is not None, f"still running {took:.1f} s after SIGTERM"
+    assert code == 0, f"exit status {code} after {took:.1f} s: {tray.process.stderr.lines[-5:]}"
+    assert any(e.get("event") == "app.stopping" for e in tray.log.events)
+    printed = tray.process.everything_printed
+    logged = tray.log_file.read_text(encoding="utf-8") if tray.log_file.exists() else ""
+    for text in (printed, logged):
+        assert rig.password not in text
+        assert rig.username not in text
+        assert UUID_SHAPE.search(text) is None, UUID_SHAPE.search(text)
