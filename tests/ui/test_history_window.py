@@ -306,7 +306,8 @@ def test_the_figures_are_domain_stats_of_the_shown_readings(
     assert texts["mean"] == f"{format_amount(expected.mean_mgdl or 0, Unit.MGDL)} mg/dL"
     assert texts["sd"] == f"{format_amount(expected.sd_mgdl or 0, Unit.MGDL)} mg/dL"
     assert texts["cv"] == f"{expected.cv_percent:.1f}%"
-    assert texts["gmi"] == f"{expected.gmi_percent:.1f}%"
+    assert expected.gmi_percent is None
+    assert texts["gmi"] == "– (needs 14 days)"  # a day of readings gives no GMI
     # 280 readings, 8 values in turn: 35 of each value.
     assert texts["in_range"] == "25% · 5.8 h"  # 90, 140
     assert texts["below"] == "38% · 8.8 h"  # LOW, 50, 65
@@ -327,6 +328,19 @@ def test_a_rare_low_is_never_rounded_away(
     texts = window.stats_panel.texts()
     assert texts["below"].startswith("<1% · 0.1 h")
     assert texts["in_range"].startswith(">99%")
+
+
+def test_gmi_shows_a_number_for_30_days_and_a_dash_for_3_hours(
+    writer: HistoryStore, make_window: MakeWindow, qtbot: QtBot
+) -> None:
+    writer.add(steady(30 * 288))
+    window = open_on(make_window(), qtbot, "30d")
+    assert window.stats_panel.texts()["gmi"].endswith("%")
+    three_hours = window.findChild(QPushButton, "range-3h")
+    assert three_hours is not None
+    three_hours.click()
+    qtbot.waitUntil(lambda: window.range_key == "3h", timeout=30000)
+    assert window.stats_panel.texts()["gmi"] == "– (needs 14 days)"
 
 
 # --- live updates -------------------------------------------------------------------------------
