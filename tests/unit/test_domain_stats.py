@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cgmtray.domain.ranges import GlucoseRange, Thresholds
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
-from cgmtray.domain.stats import Portion, summarize
+from cgmtray.domain.stats import Portion, band_of, summarize
 
 END = datetime(2025, 3, 2, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -112,6 +112,36 @@ def test_an_empty_window_needs_no_more_data_for_a_gmi_it_cannot_have() -> None:
     stats = summarize([], END - 14 * DAY, END)
     assert stats.gmi_percent is None
     assert not stats.gmi_needs_more_data
+
+
+@pytest.mark.parametrize(
+    ("mgdl", "band"),
+    [
+        (LOW_MGDL, GlucoseRange.URGENT_LOW),
+        (53, GlucoseRange.URGENT_LOW),
+        (54, GlucoseRange.LOW),
+        (69, GlucoseRange.LOW),
+        (70, GlucoseRange.IN_RANGE),
+        (180, GlucoseRange.IN_RANGE),
+        (181, GlucoseRange.HIGH),
+        (250, GlucoseRange.HIGH),
+        (251, GlucoseRange.URGENT_HIGH),
+        (HIGH_MGDL, GlucoseRange.URGENT_HIGH),
+    ],
+)
+def test_each_value_falls_in_the_band_the_figures_count_it_in(
+    mgdl: int, band: GlucoseRange
+) -> None:
+    assert band_of(mgdl) is band
+    stats = summarize(series([mgdl]), END - timedelta(hours=1), END)
+    counted = {
+        GlucoseRange.URGENT_LOW: stats.very_low,
+        GlucoseRange.LOW: stats.below,
+        GlucoseRange.IN_RANGE: stats.in_range,
+        GlucoseRange.HIGH: stats.above,
+        GlucoseRange.URGENT_HIGH: stats.very_high,
+    }
+    assert counted[band].count == 1
 
 
 def test_population_sd() -> None:

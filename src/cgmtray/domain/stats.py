@@ -127,6 +127,22 @@ def _by_range(values: list[int], thresholds: Thresholds) -> RangeBreakdown:
     )
 
 
+def band_of(mgdl: int) -> GlucoseRange:
+    """The consensus band of a value, named by the alert range whose colour it is drawn in:
+    very low (< 54) URGENT_LOW, below target LOW, in target IN_RANGE, above target HIGH, very
+    high (> 250) URGENT_HIGH. The chart's dots and the range bar use these bands, so a dot's
+    colour always matches the row of the stats that counts it."""
+    if mgdl < VERY_LOW_BELOW_MGDL:
+        return GlucoseRange.URGENT_LOW
+    if mgdl < TARGET_LOW_MGDL:
+        return GlucoseRange.LOW
+    if mgdl > VERY_HIGH_ABOVE_MGDL:
+        return GlucoseRange.URGENT_HIGH
+    if mgdl > TARGET_HIGH_MGDL:
+        return GlucoseRange.HIGH
+    return GlucoseRange.IN_RANGE
+
+
 def gmi_meaningful(window: timedelta, slots_with_readings: int) -> bool:
     """Whether a GMI means anything: a window of 14 days or more, with readings in enough
     5-minute slots for 70 % of 14 days."""
