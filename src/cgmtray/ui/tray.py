@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -50,6 +50,26 @@ STARTING_MODEL = display.model(
 _SAID_BELOW = (LinkState.LOCKED, LinkState.SIGN_IN_REJECTED)
 #: While no tray exists, check this often whether one has appeared.
 TRAY_RECHECK_MS = 10_000
+#: The menu's status lines wrap at about this many average characters of the menu's font: an
+#: error must not make the menu as wide as the screen.
+MENU_LINE_CHARS = 45
+
+
+def wrap_lines(text: str, metrics: QFontMetrics, max_px: int) -> list[str]:
+    """`text` broken at word boundaries into lines no wider than `max_px` (a single word wider
+    than that keeps a line of its own)."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if line and metrics.horizontalAdvance(candidate) > max_px:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return lines
 
 
 @dataclass(frozen=True)
@@ -319,18 +339,23 @@ class TrayPresenter(QObject):
         menu = self._menu
         menu.clear()
         # The most important line of the menu: enabled (so it is not drawn faded), bold, and
-        # opening the history when chosen.
-        status = menu.addAction(self._status_text())
-        status.setObjectName("status-line")
-        bold = status.font()
+        # opening the history when chosen. Menu items never wrap (Qt's styles draw them on one
+        # line, and a panel's dbusmenu shows a QWidgetAction's label nowhere), so a long line is
+        # split into several items of the same look, the same on both paths.
+        bold = menu.font()
         bold.setBold(True)
-        status.setFont(bold)
-        status.triggered.connect(self.open_history_requested)
+        max_px = QFontMetrics(menu.font()).averageCharWidth() * MENU_LINE_CHARS
+        for line in wrap_lines(self._status_text(), QFontMetrics(bold), max_px):
+            status = menu.addAction(line)
+            status.setObjectName("status-line")
+            status.setFont(bold)
+            status.triggered.connect(self.open_history_requested)
         next_check = next_check_line(self._menu_state.connection, self._clock.now())
         if next_check is not None:
-            when = menu.addAction(next_check)
-            when.setObjectName("next-check")
-            when.setEnabled(False)
+            for line in wrap_lines(next_check, QFontMetrics(menu.font()), max_px):
+                when = menu.addAction(line)
+                when.setObjectName("next-check")
+                when.setEnabled(False)
         menu.addSeparator()
 
         history = menu.addAction("Open &history…")
