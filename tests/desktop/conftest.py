@@ -239,7 +239,7 @@ class TrayDesktop:
         )
 
     def visible(self, *search: str) -> dict[str, ScreenRect]:
-        """Mapped windows matching an `xdotool search` (e.g. "--class", "cgm-tray")."""
+        """Mapped windows matching an `xdotool search` (e.g. "--class", "^CGM Tray$")."""
         found = {}
         for window in self.xdotool("search", "--onlyvisible", *search).split():
             rect = self.geometry(window)

@@ -87,6 +87,7 @@ def test_the_app_registers_one_item_with_its_badge_tooltip_and_the_full_menu(
         assert menu.owner_pid() == app.popen.pid
         shown = menu.properties()
         assert shown.status == "Active"
+        assert shown.title == "CGM Tray"  # panels list the item by its Title, not "cgm-tray"
         assert shown.pixmaps, "the item has no icon pixels"
         assert all(p.well_formed for p in shown.pixmaps)
         assert all(p.opaque_pixels > 0 for p in shown.pixmaps), "an icon size is blank"

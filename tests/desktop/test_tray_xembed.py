@@ -123,7 +123,7 @@ def tray_icon(desktop: TrayDesktop) -> ScreenRect:
         panel = desktop.panel()
         found[:] = [
             rect
-            for rect in desktop.visible("--class", "cgm-tray").values()
+            for rect in desktop.visible("--class", "^CGM Tray$").values()
             if panel is not None and panel.contains(rect)
         ]
         return bool(found)
@@ -136,10 +136,10 @@ def open_tray_menu(desktop: TrayDesktop) -> None:
     """Right-clicks the icon until its menu is on screen (a click in the instant a window closes
     can go unanswered, as it can for a person)."""
     icon = tray_icon(desktop)
-    before = set(desktop.visible("--class", "cgm-tray"))
+    before = set(desktop.visible("--class", "^CGM Tray$"))
 
     def menu_shown() -> bool:
-        shown = desktop.visible("--class", "cgm-tray")
+        shown = desktop.visible("--class", "^CGM Tray$")
         return any(rect.height > 60 for window, rect in shown.items() if window not in before)
 
     x, y = icon.x + icon.width // 2, icon.y + icon.height // 2
@@ -215,7 +215,7 @@ def test_sigterm_quits_cleanly_with_status_0_and_the_icon_leaves_the_tray(
 
     assert demo_app.process.wait(timeout=APP_TIMEOUT_S) == 0
     demo_app.wait_for(lambda e: e.get("event") == "app.stopping", timeout=5)
-    tray_desktop.wait_until(lambda: not tray_desktop.visible("--class", "cgm-tray"), "icon gone")
+    tray_desktop.wait_until(lambda: not tray_desktop.visible("--class", "^CGM Tray$"), "icon gone")
 
 
 def test_quit_from_the_tray_menu_exits_with_status_0(
