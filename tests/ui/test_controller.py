@@ -24,7 +24,7 @@ from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
 from cgmtray.ui.controller import Controller, ViewSettings
 from cgmtray.ui.notifier import NotificationRequest, Notifier
-from cgmtray.ui.tray import MENU_LINE_CHARS, TrayPresenter
+from cgmtray.ui.tray import MENU_LINE_CHARS, WRAP_SLACK, TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
 NOW = datetime(2026, 11, 21, 15, 0, 4, tzinfo=UTC)
@@ -208,12 +208,16 @@ def test_a_long_error_wraps_the_status_line_instead_of_widening_the_menu(
     assert len(lines) >= 3, lines
     assert all(item.isEnabled() and item.font().bold() for item in items)  # one look
     assert lines[0].startswith("128 mg/dL")
+    assert lines[1].startswith("Can't reach Dexcom")  # the problem starts a line of its own
     model = rig.tray.model
     assert model is not None
     assert message in model.status_line
-    assert " ".join(lines) == model.status_line
+    # Every word, in order; a break takes the place of a " · " separator.
+    assert " ".join(lines).replace(" · ", " ") == model.status_line.replace(" · ", " ")
+    assert not any(line.startswith("·") or line.endswith("·") for line in lines), lines
     metrics = QFontMetrics(items[0].font())
     limit = QFontMetrics(rig.tray.menu.font()).averageCharWidth() * MENU_LINE_CHARS
+    limit = round(limit * (1 + WRAP_SLACK))  # a short last word may stretch its line
     assert all(metrics.horizontalAdvance(line) <= limit for line in lines), lines
     rig.tray.menu.ensurePolished()
     assert rig.tray.menu.sizeHint().width() < limit + 120  # the menu is as wide as its lines

@@ -55,25 +55,37 @@ DEMO_LINE = "Demo — simulated readings"
 #: The demo's way to the real thing: sign in and follow that account instead, without quitting.
 DEMO_SIGN_IN = "Sign &in with your own account…"
 #: The menu's status lines wrap at about this many average characters of the menu's font: an
-#: error must not make the menu as wide as the screen.
-MENU_LINE_CHARS = 45
+#: error must not make the menu as wide as the screen, and a reading's line (up to about 50
+#: characters in bold, "10.4 mmol/L ↘ falling slightly · -0.5 · 12 min ago") and the lock's
+#: next-check line stay whole.
+MENU_LINE_CHARS = 60
+#: How much wider than that a line may get rather than leave its last word or two alone.
+WRAP_SLACK = 0.15
 
 
 def wrap_lines(text: str, metrics: QFontMetrics, max_px: int) -> list[str]:
     """`text` broken at word boundaries into lines no wider than `max_px` (a single word wider
-    than that keeps a line of its own)."""
+    than that keeps a line of its own). A last word or two that would sit alone may stretch
+    their line by up to WRAP_SLACK instead. A break next to a " · " separator takes its place:
+    no line starts or ends with the dot."""
+    dot = display.SEPARATOR.strip()
     lines: list[str] = []
     for paragraph in text.split("\n"):
+        words = paragraph.split(" ")
         line = ""
-        for word in paragraph.split(" "):
+        for index, word in enumerate(words):
             candidate = f"{line} {word}" if line else word
             if line and metrics.horizontalAdvance(candidate) > max_px:
+                whole = " ".join([line, *words[index:]])
+                if metrics.horizontalAdvance(whole) <= max_px * (1 + WRAP_SLACK):
+                    line = whole
+                    break
                 lines.append(line)
-                line = word
+                line = "" if word == dot else word
             else:
                 line = candidate
         lines.append(line)
-    return lines
+    return [line.removesuffix(f" {dot}") for line in lines if line]
 
 
 @dataclass(frozen=True)
@@ -406,7 +418,8 @@ class TrayPresenter(QObject):
 
     def _status_text(self) -> str:
         """The model's status line; while a lock or a rejected password stops checks, without
-        the problem's own (long) message: the line under it says what happened and what to do."""
+        the problem's own (long) message: the line under it says what happened and what to do.
+        A problem too long to share the reading's line starts a line of its own."""
         model = self._model
         if model is None:
             return "Starting…"
@@ -414,6 +427,8 @@ class TrayPresenter(QObject):
         problem = connection.problem
         if connection.state in _SAID_BELOW and problem:
             return model.status_line.replace(display.SEPARATOR + problem, "", 1)
+        if problem and len(model.status_line) > MENU_LINE_CHARS:
+            return model.status_line.replace(display.SEPARATOR + problem, "\n" + problem, 1)
         return model.status_line
 
     def _fill_snooze_menu(self, snooze: QMenu) -> None:
