@@ -218,10 +218,10 @@ class StatsPanel(QFrame):
         low = format_value(TARGET_LOW_MGDL, unit)
         high = format_value(TARGET_HIGH_MGDL, unit)
         self._footnote.setText(
-            f"Target {low}–{high} {unit.label}, shaded on the chart; each dot has the colour of "
-            "the band above that counts it (the tray icon's colour follows your alert "
-            "thresholds). LOW and HIGH count as the sensor's limits. Each reading stands for "
-            "5 minutes."
+            f"Target {low}–{high} {unit.label}, shaded on the chart. Each dot has the colour "
+            "of the row that counts it, as in the bar beside the figures (the tray icon's "
+            "colour follows your alert thresholds). LOW and HIGH count as the sensor's limits. "
+            "Each reading stands for 5 minutes."
         )
         self._bar.set_shares(range_shares(stats))
 
