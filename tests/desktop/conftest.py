@@ -50,8 +50,9 @@ def notification_server(private_bus: PrivateBus) -> Iterator[RecordingNotificati
 
 # --- a real X desktop with an XEmbed tray (Xvfb + trayer) ------------------------------------
 
-#: The screen the tray tests use: small, 24-bit so grabbed pixels are exact colours.
-TRAY_SCREEN = "800x200x24"
+#: The screen the tray tests use: small (yet tall enough for the demo's menu in one column),
+#: 24-bit so grabbed pixels are exact colours.
+TRAY_SCREEN = "800x360x24"
 #: Height of trayer's panel along the top edge; Qt sizes the tray icon to it.
 PANEL_HEIGHT = 28
 #: Any helper (Xvfb, trayer, the app) must be up within this long.
@@ -273,7 +274,7 @@ class TrayDesktop:
 
 @pytest.fixture
 def tray_desktop(private_bus: PrivateBus, tmp_path: Path) -> Iterator[TrayDesktop]:
-    """Xvfb (800x200, 24-bit), the private bus, and trayer owning the XEmbed tray selection."""
+    """Xvfb (800x360, 24-bit), the private bus, and trayer owning the XEmbed tray selection."""
     for tool in ("Xvfb", "trayer", "xdotool", "import"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (Debian: xvfb, trayer, xdotool, imagemagick)")
