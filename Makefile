@@ -2,30 +2,48 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What each target installed into .venv: the app alone (make demo), the build tools (make
+# package), the test and lint tools besides (make test and the rest).
+APP_STAMP := $(VENV)/.installed-app
+PACKAGE_STAMP := $(VENV)/.installed-package
+STAMP := $(VENV)/.installed-test
 
 export QT_QPA_PLATFORM ?= offscreen
 # Tests never touch the real keyring.
 export PYTHON_KEYRING_BACKEND ?= keyring.backends.null.Keyring
 
-.PHONY: demo demo-now test lint typecheck unit unit-noqt fuzz sysdeps venv bench clean package
+.PHONY: demo demo-now test lint typecheck unit unit-noqt fuzz sysdeps venv venv-app bench clean package
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,package]'
-	touch $(STAMP)
 
+# The app and what it needs to run, nothing else (the demo's .venv: see the README for its size).
+$(APP_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(PACKAGE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[package]'
+	touch $@ $(APP_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,package]'
+	touch $@ $(PACKAGE_STAMP) $(APP_STAMP)
+
+# Everything for development (tests, lint, packaging); `make venv-app` for the app alone.
 venv: $(STAMP)
+
+venv-app: $(APP_STAMP)
 
 sysdeps:
 	bash scripts/install-sysdeps.sh
 
 # The tray app on the simulated service. Without a display, `make demo-now` prints one reading instead.
-demo: $(STAMP)
+demo: $(APP_STAMP)
 	env -u QT_QPA_PLATFORM $(BIN)/cgm-tray --demo
 
-demo-now: $(STAMP)
+demo-now: $(APP_STAMP)
 	$(BIN)/cgm-tray now --demo
 
 lint: $(STAMP)
@@ -56,7 +74,7 @@ test: sysdeps $(STAMP) lint typecheck unit-noqt package
 	$(BIN)/coverage report --include='src/cgmtray/domain/*' --fail-under=100
 
 # The wheel, the sdist and (on Linux) the frozen app in dist/, each smoke-run; tests/package checks more.
-package: $(STAMP)
+package: $(PACKAGE_STAMP)
 	$(BIN)/python packaging/build.py
 
 bench: $(STAMP)

@@ -462,7 +462,7 @@ class Desktop:
     def app_windows(self) -> list[Rect]:
         """Mapped top-level windows of cgm-tray (the tray icon's own window excluded)."""
         rects = []
-        for window in self.xdotool("search", "--onlyvisible", "--class", "cgm-tray").split():
+        for window in self.xdotool("search", "--onlyvisible", "--class", "^CGM Tray$").split():
             rect = self.window_rect(window)
             if rect is not None and rect.width > PANEL_HEIGHT and rect.height > PANEL_HEIGHT:
                 rects.append(rect)

@@ -6,12 +6,14 @@ Share service in this process that holds a calm, in-range morning, so every run 
 reading. Dark and light come from the desktop's colour-scheme setting (a freedesktop portal on
 the private bus), which Qt's xdgdesktopportal theme follows: the app needs no option for it.
 
-Then three scenes that need a state a calm morning does not reach (a snooze in force, an urgent
-low in the status window, a lock), each in a child process (`--scene NAME`) that shows the real
-TrayPresenter on the same desktop, fed a fixed model, menu state and clock (20:52 in Berlin):
-tray-menu-snooze-*.png (the Snooze alerts submenu while Low is snoozed), status-window-alert-*.png
-(the status window with an urgent low and its Snooze 30 min / Acknowledge buttons) and
-tray-menu-locked-*.png (the menu's status lines while Dexcom's lock runs).
+Then scenes that need a state a calm morning does not reach (a snooze in force, an urgent low in
+the status window, a lock, a long error, the demo), each in a child process (`--scene NAME`) that
+shows the real TrayPresenter on the same desktop, fed a fixed model, menu state and clock (20:52 in
+Berlin): tray-menu-snooze-*.png (the Snooze alerts submenu while Low is snoozed),
+status-window-alert-*.png (the status window with an urgent low and its Snooze 30 min /
+Acknowledge buttons), tray-menu-locked-*.png (the menu's status lines while Dexcom's lock runs),
+tray-menu-error-*.png (a long connection error wrapped into several lines), tray-menu-demo-*.png
+and tray-tooltip-demo-*.png (the demo's labels and its "Sign in with your own account…").
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from cgmtray.domain.ranges import GlucoseRange
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.units import Unit
 from cgmtray.fakeshare.server import FakeShare
-from cgmtray.share.errors import AccountLocked
+from cgmtray.share.errors import AccountLocked, NetworkError
 from cgmtray.share.regions import ENDPOINT_READ, Region
 from cgmtray.ui.icon import RANGE_COLOURS
 
@@ -201,6 +203,7 @@ class Scene:
     connection: ConnectionStatus
     snoozed: tuple[tuple[AlertKind, datetime], ...] = ()
     alert: AlertKind | None = None
+    demo: bool = False
 
     def readings(self) -> list[Reading]:
         newest = SCENE_NOW - self.age
@@ -251,6 +254,26 @@ SCENES = {
             sign_in_after=datetime(2026, 12, 3, 20, 40, tzinfo=UTC),
         ),
     ),
+    # Share cannot be reached: the whole message shows, wrapped, and the menu stays narrow.
+    "error": Scene(
+        VALUES[-6:],
+        Trend.FLAT,
+        timedelta(minutes=3, seconds=10),
+        ConnectionStatus(
+            LinkState.UNREACHABLE,
+            message=NetworkError.user_message,
+            failure=FailureClass.TRANSIENT,
+            next_poll=SCENE_NOW + timedelta(seconds=40),
+        ),
+    ),
+    # The demo: says it is one, and offers the way to the person's own account.
+    "demo": Scene(
+        (150, 158, 166, 175, 184, 193, 201),
+        Trend.FORTY_FIVE_UP,
+        timedelta(seconds=50),
+        _OK_NEXT,
+        demo=True,
+    ),
 }
 
 
@@ -268,13 +291,15 @@ def run_scene(name: str) -> int:
     app.setQuitOnLastWindowClosed(False)
     settings = AlertSettings()
     presenter = TrayPresenter(
-        force_status_window=scene.alert is not None, clock=ManualClock(SCENE_NOW)
+        force_status_window=scene.alert is not None,
+        clock=ManualClock(SCENE_NOW),
+        demo=scene.demo,
     )
     presenter.show_model(scene.model())
     presenter.set_menu_state(
         MenuState(
             history_available=True,
-            settings_available=True,
+            settings_available=not scene.demo,  # the demo's settings are not the person's
             snoozed_until=dict(scene.snoozed),
             alerts=settings,
             connection=scene.connection,
@@ -319,9 +344,9 @@ def scene_app(desktop: Desktop, name: str) -> Iterator[None]:
 
 
 def shoot_scenes(look: Look, out_dir: Path) -> list[Path]:
-    """The three scene screenshots of one look; returns the files written."""
+    """The scene screenshots of one look; returns the files written."""
     written = []
-    for name in ("snooze", "locked"):
+    for name in ("snooze", "locked", "error", "demo"):
         with Desktop(*SCENE_SCREEN, look=look, portal=True) as desktop, scene_app(desktop, name):
             shown_range = SCENES[name].model().range
             assert shown_range is not None  # every menu scene shows a value
@@ -341,6 +366,11 @@ def shoot_scenes(look: Look, out_dir: Path) -> list[Path]:
             path = out_dir / f"tray-menu-{name}-{look}.png"
             path.write_bytes(settled_grab(desktop, area).png())
             written.append(path)
+            if name == "demo":
+                desktop.xdotool("key", "Escape")
+                written.append(
+                    shoot_tooltip(desktop, badge, strip, out_dir / f"tray-tooltip-demo-{look}.png")
+                )
     with Desktop(*SCENE_SCREEN, look=look, portal=True) as desktop, scene_app(desktop, "alert"):
         windows: list[Rect] = []
 
@@ -353,6 +383,36 @@ def shoot_scenes(look: Look, out_dir: Path) -> list[Path]:
         path.write_bytes(settled_grab(desktop, windows[0].adjusted(MARGIN, desktop.size)).png())
         written.append(path)
     return written
+
+
+def shoot_tooltip(desktop: Desktop, badge: Rect, strip: Rect, path: Path) -> Path:
+    """Rests the pointer on the icon until its tooltip shows; writes the tooltip and the panel."""
+    before = desktop.app_windows()
+    found: list[Rect] = []
+
+    def shown() -> bool:
+        found[:] = [r for r in desktop.app_windows() if r not in before]
+        return bool(found)
+
+    for _ in range(5):
+        desktop.xdotool("mousemove", str(badge.x + 2), str(badge.y + 2))
+        desktop.xdotool(
+            "mousemove", str(badge.x + badge.width // 2), str(badge.y + badge.height // 2)
+        )
+        try:
+            poll_until(shown, 4, interval=0.05, what="the tooltip")
+            break
+        except TimeoutError:
+            continue
+    else:
+        raise TimeoutError("the icon's tooltip did not show")
+    area = strip
+    for rect in found:
+        area = area.united(rect)
+    area = area.adjusted(MARGIN, desktop.size)
+    area = Rect(area.x, 0, desktop.size.right - area.x, area.bottom)
+    path.write_bytes(settled_grab(desktop, area).png())
+    return path
 
 
 def open_submenu(desktop: Desktop, key: str) -> Rect:

@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="run on a simulated Dexcom Share service with a demo sensor (nothing is saved)",
+        help=(
+            "run on a simulated Dexcom Share service with a demo sensor (saves no settings or "
+            "readings; writes its log)"
+        ),
     )
     parser.add_argument(
         "--speed",

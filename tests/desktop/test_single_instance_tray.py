@@ -32,7 +32,7 @@ def test_a_second_start_pops_up_the_first_ones_menu_at_itstray_icon(
     try:
         first.stderr.wait_event("app.started", timeout=APP_TIMEOUT_S)
         icon = tray_icon(tray_desktop)
-        before = set(tray_desktop.visible("--class", "cgm-tray"))
+        before = set(tray_desktop.visible("--class", "^CGM Tray$"))
         mark = len(first.stderr.events)
 
         second = _start("second", basedir, tray_desktop)
@@ -43,7 +43,7 @@ def test_a_second_start_pops_up_the_first_ones_menu_at_itstray_icon(
         menus: list[ScreenRect] = []
 
         def menu_shown() -> bool:
-            shown = tray_desktop.visible("--class", "cgm-tray")
+            shown = tray_desktop.visible("--class", "^CGM Tray$")
             menus[:] = [
                 rect
                 for window, rect in shown.items()
@@ -71,6 +71,6 @@ def _icons_in_panel(desktop: TrayDesktop) -> list[ScreenRect]:
     panel = desktop.panel()
     return [
         rect
-        for rect in desktop.visible("--class", "cgm-tray").values()
+        for rect in desktop.visible("--class", "^CGM Tray$").values()
         if panel is not None and panel.contains(rect)
     ]

@@ -32,6 +32,10 @@ MENU_ENTRIES: Final = [
     "About",
     "Quit",
 ]
+#: The demo's first menu line (ui/tray.py DEMO_LINE, as a panel shows it).
+DEMO_LINE: Final = "Demo — simulated readings"
+#: A status line wraps into items no wider than about this many characters (ui/tray.py).
+WRAPPED_LINE_MAX_CHARS: Final = 60
 SNOOZE_URGENT_LOW_30: Final = ("Snooze alerts", "Urgent low", "30 min")
 IN_RANGE_MGDL: Final = 110
 URGENT_LOW_MGDL: Final = 50
@@ -85,6 +89,7 @@ def test_the_app_registers_one_item_with_its_badge_tooltip_and_the_full_menu(
         assert menu.owner_pid() == app.popen.pid
         shown = menu.properties()
         assert shown.status == "Active"
+        assert shown.title == "CGM Tray"  # panels list the item by its Title, not "cgm-tray"
         assert shown.pixmaps, "the item has no icon pixels"
         assert all(p.well_formed for p in shown.pixmaps)
         assert all(p.opaque_pixels > 0 for p in shown.pixmaps), "an icon size is blank"
@@ -93,9 +98,14 @@ def test_the_app_registers_one_item_with_its_badge_tooltip_and_the_full_menu(
             return "mg/dL" in menu.properties().tooltip_title
 
         sni_desktop.wait_until(shows_the_reading, "the tooltip shows the reading", APP_TIMEOUT_S)
+        assert shows_the_reading()
+        assert menu.properties().tooltip_title.startswith(DEMO_LINE)
         root = menu.open()
         labels = root.labels()
-        assert "mg/dL" in labels[0], f"the status line shows no reading: {labels}"
+        assert labels[0] == DEMO_LINE, f"the demo does not say it is one: {labels}"
+        assert not root.child(DEMO_LINE).enabled
+        assert "mg/dL" in labels[1], f"the status line shows no reading: {labels}"
+        assert root.child("Sign in with your own account…").enabled
         assert [label for label in labels if label in MENU_ENTRIES] == MENU_ENTRIES
         for label in ("Refresh now", "Snooze alerts", "About", "Quit"):
             assert root.child(label).enabled, f"{label} is disabled"
@@ -157,6 +167,38 @@ def test_quit_from_the_panel_menu_exits_with_status_0_and_the_item_leaves(
     assert app.popen.wait(timeout=QUIT_TIMEOUT_S) == 0, app.stderr.lines[-5:]
     app.stderr.wait_event("app.stopping", timeout=5)
     assert sni_desktop.watcher.wait_until(lambda items: not items, QUIT_TIMEOUT_S), "icon stayed"
+
+
+def test_a_long_error_reaches_the_panel_as_several_short_status_items(
+    sni_desktop: SniDesktop, tmp_path: Path
+) -> None:
+    """The status line with Share's long "not available" message wraps into several items over
+    dbusmenu too (a QWidgetAction would not be exported at all): every word, none a screen wide."""
+    rig = Rig(tmp_path, VirtualClock(1.0, datetime.now(UTC)))
+    rig.env = sni_desktop.env()
+    try:
+        fake = rig.start_fake()
+        fake.post("fault", {"fault": "unavailable"})  # every answer a 503 from now on
+        app = rig.start_tray(fake).process
+        item = registered_item(sni_desktop, app)
+        with sni_desktop.menu(item) as menu:
+
+            def status_items() -> list[str]:
+                labels = menu.open().labels()
+                return labels[: labels.index("Open history…")]
+
+            sni_desktop.wait_until(
+                lambda: "not available" in " ".join(status_items()),
+                "the menu shows Share's error",
+                APP_TIMEOUT_S,
+            )
+            lines = status_items()
+        text = " ".join(lines)
+        assert "Dexcom Share is not available right now." in text, lines
+        assert len(lines) >= 2, lines
+        assert all(len(line) <= WRAPPED_LINE_MAX_CHARS for line in lines), lines
+    finally:
+        rig.close()
 
 
 # --- b, c: an urgent low on the fake service, a stand-in alarm player ---------------------------

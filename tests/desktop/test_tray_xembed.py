@@ -103,7 +103,7 @@ def test_sigterm_quits_cleanly_with_status_0_and_the_icon_leaves_the_tray(
 
     assert demo_app.popen.wait(timeout=APP_TIMEOUT_S) == 0
     demo_app.stderr.wait_for(is_event("app.stopping"), timeout=5)
-    tray_desktop.wait_until(lambda: not tray_desktop.visible("--class", "cgm-tray"), "icon gone")
+    tray_desktop.wait_until(lambda: not tray_desktop.visible("--class", "^CGM Tray$"), "icon gone")
 
 
 def test_quit_from_the_tray_menu_exits_with_status_0(

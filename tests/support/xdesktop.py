@@ -26,7 +26,7 @@ from cgmtray.ui.icon import RANGE_COLOURS
 Event = Mapping[str, Any]
 
 #: The screen the tray tests use: small, 24-bit so grabbed pixels are exact colours.
-TRAY_SCREEN = "800x200x24"
+TRAY_SCREEN = "800x360x24"
 #: Height of trayer's panel along the top edge; Qt sizes the tray icon to it.
 PANEL_HEIGHT = 28
 #: Any helper (Xvfb, trayer, the app) must be up within this long.
@@ -286,7 +286,7 @@ class TrayDesktop:
         )
 
     def visible(self, *search: str) -> dict[str, ScreenRect]:
-        """Mapped windows matching an `xdotool search` (e.g. "--class", "cgm-tray")."""
+        """Mapped windows matching an `xdotool search` (e.g. "--class", "^CGM Tray$")."""
         found = {}
         for window in self.xdotool("search", "--onlyvisible", *search).split():
             rect = self.geometry(window)
@@ -393,7 +393,7 @@ def tray_icon(desktop: TrayDesktop) -> ScreenRect:
         panel = desktop.panel()
         found[:] = [
             rect
-            for rect in desktop.visible("--class", "cgm-tray").values()
+            for rect in desktop.visible("--class", "^CGM Tray$").values()
             if panel is not None and panel.contains(rect)
         ]
         return bool(found)
@@ -406,10 +406,10 @@ def open_tray_menu(desktop: TrayDesktop) -> None:
     """Right-clicks the icon until its menu is on screen (a click in the instant a window closes
     can go unanswered, as it can for a person)."""
     icon = tray_icon(desktop)
-    before = set(desktop.visible("--class", "cgm-tray"))
+    before = set(desktop.visible("--class", "^CGM Tray$"))
 
     def menu_shown() -> bool:
-        shown = desktop.visible("--class", "cgm-tray")
+        shown = desktop.visible("--class", "^CGM Tray$")
         return any(rect.height > 60 for window, rect in shown.items() if window not in before)
 
     x, y = icon.x + icon.width // 2, icon.y + icon.height // 2
@@ -446,7 +446,7 @@ def notification_server(private_bus: PrivateBus) -> Iterator[RecordingNotificati
 
 @pytest.fixture
 def tray_desktop(private_bus: PrivateBus, tmp_path: Path) -> Iterator[TrayDesktop]:
-    """Xvfb (800x200, 24-bit), the private bus, and trayer owning the XEmbed tray selection."""
+    """Xvfb (800x360, 24-bit), the private bus, and trayer owning the XEmbed tray selection."""
     for tool in ("Xvfb", "trayer", "xdotool", "import"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (Debian: xvfb, trayer, xdotool, imagemagick)")

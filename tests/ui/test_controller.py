@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
@@ -23,7 +24,7 @@ from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
 from cgmtray.ui.controller import Controller, ViewSettings
 from cgmtray.ui.notifier import NotificationRequest, Notifier
-from cgmtray.ui.tray import TrayPresenter
+from cgmtray.ui.tray import MENU_LINE_CHARS, WRAP_SLACK, TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
 NOW = datetime(2026, 11, 21, 15, 0, 4, tzinfo=UTC)
@@ -131,10 +132,11 @@ def test_refresh_asks_the_worker(rig: Rig, qtbot: QtBot) -> None:
 
 
 def _menu_line(tray: TrayPresenter, name: str) -> str | None:
-    """The text of a named menu line as the menu shows it when opened, None if absent."""
+    """The words of a named menu line as the menu shows them when opened (the items it wraps
+    into, joined), None if absent."""
     tray.menu.aboutToShow.emit()
     found = [action.text() for action in tray.menu.actions() if action.objectName() == name]
-    return found[0] if found else None
+    return " ".join(found) if found else None
 
 
 def test_the_menu_says_when_the_next_check_is_after_a_refresh(rig: Rig) -> None:
@@ -185,6 +187,42 @@ def test_the_status_line_leaves_a_lock_to_the_line_under_it(rig: Rig) -> None:
     model = rig.tray.model
     assert model is not None
     assert message in model.tooltip
+
+
+def test_a_long_error_wraps_the_status_line_instead_of_widening_the_menu(
+    rig: Rig, qtbot: QtBot
+) -> None:
+    """A new user's error made the menu as wide as the screen: the bold line now wraps at word
+    boundaries near MENU_LINE_CHARS characters, and every word of it is still there."""
+    rig.readings(128)
+    message = (
+        "Can't reach Dexcom: the connection to share2.dexcom.com timed out after 20 seconds "
+        "while the computer reported being online; check a proxy or firewall"
+    )
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(LinkState.UNREACHABLE, message=message, failure=FailureClass.TRANSIENT)
+    )
+    rig.tray.menu.aboutToShow.emit()
+    items = [a for a in rig.tray.menu.actions() if a.objectName() == "status-line"]
+    lines = [item.text() for item in items]
+    assert len(lines) >= 3, lines
+    assert all(item.isEnabled() and item.font().bold() for item in items)  # one look
+    assert lines[0].startswith("128 mg/dL")
+    assert lines[1].startswith("Can't reach Dexcom")  # the problem starts a line of its own
+    model = rig.tray.model
+    assert model is not None
+    assert message in model.status_line
+    # Every word, in order; a break takes the place of a " · " separator.
+    assert " ".join(lines).replace(" · ", " ") == model.status_line.replace(" · ", " ")
+    assert not any(line.startswith("·") or line.endswith("·") for line in lines), lines
+    metrics = QFontMetrics(items[0].font())
+    limit = QFontMetrics(rig.tray.menu.font()).averageCharWidth() * MENU_LINE_CHARS
+    limit = round(limit * (1 + WRAP_SLACK))  # a short last word may stretch its line
+    assert all(metrics.horizontalAdvance(line) <= limit for line in lines), lines
+    rig.tray.menu.ensurePolished()
+    assert rig.tray.menu.sizeHint().width() < limit + 120  # the menu is as wide as its lines
+    with qtbot.waitSignal(rig.tray.open_history_requested, timeout=30000):
+        items[-1].trigger()  # any line of it opens the history, as the one line did
 
 
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:

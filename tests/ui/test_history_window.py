@@ -20,9 +20,8 @@ from pytestqt.qtbot import QtBot
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.clock import ManualClock
-from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
-from cgmtray.domain.stats import summarize
+from cgmtray.domain.stats import band_of, summarize
 from cgmtray.domain.units import Unit, format_amount, mgdl_to_mmol
 from cgmtray.storage.history import HistoryStore
 from cgmtray.ui.chart import (
@@ -240,11 +239,10 @@ def test_trace_keeps_every_point_and_joins_only_readings_at_most_15_minutes_apar
     readings = [
         Reading(NOW - timedelta(seconds=s), values[i], Trend.FLAT) for i, s in enumerate(offsets)
     ]
-    thresholds = Thresholds()
-    points = chart_points(readings, thresholds)
-    # Every point is coloured by the same rule as the tray icon.
+    points = chart_points(readings)
+    # Every point is coloured by the band the stats beside the chart count it in.
     ordered = sorted(readings, key=lambda r: r.time)
-    assert points.ranges.tolist() == [int(thresholds.classify(r)) for r in ordered]
+    assert points.ranges.tolist() == [int(band_of(r.mgdl)) for r in ordered]
     xs, ys = trace(points)
     finite = xs[np.isfinite(xs)]
     assert finite.tolist() == sorted(r.time.timestamp() for r in readings)
@@ -306,7 +304,8 @@ def test_the_figures_are_domain_stats_of_the_shown_readings(
     assert texts["mean"] == f"{format_amount(expected.mean_mgdl or 0, Unit.MGDL)} mg/dL"
     assert texts["sd"] == f"{format_amount(expected.sd_mgdl or 0, Unit.MGDL)} mg/dL"
     assert texts["cv"] == f"{expected.cv_percent:.1f}%"
-    assert texts["gmi"] == f"{expected.gmi_percent:.1f}%"
+    assert expected.gmi_percent is None
+    assert texts["gmi"] == "– (needs 14 days)"  # a day of readings gives no GMI
     # 280 readings, 8 values in turn: 35 of each value.
     assert texts["in_range"] == "25% · 5.8 h"  # 90, 140
     assert texts["below"] == "38% · 8.8 h"  # LOW, 50, 65
@@ -327,6 +326,37 @@ def test_a_rare_low_is_never_rounded_away(
     texts = window.stats_panel.texts()
     assert texts["below"].startswith("<1% · 0.1 h")
     assert texts["in_range"].startswith(">99%")
+
+
+def test_each_dot_is_coloured_by_the_stats_row_that_counts_it(
+    writer: HistoryStore, make_window: MakeWindow, qtbot: QtBot
+) -> None:
+    # 181-249 is "Above 180" in the stats, so its dots are the high colour, not in-range green,
+    # although no alert threshold (high 250) is crossed.
+    values = [LOW_MGDL, 50, 65, 120, 200, 240, 260, HIGH_MGDL]
+    writer.add([Reading(NOW - i * FIVE_MIN, v, Trend.FLAT) for i, v in enumerate(values)])
+    window = open_on(make_window(), qtbot, "3h")
+    counts = window.chart.drawn_counts()
+    stats = window.stats
+    assert stats is not None
+    assert counts["HIGH"] == stats.above.count - stats.very_high.count == 2  # 200, 240
+    assert counts["IN_RANGE"] == stats.in_range.count == 1
+    assert counts["LOW"] == stats.below.count - stats.very_low.count == 1  # 65
+    assert counts["URGENT_LOW"] + counts["LOW_MARKS"] == stats.very_low.count == 2
+    assert counts["URGENT_HIGH"] + counts["HIGH_MARKS"] == stats.very_high.count == 2
+
+
+def test_gmi_shows_a_number_for_30_days_and_a_dash_for_3_hours(
+    writer: HistoryStore, make_window: MakeWindow, qtbot: QtBot
+) -> None:
+    writer.add(steady(30 * 288))
+    window = open_on(make_window(), qtbot, "30d")
+    assert window.stats_panel.texts()["gmi"].endswith("%")
+    three_hours = window.findChild(QPushButton, "range-3h")
+    assert three_hours is not None
+    three_hours.click()
+    qtbot.waitUntil(lambda: window.range_key == "3h", timeout=30000)
+    assert window.stats_panel.texts()["gmi"] == "– (needs 14 days)"
 
 
 # --- live updates -------------------------------------------------------------------------------
@@ -426,7 +456,10 @@ def test_threshold_lines_follow_the_alert_settings(
     raised_low = base.with_kind(AlertKind.LOW, KindConfig(True, 80, FIVE_MIN, False, FIVE_MIN))
     window.apply_view(Unit.MGDL, raised_low)
     assert window.chart.threshold_labels()[AlertKind.LOW] == (80.0, "Low 80")
-    assert window.chart.drawn_counts()["LOW"] == 12  # the same readings, now coloured low
+    # The dots keep the colour of the stats band that counts them (75 is in the 70-180 target),
+    # whatever the alert thresholds; only the line moved.
+    assert window.chart.drawn_counts()["IN_RANGE"] == 12
+    assert window.stats_panel.texts()["in_range"].startswith("100%")
 
 
 # --- CSV export ---------------------------------------------------------------------------------

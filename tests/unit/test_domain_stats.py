@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cgmtray.domain.ranges import GlucoseRange, Thresholds
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
-from cgmtray.domain.stats import Portion, summarize
+from cgmtray.domain.stats import Portion, band_of, summarize
 
 END = datetime(2025, 3, 2, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -61,7 +61,8 @@ def test_full_day_in_range() -> None:
     assert stats.mean_mgdl == 120.0
     assert stats.sd_mgdl == 0.0
     assert stats.cv_percent == 0.0
-    assert stats.gmi_percent == pytest.approx(3.31 + 0.02392 * 120)
+    assert stats.gmi_percent is None  # one day says nothing about an A1c
+    assert stats.gmi_needs_more_data
     assert stats.by_range is None
 
 
@@ -83,7 +84,64 @@ def test_known_figures() -> None:
     assert stats.mean_mgdl == pytest.approx(mean)
     assert stats.sd_mgdl == pytest.approx(sd)
     assert stats.cv_percent == pytest.approx(sd / mean * 100)
-    assert stats.gmi_percent == pytest.approx(3.31 + 0.02392 * mean)
+    assert stats.gmi_percent is None
+    assert stats.gmi_needs_more_data
+
+
+def test_gmi_is_given_for_14_days_of_data_and_not_for_less() -> None:
+    fortnight = 14 * DAY
+    full = summarize(series([120] * 4032), END - fortnight, END)
+    assert full.gmi_percent == pytest.approx(3.31 + 0.02392 * 120)
+    assert not full.gmi_needs_more_data
+    # 70 % of 14 days of readings is enough, one reading fewer is not.
+    enough = summarize(series([150] * 2823), END - fortnight, END)
+    assert enough.gmi_percent == pytest.approx(3.31 + 0.02392 * 150)
+    short = summarize(series([150] * 2822), END - fortnight, END)
+    assert short.gmi_percent is None
+    assert short.gmi_needs_more_data
+    # Three hours of readings never give a GMI, even inside a 30-day window.
+    sparse = summarize(series([150] * 36), END - 30 * DAY, END)
+    assert sparse.gmi_percent is None
+    assert sparse.gmi_needs_more_data
+    three_hours = summarize(series([150] * 36), END - timedelta(hours=3), END)
+    assert three_hours.gmi_percent is None
+    assert three_hours.gmi_needs_more_data
+
+
+def test_an_empty_window_needs_no_more_data_for_a_gmi_it_cannot_have() -> None:
+    stats = summarize([], END - 14 * DAY, END)
+    assert stats.gmi_percent is None
+    assert not stats.gmi_needs_more_data
+
+
+@pytest.mark.parametrize(
+    ("mgdl", "band"),
+    [
+        (LOW_MGDL, GlucoseRange.URGENT_LOW),
+        (53, GlucoseRange.URGENT_LOW),
+        (54, GlucoseRange.LOW),
+        (69, GlucoseRange.LOW),
+        (70, GlucoseRange.IN_RANGE),
+        (180, GlucoseRange.IN_RANGE),
+        (181, GlucoseRange.HIGH),
+        (250, GlucoseRange.HIGH),
+        (251, GlucoseRange.URGENT_HIGH),
+        (HIGH_MGDL, GlucoseRange.URGENT_HIGH),
+    ],
+)
+def test_each_value_falls_in_the_band_the_figures_count_it_in(
+    mgdl: int, band: GlucoseRange
+) -> None:
+    assert band_of(mgdl) is band
+    stats = summarize(series([mgdl]), END - timedelta(hours=1), END)
+    counted = {
+        GlucoseRange.URGENT_LOW: stats.very_low,
+        GlucoseRange.LOW: stats.below,
+        GlucoseRange.IN_RANGE: stats.in_range,
+        GlucoseRange.HIGH: stats.above,
+        GlucoseRange.URGENT_HIGH: stats.very_high,
+    }
+    assert counted[band].count == 1
 
 
 def test_population_sd() -> None:

@@ -15,6 +15,9 @@ Conventions (international consensus on CGM metrics, Battelino et al. 2019):
 - Expected readings are one per 5-minute slot of the window, slots counted back from `end` (a
   partial slot at the start counts). Coverage is the share of those slots holding a reading.
 - SD is the population SD; CV = SD / mean x 100 (%); GMI (%) = 3.31 + 0.02392 x mean mg/dL.
+- GMI estimates a lab A1c, which reflects about three months: it is given only for a window of at
+  least 14 days whose slots hold readings for at least 70 % of 14 days (the consensus minimum);
+  otherwise it is None and ``gmi_needs_more_data`` says why (a 3-hour window has no GMI).
 - An empty window gives counts and durations of 0 and every ratio None; nothing divides by zero.
 """
 
@@ -38,6 +41,9 @@ TARGET_HIGH_MGDL = 180
 #: Level 2 hypoglycaemia / hyperglycaemia boundaries (consensus).
 VERY_LOW_BELOW_MGDL = 54
 VERY_HIGH_ABOVE_MGDL = 250
+#: GMI needs a window this long, holding readings for at least GMI_MIN_COVERAGE of it.
+GMI_MIN_WINDOW = timedelta(days=14)
+GMI_MIN_COVERAGE = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +96,10 @@ class Stats:
     sd_mgdl: float | None
     #: Coefficient of variation, in percent.
     cv_percent: float | None
-    #: Glucose management indicator, in percent.
+    #: Glucose management indicator, in percent; None for less than 14 days of data.
     gmi_percent: float | None
+    #: True when the window holds readings but too few days of them for a meaningful GMI.
+    gmi_needs_more_data: bool
     #: Time in each range of the alert thresholds; None when no thresholds were given.
     by_range: RangeBreakdown | None
 
@@ -119,6 +127,29 @@ def _by_range(values: list[int], thresholds: Thresholds) -> RangeBreakdown:
     )
 
 
+def band_of(mgdl: int) -> GlucoseRange:
+    """The consensus band of a value, named by the alert range whose colour it is drawn in:
+    very low (< 54) URGENT_LOW, below target LOW, in target IN_RANGE, above target HIGH, very
+    high (> 250) URGENT_HIGH. The chart's dots and the range bar use these bands, so a dot's
+    colour always matches the row of the stats that counts it."""
+    if mgdl < VERY_LOW_BELOW_MGDL:
+        return GlucoseRange.URGENT_LOW
+    if mgdl < TARGET_LOW_MGDL:
+        return GlucoseRange.LOW
+    if mgdl > VERY_HIGH_ABOVE_MGDL:
+        return GlucoseRange.URGENT_HIGH
+    if mgdl > TARGET_HIGH_MGDL:
+        return GlucoseRange.HIGH
+    return GlucoseRange.IN_RANGE
+
+
+def gmi_meaningful(window: timedelta, slots_with_readings: int) -> bool:
+    """Whether a GMI means anything: a window of 14 days or more, with readings in enough
+    5-minute slots for 70 % of 14 days."""
+    needed = math.ceil(GMI_MIN_COVERAGE * (GMI_MIN_WINDOW / READING_INTERVAL))
+    return window >= GMI_MIN_WINDOW and slots_with_readings >= needed
+
+
 def summarize(
     readings: Iterable[Reading],
     start: datetime,
@@ -141,6 +172,7 @@ def summarize(
     occupied = {(end - r.time) // READING_INTERVAL for r in in_window}
     mean = statistics.fmean(values) if values else None
     sd = statistics.pstdev(values) if values else None
+    gmi_ok = gmi_meaningful(end - start, len(occupied))
     return Stats(
         start=start,
         end=end,
@@ -155,6 +187,7 @@ def summarize(
         mean_mgdl=mean,
         sd_mgdl=sd,
         cv_percent=None if mean is None or sd is None else sd / mean * 100,
-        gmi_percent=None if mean is None else 3.31 + 0.02392 * mean,
+        gmi_percent=None if mean is None or not gmi_ok else 3.31 + 0.02392 * mean,
+        gmi_needs_more_data=mean is not None and not gmi_ok,
         by_range=None if thresholds is None else _by_range(values, thresholds),
     )

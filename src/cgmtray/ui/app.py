@@ -172,8 +172,9 @@ def _make_application() -> QApplication:
 
 def set_identity(app: QApplication) -> None:
     """Names, version, app id (the .desktop basename, so desktops match windows to the launcher)
-    and the icon every window shows."""
-    app.setApplicationName("cgm-tray")
+    and the icon every window shows. The application name is the product's name: Qt gives it
+    as the StatusNotifierItem's Title (panels list the item by it) and as the X11 window class."""
+    app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setOrganizationDomain("cgmtray.github.io")

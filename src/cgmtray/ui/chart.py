@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
-from cgmtray.domain.ranges import GlucoseRange, Thresholds
+from cgmtray.domain.ranges import GlucoseRange
 from cgmtray.domain.readings import (
     HIGH_MGDL,
     LOW_MGDL,
@@ -24,7 +24,12 @@ from cgmtray.domain.readings import (
     MIN_REAL_MGDL,
     Reading,
 )
-from cgmtray.domain.stats import TARGET_HIGH_MGDL, TARGET_LOW_MGDL
+from cgmtray.domain.stats import (
+    TARGET_HIGH_MGDL,
+    TARGET_LOW_MGDL,
+    VERY_HIGH_ABOVE_MGDL,
+    VERY_LOW_BELOW_MGDL,
+)
 from cgmtray.domain.units import MGDL_PER_MMOL, Unit, format_value
 from cgmtray.ui.icon import RANGE_COLOURS
 
@@ -69,11 +74,12 @@ class ChartPoints:
         return len(self.readings)
 
 
-def chart_points(readings: Sequence[Reading], thresholds: Thresholds) -> ChartPoints:
+def chart_points(readings: Sequence[Reading]) -> ChartPoints:
     """The readings (any order, de-duplicated by time) ready to draw.
 
     LOW sits in the bottom strip and HIGH in the top strip, never at 39 or 401; each point keeps
-    the range it is coloured by (LOW counts as urgent low, HIGH as urgent high).
+    the band it is coloured by: the consensus bands the stats beside the chart count (domain
+    stats.band_of: < 54, < 70, 70-180, > 180, > 250), so LOW is very low and HIGH very high.
     """
     ordered = tuple(sorted({r.time: r for r in readings}.values(), key=lambda r: r.time))
     count = len(ordered)
@@ -81,10 +87,10 @@ def chart_points(readings: Sequence[Reading], thresholds: Thresholds) -> ChartPo
     mgdl = np.fromiter((r.mgdl for r in ordered), dtype=np.float64, count=count)
     ranges = np.select(
         [
-            mgdl <= thresholds.urgent_low,
-            mgdl <= thresholds.low,
-            mgdl >= thresholds.urgent_high,
-            mgdl >= thresholds.high,
+            mgdl < VERY_LOW_BELOW_MGDL,
+            mgdl < TARGET_LOW_MGDL,
+            mgdl > VERY_HIGH_ABOVE_MGDL,
+            mgdl > TARGET_HIGH_MGDL,
         ],
         [
             int(GlucoseRange.URGENT_LOW),
@@ -189,7 +195,7 @@ class GlucoseChart(QWidget):
         self._local_tz = local_tz
         self._unit = Unit.MGDL
         self._alerts = AlertSettings()
-        self._points = chart_points((), self._alerts.thresholds())
+        self._points = chart_points(())
         self._hovered: Reading | None = None
         self._dot_size = dot_size(timedelta(hours=24))
         self.paint_count = 0

@@ -308,7 +308,9 @@ class Controller(QObject):
             NotificationRequest(
                 key=decision.key,
                 kind=decision.kind.value,
-                title=decision.title,
+                # The demo's alerts say they are the demo's (a person trying it must never
+                # take a simulated low for their own).
+                title=f"Demo: {decision.title}" if self._tray.demo else decision.title,
                 body=decision.message,
                 urgent=decision.urgent,
                 sound=sound,

@@ -338,7 +338,7 @@ class HistoryWindow(QWidget):
         thresholds = self._alerts.thresholds()
         self._start, self._end, self._readings = start, end, readings
         self._stats = summarize(readings, start, end, thresholds)
-        self._chart.show_points(chart_points(readings, thresholds), start, end)
+        self._chart.show_points(chart_points(readings), start, end)
         self._stats_panel.show_stats(self._stats, self._unit, self._title(start, end))
         self._notice.setText(self._availability(readings, oldest, start, end))
         self._dirty = False

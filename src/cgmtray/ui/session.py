@@ -50,6 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What the settings dialog says when the demo's "Sign in with your own account…" opens it.
+DEMO_SIGN_IN_NOTICE = (
+    "Sign in with your Dexcom account. When you save, the demo stops and CGM Tray follows your "
+    "readings instead; Cancel keeps the demo running."
+)
+
 
 @dataclass(frozen=True)
 class Account:
@@ -164,6 +170,10 @@ class AppSession(QObject):
         self._tray: TrayPresenter | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
+        #: What the demo runs (its simulated service, its temporary folder): closed when the
+        #: person signs in with their own account, or at exit.
+        self._demo_stack = contextlib.ExitStack()
+        stack.callback(self._demo_stack.close)
         #: Where the shared sign-in state lives (demo: its temporary folder).
         self._state_dir: Path = paths.data_dir
         #: The factory of the polling client: account id news from any other one is stale.
@@ -282,10 +292,10 @@ class AppSession(QObject):
 
         self._demo = True
         speed = float(getattr(self._args, "speed", None) or 1.0)
-        demo = self._stack.enter_context(DemoService(speed=speed))
+        demo = self._demo_stack.enter_context(DemoService(speed=speed))
         config = ClientConfig(region=demo.region, username=demo.username, base_url=demo.base_url)
         settings = Settings(username=demo.username)
-        store_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+        store_dir = Path(self._demo_stack.enter_context(tempfile.TemporaryDirectory()))
         self._state_dir = store_dir
         self._start(
             Account(config, demo.password, demo.clock, speed, settings, ServerClock(demo.clock)),
@@ -329,8 +339,10 @@ class AppSession(QObject):
         tray = TrayPresenter(
             force_status_window=getattr(self._args, "status_window", False),
             clock=account.clock,
+            demo=self._demo,
             parent=self,
         )
+        tray.sign_in_requested.connect(self.sign_in_from_demo)
         self._tray = tray
         if opened.problem is not None and opened.moved_to is None:
             self.add_notice(opened.problem + " Readings are shown and alerts work from memory.")
@@ -457,7 +469,61 @@ class AppSession(QObject):
         dialog.raise_()
         dialog.activateWindow()
 
-    def _make_dialog(self, notice: str | None) -> SettingsDialog:
+    @Slot()
+    def sign_in_from_demo(self) -> None:
+        """The demo's "Sign in with your own account…": the settings dialog on its Account page
+        for the person's own account (their saved settings, the system keyring when there is
+        one). Saving the account ends the demo and starts following that account; Cancel keeps
+        the demo running."""
+        if not self._demo:
+            return
+        if self._dialog is not None and self._dialog.isVisible():
+            _bring_forward(self._dialog)
+            return
+        loaded = load_settings(self._paths.settings_file)
+        if loaded.problem:
+            log.warning("settings: %s", loaded.problem)
+        self._settings = loaded.settings
+        picking = BackgroundTask(_pick_store, name="keyring-pick")
+        picking.finished.connect(self._on_store_picked_for_sign_in)
+        self._run(picking)
+
+    @Slot(object)
+    def _on_store_picked_for_sign_in(self, result: TaskResult) -> None:
+        from cgmtray.ui.settings_dialog import Page
+
+        store = result.value
+        if result.error is None and isinstance(store, CredentialStore | MemoryCredentialStore):
+            self._password_store = store
+        else:
+            log.warning("the system keyring could not be opened: %s", type(result.error).__name__)
+            self._password_store = MemoryCredentialStore()
+        dialog = self._make_dialog(DEMO_SIGN_IN_NOTICE, for_account=True)
+        dialog.settings_saved.connect(self._on_settings_saved)
+        dialog.account_changed.connect(self._on_account_changed)
+        dialog.show_page(Page.ACCOUNT)
+        self._dialog = dialog
+        _bring_forward(dialog)
+
+    def _end_demo(self) -> None:
+        """Stops the demo: its controller (icon, notifications, worker), its history window, its
+        simulated service and temporary folder. The session then starts like a real one."""
+        controller, self._controller = self._controller, None
+        if controller is not None and not controller.stop():
+            log.warning("the demo's worker did not stop in time", extra={"event": "demo.stuck"})
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+        if self._tray is not None:
+            self._tray.deleteLater()
+            self._tray = None
+        self._demo_stack.close()
+        self._demo = False
+        self._account = None
+        self._state_dir = self._paths.data_dir
+        log.info("the demo ended: following the person's account", extra={"event": "demo.ended"})
+
+    def _make_dialog(self, notice: str | None, *, for_account: bool = False) -> SettingsDialog:
         from cgmtray.ui.settings_dialog import SettingsDialog
 
         # With a loopback Share URL (tests, the fake service) every region's test goes there.
@@ -472,7 +538,9 @@ class AppSession(QObject):
             log_dir=self._paths.log_dir,
             share_urls=share_urls,
             notice=notice,
-            sign_in_state_dir=None if self._demo else self._state_dir,
+            sign_in_state_dir=self._paths.data_dir
+            if for_account
+            else (None if self._demo else self._state_dir),
         )
 
     @Slot()
@@ -550,6 +618,8 @@ class AppSession(QObject):
         """Display and alert changes apply at once; the account is handled separately."""
         settings = self._with_known_account_id(settings)
         self._settings = settings
+        if self._demo:
+            return  # the demo's own settings stay; the account, once saved, ends the demo
         if self._controller is not None:
             self._controller.apply_view(ViewSettings(unit=settings.unit, alerts=settings.alerts))
             if self._account is not None:
@@ -564,6 +634,8 @@ class AppSession(QObject):
         from cgmtray.ui.settings_dialog import AccountChange
 
         assert isinstance(change, AccountChange)
+        if self._demo:
+            self._end_demo()
         settings = change.settings
         if self._account is not None:
             current = self._account.config

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLay
 
 from cgmtray.domain.ranges import GlucoseRange
 from cgmtray.domain.stats import (
+    GMI_MIN_WINDOW,
     TARGET_HIGH_MGDL,
     TARGET_LOW_MGDL,
     VERY_HIGH_ABOVE_MGDL,
@@ -67,6 +68,13 @@ def _ratio(percent: float | None) -> str:
     return MISSING if percent is None else f"{percent:.1f}%"
 
 
+def gmi_text(stats: Stats) -> str:
+    """GMI as a percentage, or a dash saying it needs 14 days of data."""
+    if stats.gmi_needs_more_data:
+        return f"{MISSING} (needs {GMI_MIN_WINDOW.days} days)"
+    return _ratio(stats.gmi_percent)
+
+
 def stats_rows(stats: Stats, unit: Unit) -> list[StatRow]:
     """The panel's lines for `stats`, values in `unit` (mean and SD) or percent."""
     low = format_value(TARGET_LOW_MGDL, unit)
@@ -82,7 +90,7 @@ def stats_rows(stats: Stats, unit: Unit) -> list[StatRow]:
         StatRow("mean", "Mean", _amount(stats.mean_mgdl, unit)),
         StatRow("sd", "Standard deviation", _amount(stats.sd_mgdl, unit)),
         StatRow("cv", "Variation (CV)", _ratio(stats.cv_percent)),
-        StatRow("gmi", "GMI (estimated A1c)", _ratio(stats.gmi_percent)),
+        StatRow("gmi", "GMI (estimated A1c)", gmi_text(stats)),
         StatRow("coverage", "Coverage", percent_text(stats.coverage)),
         StatRow(
             "readings",
@@ -210,8 +218,10 @@ class StatsPanel(QFrame):
         low = format_value(TARGET_LOW_MGDL, unit)
         high = format_value(TARGET_HIGH_MGDL, unit)
         self._footnote.setText(
-            f"Target {low}–{high} {unit.label}, shaded on the chart. LOW and HIGH count as the "
-            "sensor's limits. Each reading stands for 5 minutes."
+            f"Target {low}–{high} {unit.label}, shaded on the chart. Each dot has the colour "
+            "of the row that counts it, as in the bar beside the figures (the tray icon's "
+            "colour follows your alert thresholds). LOW and HIGH count as the sensor's limits. "
+            "Each reading stands for 5 minutes."
         )
         self._bar.set_shares(range_shares(stats))
 

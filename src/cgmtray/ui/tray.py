@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -50,6 +50,42 @@ STARTING_MODEL = display.model(
 _SAID_BELOW = (LinkState.LOCKED, LinkState.SIGN_IN_REJECTED)
 #: While no tray exists, check this often whether one has appeared.
 TRAY_RECHECK_MS = 10_000
+#: The demo's first menu line, and the first line of its tooltip: the readings are not real.
+DEMO_LINE = "Demo — simulated readings"
+#: The demo's way to the real thing: sign in and follow that account instead, without quitting.
+DEMO_SIGN_IN = "Sign &in with your own account…"
+#: The menu's status lines wrap at about this many average characters of the menu's font: an
+#: error must not make the menu as wide as the screen, and a reading's line (up to about 50
+#: characters in bold, "10.4 mmol/L ↘ falling slightly · -0.5 · 12 min ago") and the lock's
+#: next-check line stay whole.
+MENU_LINE_CHARS = 60
+#: How much wider than that a line may get rather than leave its last word or two alone.
+WRAP_SLACK = 0.15
+
+
+def wrap_lines(text: str, metrics: QFontMetrics, max_px: int) -> list[str]:
+    """`text` broken at word boundaries into lines no wider than `max_px` (a single word wider
+    than that keeps a line of its own). A last word or two that would sit alone may stretch
+    their line by up to WRAP_SLACK instead. A break next to a " · " separator takes its place:
+    no line starts or ends with the dot."""
+    dot = display.SEPARATOR.strip()
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        words = paragraph.split(" ")
+        line = ""
+        for index, word in enumerate(words):
+            candidate = f"{line} {word}" if line else word
+            if line and metrics.horizontalAdvance(candidate) > max_px:
+                whole = " ".join([line, *words[index:]])
+                if metrics.horizontalAdvance(whole) <= max_px * (1 + WRAP_SLACK):
+                    line = whole
+                    break
+                lines.append(line)
+                line = "" if word == dot else word
+            else:
+                line = candidate
+        lines.append(line)
+    return [line.removesuffix(f" {dot}") for line in lines if line]
 
 
 @dataclass(frozen=True)
@@ -94,6 +130,7 @@ class TrayPresenter(QObject):
         control_requested(AlertControl): a snooze, a cancelled snooze (menu) or an answer to the
             alert the status window shows; the controller's apply_control carries it out.
         settings_requested(): "Settings…".
+        sign_in_requested(): the demo's "Sign in with your own account…".
         about_requested(): "About".
         quit_requested(): "Quit" (the only way the app quits).
     """
@@ -102,6 +139,7 @@ class TrayPresenter(QObject):
     refresh_requested = Signal()
     control_requested = Signal(object)
     settings_requested = Signal()
+    sign_in_requested = Signal()
     about_requested = Signal()
     quit_requested = Signal()
 
@@ -110,9 +148,12 @@ class TrayPresenter(QObject):
         *,
         force_status_window: bool = False,
         clock: Clock | None = None,
+        demo: bool = False,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        #: The readings are the demo's simulated ones: the tooltip, menu and window say so.
+        self.demo = demo
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._model: DisplayModel | None = None
         self._menu_state = MenuState()
@@ -182,20 +223,27 @@ class TrayPresenter(QObject):
         if previous is not None and _badge_of(previous) == _badge_of(model):
             if previous.tooltip != model.tooltip:
                 if self._tray is not None:
-                    self._tray.setToolTip(model.tooltip)
+                    self._tray.setToolTip(self.tooltip_of(model))
                 if self._window is not None:
                     self._window.show_model(model)
             return
         icon = render_icon(model)
         if self._tray is not None:
             self._tray.setIcon(icon)
-            self._tray.setToolTip(model.tooltip)
+            self._tray.setToolTip(self.tooltip_of(model))
         if self._window is not None:
             self._window.show_model(model)
         log.info(
             "tray updated",
             extra={"event": "tray.updated", "severity": model.severity.value, "stale": model.stale},
         )
+
+    def tooltip_of(self, model: DisplayModel) -> str:
+        """The icon's tooltip for `model`: in the demo, first a line saying it is one."""
+        return self._demo_first(model.tooltip)
+
+    def _demo_first(self, text: str) -> str:
+        return f"{DEMO_LINE}\n{text}" if self.demo else text
 
     def set_menu_state(self, state: MenuState) -> None:
         self._menu_state = state
@@ -294,15 +342,15 @@ class TrayPresenter(QObject):
         tray.activated.connect(self._on_tray_activated)
         if self._model is not None:
             tray.setIcon(render_icon(self._model))
-            tray.setToolTip(self._model.tooltip)
+            tray.setToolTip(self.tooltip_of(self._model))
         else:
             tray.setIcon(render_icon(STARTING_MODEL))
-            tray.setToolTip(f"{APP_NAME}: starting…")
+            tray.setToolTip(self._demo_first(f"{APP_NAME}: starting…"))
         tray.show()
         self._tray = tray
 
     def _use_window(self) -> None:
-        window = StatusWindow(self._menu)
+        window = StatusWindow(self._menu, demo=self.demo)
         window.refresh_clicked.connect(self.refresh_requested)
         window.history_clicked.connect(self.open_history_requested)
         window.snooze_clicked.connect(self._on_window_snooze_clicked)
@@ -339,23 +387,33 @@ class TrayPresenter(QObject):
         """Rebuilt each time it opens, so the status line and snoozes are current."""
         menu = self._menu
         menu.clear()
+        if self.demo:
+            demo_line = menu.addAction(DEMO_LINE)
+            demo_line.setObjectName("demo-line")
+            demo_line.setEnabled(False)
         # The most important line of the menu: enabled (so it is not drawn faded), bold, and
-        # opening the history when chosen.
-        status = menu.addAction(self._status_text())
-        status.setObjectName("status-line")
-        bold = status.font()
+        # opening the history when chosen. Menu items never wrap (Qt's styles draw them on one
+        # line, and a panel's dbusmenu shows a QWidgetAction's label nowhere), so a long line is
+        # split into several items of the same look, the same on both paths.
+        bold = menu.font()
         bold.setBold(True)
-        status.setFont(bold)
-        status.triggered.connect(self.open_history_requested)
+        max_px = QFontMetrics(menu.font()).averageCharWidth() * MENU_LINE_CHARS
+        for line in wrap_lines(self._status_text(), QFontMetrics(bold), max_px):
+            status = menu.addAction(line)
+            status.setObjectName("status-line")
+            status.setFont(bold)
+            status.triggered.connect(self.open_history_requested)
         next_check = next_check_line(self._menu_state.connection, self._clock.now())
         if next_check is not None:
-            when = menu.addAction(next_check)
-            when.setObjectName("next-check")
-            when.setEnabled(False)
+            for line in wrap_lines(next_check, QFontMetrics(menu.font()), max_px):
+                when = menu.addAction(line)
+                when.setObjectName("next-check")
+                when.setEnabled(False)
         for text in self._notices:
-            notice = menu.addAction(text)
-            notice.setObjectName("files-notice")
-            notice.setEnabled(False)
+            for line in wrap_lines(text, QFontMetrics(menu.font()), max_px):
+                notice = menu.addAction(line)
+                notice.setObjectName("files-notice")
+                notice.setEnabled(False)
         menu.addSeparator()
 
         history = menu.addAction("Open &history…")
@@ -370,6 +428,10 @@ class TrayPresenter(QObject):
         self._fill_snooze_menu(snooze)
         menu.addSeparator()
 
+        if self.demo:
+            sign_in = menu.addAction(DEMO_SIGN_IN)
+            sign_in.setObjectName("demo-sign-in")
+            sign_in.triggered.connect(self.sign_in_requested)
         settings = menu.addAction("S&ettings…")
         settings.setEnabled(self._menu_state.settings_available)
         settings.triggered.connect(self.settings_requested)
@@ -382,7 +444,8 @@ class TrayPresenter(QObject):
 
     def _status_text(self) -> str:
         """The model's status line; while a lock or a rejected password stops checks, without
-        the problem's own (long) message: the line under it says what happened and what to do."""
+        the problem's own (long) message: the line under it says what happened and what to do.
+        A problem too long to share the reading's line starts a line of its own."""
         model = self._model
         if model is None:
             return "Starting…"
@@ -390,6 +453,8 @@ class TrayPresenter(QObject):
         problem = connection.problem
         if connection.state in _SAID_BELOW and problem:
             return model.status_line.replace(display.SEPARATOR + problem, "", 1)
+        if problem and len(model.status_line) > MENU_LINE_CHARS:
+            return model.status_line.replace(display.SEPARATOR + problem, "\n" + problem, 1)
         return model.status_line
 
     def _fill_snooze_menu(self, snooze: QMenu) -> None:
@@ -459,10 +524,11 @@ class StatusWindow(QWidget):
     snooze_clicked = Signal()
     acknowledge_clicked = Signal()
 
-    def __init__(self, menu: QMenu) -> None:
+    def __init__(self, menu: QMenu, *, demo: bool = False) -> None:
         super().__init__(None, Qt.WindowType.Window)
         self.setObjectName("status-window")
-        self.setWindowTitle(APP_NAME)
+        self.setWindowTitle(f"{APP_NAME} — demo" if demo else APP_NAME)
+        self._demo = demo
         self.allow_close = False
         self._menu = menu
         self._badge = QLabel()
@@ -516,10 +582,11 @@ class StatusWindow(QWidget):
         from PySide6.QtGui import QPixmap
 
         self._badge.setPixmap(QPixmap.fromImage(render_image(model, 64, self.devicePixelRatioF())))
-        self._line.setText(model.status_line)
+        demo = f"{DEMO_LINE}\n" if self._demo else ""
+        self._line.setText(demo + model.status_line)
         self._line.setAccessibleName(model.accessible)
         self._badge.setAccessibleName(model.accessible)
-        self.setToolTip(model.tooltip)
+        self.setToolTip(demo + model.tooltip)
 
     def show_notices(self, notices: tuple[str, ...]) -> None:
         """Lines about the app's files (history not kept, settings not saved)."""
