@@ -95,7 +95,7 @@ def test_no_alert_from_stored_history_before_the_first_fetch(rig: Rig, qtbot: Qt
 def test_an_urgent_low_reaches_the_notifier_as_urgent(rig: Rig, qtbot: QtBot) -> None:
     rig.status(LinkState.OK)
     rig.readings(60, 52)
-    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=60_000)
     request = rig.shown[0]
     assert request.kind == "urgent_low"
     assert request.urgent
@@ -108,7 +108,7 @@ def test_alerts_speak_the_chosen_unit(qtbot: QtBot) -> None:
     try:
         rig.status(LinkState.OK)
         rig.readings(60, 52)
-        qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+        qtbot.waitUntil(lambda: bool(rig.shown), timeout=60_000)
         assert "2.9 mmol/L" in rig.shown[0].title
         assert "mg/dL" not in rig.shown[0].title + rig.shown[0].body
     finally:
@@ -126,7 +126,7 @@ def test_snooze_from_the_menu_is_capped_for_urgent_low(rig: Rig) -> None:
 
 
 def test_refresh_asks_the_worker(rig: Rig, qtbot: QtBot) -> None:
-    with qtbot.waitSignal(rig.worker.bridge.poll_requested, timeout=1000):
+    with qtbot.waitSignal(rig.worker.bridge.poll_requested, timeout=60_000):
         rig.tray.refresh_requested.emit()
 
 
@@ -188,7 +188,7 @@ def test_the_status_line_leaves_a_lock_to_the_line_under_it(rig: Rig) -> None:
 
 
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:
-    with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=1000):
+    with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=60_000):
         rig.controller._on_network_reachability_changed(QNetworkInformation.Reachability.Online)
     with qtbot.assertNotEmitted(rig.worker.bridge.resume_requested):
         rig.controller._on_network_reachability_changed(
@@ -219,7 +219,7 @@ def test_a_reading_a_year_ahead_neither_shows_nor_hides_an_urgent_low(
     ahead = Reading(NOW + timedelta(days=365), 250, Trend.FLAT)
     rig.worker.worker.readings_received.emit((ahead,))
     rig.readings(60, 45)
-    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=60_000)
     assert rig.shown[0].kind == "urgent_low"
     model = rig.tray.model
     assert model is not None
@@ -317,7 +317,7 @@ def test_settings_turning_a_kind_off_goes_through_the_control_path(
     caplog.set_level(logging.INFO)
     rig.status(LinkState.OK)
     rig.readings(72, 65)
-    qtbot.waitUntil(lambda: any(r.kind == "low" for r in rig.shown), timeout=5000)
+    qtbot.waitUntil(lambda: any(r.kind == "low" for r in rig.shown), timeout=60_000)
     window = rig.tray.status_window
     assert window is not None
     assert "Low" in window.message
