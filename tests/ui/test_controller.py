@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
+from tests.support.virtual_time import VirtualTime
 
 from cgmtray.domain import alerts
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
@@ -21,8 +22,9 @@ from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
-from cgmtray.ui.controller import Controller, ViewSettings
+from cgmtray.ui.controller import TICK_MS, Controller, ViewSettings
 from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.timers import REAL_TIMERS, Timers
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
@@ -33,8 +35,14 @@ class Rig:
     """A controller with a real tray presenter and notifier, and a worker that is never started
     (its signals are emitted by the test, as the worker thread would)."""
 
-    def __init__(self, unit: Unit = Unit.MGDL) -> None:
-        self.clock = ManualClock(NOW)
+    def __init__(
+        self,
+        unit: Unit = Unit.MGDL,
+        *,
+        clock: ManualClock | None = None,
+        timers: Timers = REAL_TIMERS,
+    ) -> None:
+        self.clock = clock if clock is not None else ManualClock(NOW)
         self.shown: list[NotificationRequest] = []
         self.tray = TrayPresenter(force_status_window=True, clock=self.clock)
         self.notifier = Notifier(
@@ -54,6 +62,7 @@ class Rig:
             notifier=self.notifier,
             worker=self.worker,
             view=ViewSettings(unit=unit),
+            timers=timers,
         )
 
     def readings(self, *values: int, trend: Trend = Trend.FLAT) -> None:
@@ -333,3 +342,32 @@ def test_settings_turning_a_kind_off_goes_through_the_control_path(
     [logged] = [r for r in caplog.records if getattr(r, "event", None) == "alert.turned_off"]
     assert (logged.kind, logged.source) == ("low", "settings")  # type: ignore[attr-defined]
     assert "Low" not in _texts(_submenu(rig.tray.menu, "snooze-menu"))
+
+
+def test_a_low_repeats_at_the_first_evaluation_after_its_repeat_interval(qtbot: QtBot) -> None:
+    """The tick in virtual time the test steps: exact, whatever the machine's speed (the e2e run
+    of the real app shows the repeat comes and is never early)."""
+    clock = ManualClock(NOW)
+    vt = VirtualTime(clock)
+    rig = Rig(clock=clock, timers=vt)
+    decided: list[alerts.AlertDecision] = []
+    rig.controller.decisions_made.connect(decided.extend)
+    try:
+        rig.status(LinkState.OK)
+        rig.controller._tick.start(TICK_MS)  # what start() does, without a worker thread
+        # A low reading at once, then every 5 minutes from 4:10 on (each 1 minute old): none
+        # arrives at 15:00, so only the tick can evaluate the repeat on time.
+        for after in (timedelta(minutes=4, seconds=10), *[timedelta(minutes=5)] * 4):
+            reading = Reading(clock.now() - timedelta(minutes=1), 65, Trend.FLAT)
+            rig.worker.worker.readings_received.emit((reading,))
+            vt.advance(after)
+    finally:
+        rig.controller.stop()
+    lows = [d for d in decided if d.kind is AlertKind.LOW]
+    actions = [d.action for d in lows if d.action is not alerts.DecisionAction.UPDATE]
+    assert actions[:2] == [alerts.DecisionAction.RAISE, alerts.DecisionAction.REPEAT]
+    raised, repeated = (d for d in lows if d.action is not alerts.DecisionAction.UPDATE)
+    repeat = AlertSettings()[AlertKind.LOW].repeat
+    assert repeat is not None
+    gap = repeated.at - raised.at
+    assert repeat <= gap <= repeat + timedelta(milliseconds=TICK_MS)
