@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from jeepney import message_bus, new_signal
 from jeepney.io.blocking import Proxy, open_dbus_connection
-from PySide6.QtCore import QProcess, QTimer
+from PySide6.QtCore import QProcess, Qt, QTimer
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 from tests.support.dbus import (
@@ -323,12 +323,16 @@ def test_a_hung_server_never_blocks_the_gui_and_the_alert_falls_back(
     server = RecordingNotificationServer(private_bus.address, hang=True)
     notifier = make_notifier(private_bus.address, sink, sound)
     try:
-        with qtbot.waitSignal(notifier.delivered, timeout=10_000) as delivered:
-            started = time.monotonic()
+        early: list[str] = []
+        notifier.delivered.connect(
+            lambda key, _backend: early.append(key), Qt.ConnectionType.DirectConnection
+        )
+        with qtbot.waitSignal(notifier.delivered, timeout=60_000) as delivered:
             notifier.show(URGENT_LOW)
-            returned_after = time.monotonic() - started
+            # show() returned before the hung server's call timed out (the fallback follows it):
+            # it did not wait for the bus, however slow the machine.
+            assert early == []
 
-        assert returned_after < 0.25
         assert delivered.args == [URGENT_LOW.key, "window"]
         assert sink == [URGENT_LOW]
         assert sound.playing

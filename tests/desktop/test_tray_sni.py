@@ -165,7 +165,7 @@ def test_quit_from_the_panel_menu_exits_with_status_0_and_the_item_leaves(
         menu.click("Quit")
 
     assert app.popen.wait(timeout=QUIT_TIMEOUT_S) == 0, app.stderr.lines[-5:]
-    app.stderr.wait_event("app.stopping", timeout=5)
+    app.stderr.wait_event("app.stopping", timeout=30)
     assert sni_desktop.watcher.wait_until(lambda items: not items, QUIT_TIMEOUT_S), "icon stayed"
 
 

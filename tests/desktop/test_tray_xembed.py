@@ -76,7 +76,7 @@ def test_closing_the_about_window_leaves_the_app_running_and_refreshing(
         about.update(tray_desktop.visible("--name", "About"))
         return bool(about)
 
-    tray_desktop.wait_until(about_shown, "the About window", timeout=10)
+    tray_desktop.wait_until(about_shown, "the About window", timeout=30)
     for window in about:
         tray_desktop.x.close_window(int(window))
     tray_desktop.wait_until(lambda: not tray_desktop.visible("--name", "About"), "About closed")
@@ -102,7 +102,7 @@ def test_sigterm_quits_cleanly_with_status_0_and_the_icon_leaves_the_tray(
     demo_app.popen.send_signal(signal.SIGTERM)
 
     assert demo_app.popen.wait(timeout=APP_TIMEOUT_S) == 0
-    demo_app.stderr.wait_for(is_event("app.stopping"), timeout=5)
+    demo_app.stderr.wait_for(is_event("app.stopping"), timeout=30)
     tray_desktop.wait_until(lambda: not tray_desktop.visible("--class", "^CGM Tray$"), "icon gone")
 
 
@@ -115,4 +115,4 @@ def test_quit_from_the_tray_menu_exits_with_status_0(
     tray_desktop.xdotool("key", "q")  # "&Quit"
 
     assert demo_app.popen.wait(timeout=APP_TIMEOUT_S) == 0
-    demo_app.stderr.wait_for(is_event("app.stopping"), timeout=5)
+    demo_app.stderr.wait_for(is_event("app.stopping"), timeout=30)

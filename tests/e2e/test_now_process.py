@@ -40,7 +40,7 @@ def fake_share_process(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[s
         yield url, process
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
         if process.stdout:
             process.stdout.close()
         if process.stderr:

@@ -27,7 +27,7 @@ IN_RANGE_MGDL: Final = 110
 #: waits at most 5 s for an answer, plus Qt's start on a busy machine); a clean quit.
 FIRST_READING_S: Final = 30.0
 SECOND_START_S: Final = 40.0
-QUIT_S: Final = 10.0
+QUIT_S: Final = 30.0  # a bound on a hang only
 
 
 def _publish(rig: Rig, fake: FakeShareProcess) -> None:

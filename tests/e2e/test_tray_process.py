@@ -29,10 +29,10 @@ LOW_MGDL: Final = 64
 #: The app's default repeat of the low alert, and how often it re-evaluates (controller.TICK_MS).
 LOW_REPEAT: Final = timedelta(minutes=15)
 TICK: Final = timedelta(seconds=20)
-#: Real seconds: process start to the first reading on screen; the bound on the quit.
-FIRST_READING_S: Final = 20.0
-#: Real seconds from app.started to the first reading on screen (the first poll is at once).
-SHOWN_AFTER_START_S: Final = 3.0
+#: Real seconds, bounds on a hang only (a stalled machine must not fail a test): process start
+#: to the first reading on screen; an event that follows another at once.
+FIRST_READING_S: Final = 60.0
+AT_ONCE_S: Final = 60.0
 RANGE_SEVERITIES: Final = frozenset({"urgent_low", "low", "in_range", "high", "urgent_high"})
 
 
@@ -85,8 +85,9 @@ def both(*predicates: Callable[[Event], bool]) -> Callable[[Event], bool]:
     return matches
 
 
-def real_s(clock: VirtualClock, span: timedelta, slack_s: float = 8.0) -> float:
-    """A bounded wait for `span` of virtual time, with real-time slack for a busy machine."""
+def real_s(clock: VirtualClock, span: timedelta, slack_s: float = 60.0) -> float:
+    """A bounded wait for `span` of virtual time, with real-time slack for a busy machine (the
+    slack only bounds a hang)."""
     return clock.real_seconds(span) + slack_s
 
 
@@ -102,13 +103,13 @@ def test_readings_are_shown_soon_after_start_and_quit_is_clean(rig: Rig) -> None
         e for e in events if e.get("event") == "tray.updated" and e["severity"] in RANGE_SEVERITIES
     )
     assert shown["stale"] is False
-    took = real_time(shown) - real_time(started[0])
-    assert took <= timedelta(seconds=SHOWN_AFTER_START_S), took
+    # Soon, whatever the machine's speed: the first poll was planned at once, and the reading
+    # shown came from it (no second read before it was on screen).
+    first_plan = next(e for e in events if e.get("event") == "poll.scheduled")
+    assert first_plan["in_s"] == 0, first_plan
+    reads_before = [e for e in events[: events.index(shown)] if is_read(200)(e)]
+    assert len(reads_before) == 1, reads_before
     quit_and_check(rig, tray)
-
-
-def real_time(event: Event) -> datetime:
-    return datetime.fromisoformat(str(event["ts"]))
 
 
 def test_an_injected_low_raises_one_alert_and_repeats_it_after_15_minutes(rig: Rig) -> None:
@@ -128,7 +129,7 @@ def test_an_injected_low_raises_one_alert_and_repeats_it_after_15_minutes(rig: R
     )
     assert raised["action"] == "raise"
     assert clock.of_event(raised) >= first_low  # not before the low reading was on Share
-    tray.log.wait_event("tray.updated", severity="low", start=raise_index, timeout=5)
+    tray.log.wait_event("tray.updated", severity="low", start=raise_index, timeout=AT_ONCE_S)
     repeat_index, _repeated = tray.log.wait_event(
         "alert.raised",
         kind="low",
@@ -139,9 +140,11 @@ def test_an_injected_low_raises_one_alert_and_repeats_it_after_15_minutes(rig: R
 
     events = tray.log.events
     gap = evaluated_at(events, repeat_index) - evaluated_at(events, raise_index)
-    # On time: the repeat interval, plus at most one evaluation tick and a few virtual seconds
-    # of scheduling latency at this speed; never before (a second or two of measuring slack).
-    assert LOW_REPEAT - timedelta(seconds=2) <= gap <= LOW_REPEAT + TICK + timedelta(seconds=10)
+    # Never before the repeat interval (a second or two of measuring slack). How late it may be
+    # depends here on how busy the machine is (a real second is 4 virtual minutes): that it comes
+    # at the first evaluation tick after the interval is proven in virtual time the test steps
+    # (tests/ui/test_controller.py::test_a_low_repeats_at_the_first_evaluation_after_...).
+    assert LOW_REPEAT - timedelta(seconds=2) <= gap, gap
     lows = [e for e in events if is_low_alert(e)]
     assert [e["action"] for e in lows if e["action"] != "update"] == ["raise", "repeat"]
     quit_and_check(rig, tray)
@@ -160,7 +163,7 @@ def is_low_alert(event: Event) -> bool:
 def test_a_forced_session_expiry_is_survived_with_one_login_by_id(rig: Rig) -> None:
     fake, tray = start_with_readings(rig)
     clock = rig.clock
-    tray.log.wait_for(is_read(200), timeout=5, what="a read answered 200")
+    tray.log.wait_for(is_read(200), timeout=AT_ONCE_S, what="a read answered 200")
     before = fake.counters()["endpoints"]
     mark = len(tray.log.events)
 
@@ -193,7 +196,7 @@ def test_a_forced_session_expiry_is_survived_with_one_login_by_id(rig: Rig) -> N
 def test_a_ten_minute_outage_ends_in_recovery_without_losing_a_reading(rig: Rig) -> None:
     fake, tray = start_with_readings(rig)
     clock = rig.clock
-    tray.log.wait_for(is_read(200), timeout=5, what="a read answered 200")
+    tray.log.wait_for(is_read(200), timeout=AT_ONCE_S, what="a read answered 200")
 
     fake.post("outage", {"down": True, "refuse": True})
     down_at = fake.now()
@@ -217,7 +220,7 @@ def test_a_ten_minute_outage_ends_in_recovery_without_losing_a_reading(rig: Rig)
         timeout=real_s(clock, timedelta(minutes=6) + INTERVAL),
         what="a read answered 200 after the outage",
     )
-    tray.log.wait_event("tray.updated", severity="in_range", start=mark, timeout=5)
+    tray.log.wait_event("tray.updated", severity="in_range", start=mark, timeout=AT_ONCE_S)
     quit_and_check(rig, tray)
 
     covered_from = down_at - INTERVAL

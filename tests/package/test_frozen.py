@@ -43,7 +43,7 @@ RUN_TIMEOUT_S: Final = 60.0
 #: From start to the first alert, the first sound, the history window: generous for a busy CI.
 APP_TIMEOUT_S: Final = 30.0
 #: SIGTERM to exit, and the badge or a window to show up.
-QUIT_TIMEOUT_S: Final = 10.0
+QUIT_TIMEOUT_S: Final = 30.0
 IN_RANGE_MGDL: Final = 112
 URGENT_LOW_MGDL: Final = 50
 

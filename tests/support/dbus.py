@@ -34,7 +34,7 @@ NOTIFICATIONS_NAME: Final = "org.freedesktop.Notifications"
 NOTIFICATIONS: Final = DBusAddress(
     "/org/freedesktop/Notifications", bus_name=NOTIFICATIONS_NAME, interface=NOTIFICATIONS_NAME
 )
-STARTUP_TIMEOUT_S: Final = 10.0
+STARTUP_TIMEOUT_S: Final = 30.0
 
 _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

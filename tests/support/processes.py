@@ -31,9 +31,9 @@ PASSWORD: Final = "Corr3ct-h0rse:battery"
 #: Virtual seconds per real second: 15 virtual minutes pass in under 4 real seconds.
 SPEED: Final = 240.0
 #: How long a process may take to print its first lines (real seconds; Qt starts in ~1 s).
-START_TIMEOUT_S: Final = 20.0
+START_TIMEOUT_S: Final = 60.0
 #: Every HTTP call to the control channel is bounded by this (real seconds).
-CONTROL_TIMEOUT_S: Final = 5.0
+CONTROL_TIMEOUT_S: Final = 30.0
 READING_INTERVAL: Final = timedelta(minutes=5)
 
 Event = dict[str, Any]
@@ -507,8 +507,9 @@ def qt_complaints(process: Process) -> list[Event]:
 
 # --- a clean quit --------------------------------------------------------------------------------
 
-#: Real seconds SIGTERM may take to end the app (the e2e tier's bound).
-QUIT_S: Final = 2.0
+#: Real seconds SIGTERM may take to end the app: only bounds a hang (a stalled machine must not
+#: fail a test); the app's own bounded waits at quit are proven in the ui tier.
+QUIT_S: Final = 30.0
 #: Session ids and account ids are UUIDs: none may appear in anything the app prints.
 UUID_SHAPE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -516,8 +517,9 @@ UUID_SHAPE: Final = re.compile(
 
 
 def quit_and_check(rig: Rig, tray: TrayProcess) -> None:
-    """SIGTERM ends the app with status 0 within QUIT_S, saying app.stopping; nothing it printed
-    or logged holds the password, a session id or an account id."""
+    """SIGTERM ends the app with status 0 (QUIT_S only bounds a hang: the app's own bounded waits
+    are the ui tier's), saying app.stopping; nothing it printed or logged holds the password, a
+    session id or an account id."""
     code, took = tray.process.terminate(timeout=QUIT_S)
     assert code is not None, f"still running {took:.1f} s after SIGTERM"
     assert code == 0, f"exit status {code} after {took:.1f} s: {tray.process.stderr.lines[-5:]}"

@@ -37,7 +37,7 @@ ITEM_PATH: Final = "/StatusNotifierItem"
 DBUSMENU_INTERFACE: Final = "com.canonical.dbusmenu"
 PROPERTIES_INTERFACE: Final = "org.freedesktop.DBus.Properties"
 #: Every D-Bus call and wait here is bounded by this (real seconds): generous for a busy machine.
-SNI_TIMEOUT_S: Final = 10.0
+SNI_TIMEOUT_S: Final = 30.0
 
 _MNEMONIC: Final = re.compile(r"_(.)")
 

@@ -30,7 +30,7 @@ TRAY_SCREEN = "800x360x24"
 #: Height of trayer's panel along the top edge; Qt sizes the tray icon to it.
 PANEL_HEIGHT = 28
 #: Any helper (Xvfb, trayer, the app) must be up within this long.
-DESKTOP_TIMEOUT_S = 20.0
+DESKTOP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)

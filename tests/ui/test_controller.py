@@ -12,6 +12,7 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
+from tests.support.virtual_time import VirtualTime
 
 from cgmtray.domain import alerts
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
@@ -22,8 +23,9 @@ from cgmtray.domain.failures import FailureClass
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
-from cgmtray.ui.controller import Controller, ViewSettings
+from cgmtray.ui.controller import TICK_MS, Controller, ViewSettings
 from cgmtray.ui.notifier import NotificationRequest, Notifier
+from cgmtray.ui.timers import REAL_TIMERS, Timers
 from cgmtray.ui.tray import MENU_LINE_CHARS, WRAP_SLACK, TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
@@ -34,8 +36,14 @@ class Rig:
     """A controller with a real tray presenter and notifier, and a worker that is never started
     (its signals are emitted by the test, as the worker thread would)."""
 
-    def __init__(self, unit: Unit = Unit.MGDL) -> None:
-        self.clock = ManualClock(NOW)
+    def __init__(
+        self,
+        unit: Unit = Unit.MGDL,
+        *,
+        clock: ManualClock | None = None,
+        timers: Timers = REAL_TIMERS,
+    ) -> None:
+        self.clock = clock if clock is not None else ManualClock(NOW)
         self.shown: list[NotificationRequest] = []
         self.tray = TrayPresenter(force_status_window=True, clock=self.clock)
         self.notifier = Notifier(
@@ -55,6 +63,7 @@ class Rig:
             notifier=self.notifier,
             worker=self.worker,
             view=ViewSettings(unit=unit),
+            timers=timers,
         )
 
     def readings(self, *values: int, trend: Trend = Trend.FLAT) -> None:
@@ -96,7 +105,7 @@ def test_no_alert_from_stored_history_before_the_first_fetch(rig: Rig, qtbot: Qt
 def test_an_urgent_low_reaches_the_notifier_as_urgent(rig: Rig, qtbot: QtBot) -> None:
     rig.status(LinkState.OK)
     rig.readings(60, 52)
-    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=60_000)
     request = rig.shown[0]
     assert request.kind == "urgent_low"
     assert request.urgent
@@ -109,7 +118,7 @@ def test_alerts_speak_the_chosen_unit(qtbot: QtBot) -> None:
     try:
         rig.status(LinkState.OK)
         rig.readings(60, 52)
-        qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+        qtbot.waitUntil(lambda: bool(rig.shown), timeout=60_000)
         assert "2.9 mmol/L" in rig.shown[0].title
         assert "mg/dL" not in rig.shown[0].title + rig.shown[0].body
     finally:
@@ -127,7 +136,7 @@ def test_snooze_from_the_menu_is_capped_for_urgent_low(rig: Rig) -> None:
 
 
 def test_refresh_asks_the_worker(rig: Rig, qtbot: QtBot) -> None:
-    with qtbot.waitSignal(rig.worker.bridge.poll_requested, timeout=1000):
+    with qtbot.waitSignal(rig.worker.bridge.poll_requested, timeout=60_000):
         rig.tray.refresh_requested.emit()
 
 
@@ -226,7 +235,7 @@ def test_a_long_error_wraps_the_status_line_instead_of_widening_the_menu(
 
 
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:
-    with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=1000):
+    with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=60_000):
         rig.controller._on_network_reachability_changed(QNetworkInformation.Reachability.Online)
     with qtbot.assertNotEmitted(rig.worker.bridge.resume_requested):
         rig.controller._on_network_reachability_changed(
@@ -257,7 +266,7 @@ def test_a_reading_a_year_ahead_neither_shows_nor_hides_an_urgent_low(
     ahead = Reading(NOW + timedelta(days=365), 250, Trend.FLAT)
     rig.worker.worker.readings_received.emit((ahead,))
     rig.readings(60, 45)
-    qtbot.waitUntil(lambda: bool(rig.shown), timeout=5000)
+    qtbot.waitUntil(lambda: bool(rig.shown), timeout=60_000)
     assert rig.shown[0].kind == "urgent_low"
     model = rig.tray.model
     assert model is not None
@@ -355,7 +364,7 @@ def test_settings_turning_a_kind_off_goes_through_the_control_path(
     caplog.set_level(logging.INFO)
     rig.status(LinkState.OK)
     rig.readings(72, 65)
-    qtbot.waitUntil(lambda: any(r.kind == "low" for r in rig.shown), timeout=5000)
+    qtbot.waitUntil(lambda: any(r.kind == "low" for r in rig.shown), timeout=60_000)
     window = rig.tray.status_window
     assert window is not None
     assert "Low" in window.message
@@ -371,3 +380,32 @@ def test_settings_turning_a_kind_off_goes_through_the_control_path(
     [logged] = [r for r in caplog.records if getattr(r, "event", None) == "alert.turned_off"]
     assert (logged.kind, logged.source) == ("low", "settings")  # type: ignore[attr-defined]
     assert "Low" not in _texts(_submenu(rig.tray.menu, "snooze-menu"))
+
+
+def test_a_low_repeats_at_the_first_evaluation_after_its_repeat_interval(qtbot: QtBot) -> None:
+    """The tick in virtual time the test steps: exact, whatever the machine's speed (the e2e run
+    of the real app shows the repeat comes and is never early)."""
+    clock = ManualClock(NOW)
+    vt = VirtualTime(clock)
+    rig = Rig(clock=clock, timers=vt)
+    decided: list[alerts.AlertDecision] = []
+    rig.controller.decisions_made.connect(decided.extend)
+    try:
+        rig.status(LinkState.OK)
+        rig.controller._tick.start(TICK_MS)  # what start() does, without a worker thread
+        # A low reading at once, then every 5 minutes from 4:10 on (each 1 minute old): none
+        # arrives at 15:00, so only the tick can evaluate the repeat on time.
+        for after in (timedelta(minutes=4, seconds=10), *[timedelta(minutes=5)] * 4):
+            reading = Reading(clock.now() - timedelta(minutes=1), 65, Trend.FLAT)
+            rig.worker.worker.readings_received.emit((reading,))
+            vt.advance(after)
+    finally:
+        rig.controller.stop()
+    lows = [d for d in decided if d.kind is AlertKind.LOW]
+    actions = [d.action for d in lows if d.action is not alerts.DecisionAction.UPDATE]
+    assert actions[:2] == [alerts.DecisionAction.RAISE, alerts.DecisionAction.REPEAT]
+    raised, repeated = (d for d in lows if d.action is not alerts.DecisionAction.UPDATE)
+    repeat = AlertSettings()[AlertKind.LOW].repeat
+    assert repeat is not None
+    gap = repeated.at - raised.at
+    assert repeat <= gap <= repeat + timedelta(milliseconds=TICK_MS)

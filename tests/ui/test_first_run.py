@@ -13,7 +13,7 @@ from cgmtray.storage.settings import Settings, load_settings
 from cgmtray.ui.first_run import FirstRunFlow, WelcomeWindow, needs_first_run
 from cgmtray.ui.settings_dialog import AccountChange, SettingsDialog
 
-WAIT_MS = 15_000
+WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
 USER, PASSWORD = "+11234567890", "pa55word-Phone"
 
 

@@ -2,8 +2,8 @@
 
 A small loopback server answers each request from a queue of drawn garbage answers (HTML 5xx,
 junk 200s, truncated JSON, unknown error codes, 429s, resets) and, once the queue is empty, like
-a healthy Share whose sensor has a reading every 5 minutes. The real worker thread polls it on
-an accelerated clock.
+a healthy Share whose sensor has a reading every 5 minutes. The real worker thread polls it in
+virtual time the test steps (tests.support.virtual_time), whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytestqt.qtbot import QtBot
+from tests.support.virtual_time import VirtualTime
 
-from cgmtray.domain.clock import ScaledClock
+from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.readings import Reading
 from cgmtray.share.client import ClientConfig, ShareClient
@@ -38,14 +39,16 @@ from cgmtray.share.regions import (
 )
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
-#: Virtual seconds per real second: the 30..300 s transient backoff takes 0.05..0.5 s.
-SPEED: Final = 600.0
 T0: Final = datetime(2026, 11, 21, 9, 0, 3, tzinfo=UTC)
 USER: Final = "fuzz.worker@example.com"
 PASSWORD: Final = "Worker-Fuzz-Pa55"
 ACCOUNT_ID: Final = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 SESSION_ID: Final = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
-WAIT_MS: Final = 15_000
+#: How much virtual time a run may take to get its readings (as the 15 real seconds at 600x
+#: speed this used to be).
+WITHIN: Final = timedelta(minutes=150)
+#: How long a stopping worker thread may take (real time): only a bound on a hang.
+STOP_MS: Final = 30_000
 HOUR: Final = timedelta(hours=1)
 #: States that honestly say "no current data from Share" (never OK while answers are garbage).
 NOT_OK: Final = (LinkState.UNREACHABLE, LinkState.RATE_LIMITED)
@@ -68,7 +71,7 @@ class GarbageServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True
 
-    def __init__(self, clock: ScaledClock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.clock = clock
         self.lock = threading.Lock()
@@ -171,12 +174,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def clock() -> ScaledClock:
-    return ScaledClock(SPEED, virtual_origin=T0, real_origin=datetime.now(UTC))
+def clock() -> ManualClock:
+    return ManualClock(T0)
 
 
 @pytest.fixture
-def server(clock: ScaledClock) -> Iterator[GarbageServer]:
+def server(clock: ManualClock) -> Iterator[GarbageServer]:
     httpd = GarbageServer(clock)
     thread = threading.Thread(target=httpd.serve_forever, name="garbage-share", daemon=True)
     thread.start()
@@ -191,28 +194,31 @@ class Run:
     """A started worker and what it said."""
 
     thread: WorkerThread
+    time: VirtualTime
     statuses: list[ConnectionStatus]
     readings: list[tuple[Reading, ...]]
 
 
-def start_worker(qtbot: QtBot, server: GarbageServer, clock: ScaledClock, tmp: Path) -> Run:
+def start_worker(qtbot: QtBot, server: GarbageServer, clock: ManualClock, tmp: Path) -> Run:
     config = ClientConfig(
         region=Region.US,
         username=USER,
         base_url=server.base_url,
-        connect_timeout_s=2.0,
-        read_timeout_s=2.0,
+        # Garbage that hangs up ends at once; a sane answer must not miss these on a busy machine.
+        connect_timeout_s=10.0,
+        read_timeout_s=10.0,
     )
+    vt = VirtualTime(clock)
     worker = ShareWorker(
         lambda: ShareClient(config, PASSWORD, clock=clock),
         clock=clock,
         store_path=str(tmp / "history.sqlite3"),
-        time_scale=SPEED,
+        timers=vt,
     )
-    run = Run(WorkerThread(worker), [], [])
+    run = Run(WorkerThread(worker), vt, [], [])
     worker.status_changed.connect(run.statuses.append)
     worker.readings_received.connect(run.readings.append)
-    run.thread.start()
+    vt.start(run.thread)
     return run
 
 
@@ -285,7 +291,7 @@ GARBAGE = st.one_of(
 def test_garbage_reads_keep_the_worker_polling_honestly_until_share_is_sane(
     qtbot: QtBot,
     server: GarbageServer,
-    clock: ScaledClock,
+    clock: ManualClock,
     tmp_path_factory: pytest.TempPathFactory,
     garbage: list[Garbage],
 ) -> None:
@@ -293,7 +299,7 @@ def test_garbage_reads_keep_the_worker_polling_honestly_until_share_is_sane(
     server.queues[ENDPOINT_READ] = deque(garbage)
     run = start_worker(qtbot, server, clock, tmp_path_factory.mktemp("worker"))
     try:
-        qtbot.waitUntil(lambda: bool(run.readings), timeout=WAIT_MS)
+        run.time.run_until(lambda: bool(run.readings), within=WITHIN)
         assert run.thread.thread.isRunning()
         outcomes = _outcomes(run.statuses)
         bad, good = outcomes[:-1], outcomes[-1]
@@ -309,26 +315,26 @@ def test_garbage_reads_keep_the_worker_polling_honestly_until_share_is_sane(
         # A garbage read never costs more than one re-login (a session-class answer).
         assert server.count(ENDPOINT_AUTHENTICATE) == 1
     finally:
-        assert run.thread.stop(5000)
+        assert run.thread.stop(STOP_MS)
 
 
 def test_between_garbage_polls_a_next_poll_is_always_planned(
-    qtbot: QtBot, server: GarbageServer, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, server: GarbageServer, clock: ManualClock, tmp_path: Path
 ) -> None:
     server.queues[ENDPOINT_READ] = deque([Garbage(503, body=_HTML)] * 3)
     run = start_worker(qtbot, server, clock, tmp_path)
     try:
-        qtbot.waitUntil(lambda: bool(run.readings), timeout=WAIT_MS)
+        run.time.run_until(lambda: bool(run.readings), within=WITHIN)
         failing = [s for s in run.statuses if s.state is LinkState.UNREACHABLE]
         assert failing
         assert all(s.next_poll is not None for s in failing[1:])
         assert "try again" in failing[0].message
     finally:
-        assert run.thread.stop(5000)
+        assert run.thread.stop(STOP_MS)
 
 
 def test_garbage_at_sign_in_stays_within_the_sign_in_budget_and_recovers(
-    qtbot: QtBot, server: GarbageServer, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, server: GarbageServer, clock: ManualClock, tmp_path: Path
 ) -> None:
     # Protocol 7.1: at most 3 sign-ins an hour whatever the cause, so a misbehaving sign-in
     # service never turns into a login storm against the account.
@@ -336,7 +342,7 @@ def test_garbage_at_sign_in_stays_within_the_sign_in_budget_and_recovers(
     started = clock.now()
     run = start_worker(qtbot, server, clock, tmp_path)
     try:
-        qtbot.waitUntil(lambda: clock.now() - started > timedelta(minutes=70), timeout=WAIT_MS)
+        run.time.run_until(lambda: clock.now() - started > timedelta(minutes=70), within=WITHIN)
         assert run.thread.thread.isRunning()
         first_hour = [t for t in server.times(ENDPOINT_AUTHENTICATE) if t < started + HOUR]
         assert 1 <= len(first_hour) <= 3
@@ -350,27 +356,27 @@ def test_garbage_at_sign_in_stays_within_the_sign_in_budget_and_recovers(
 
         server.always.clear()
         run.thread.bridge.poll_requested.emit()  # "Refresh now"
-        qtbot.waitUntil(lambda: bool(run.readings), timeout=WAIT_MS)
+        run.time.run_until(lambda: bool(run.readings), within=WITHIN)
         assert run.statuses[-1].state is LinkState.OK
     finally:
-        assert run.thread.stop(5000)
+        assert run.thread.stop(STOP_MS)
 
 
 def test_a_share_that_resets_every_connection_then_returns(
-    qtbot: QtBot, server: GarbageServer, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, server: GarbageServer, clock: ManualClock, tmp_path: Path
 ) -> None:
     run = start_worker(qtbot, server, clock, tmp_path)
     try:
-        qtbot.waitUntil(lambda: bool(run.readings), timeout=WAIT_MS)
+        run.time.run_until(lambda: bool(run.readings), within=WITHIN)
         first = len(run.readings)
         server.queues[ENDPOINT_READ] = deque([Garbage(reset=True)] * 3)
-        qtbot.waitUntil(
-            lambda: any(s.state is LinkState.UNREACHABLE for s in run.statuses), timeout=WAIT_MS
+        run.time.run_until(
+            lambda: any(s.state is LinkState.UNREACHABLE for s in run.statuses), within=WITHIN
         )
-        qtbot.waitUntil(
+        run.time.run_until(
             lambda: len(run.readings) > first and run.statuses[-1].state is LinkState.OK,
-            timeout=WAIT_MS,
+            within=WITHIN,
         )
         assert server.count(ENDPOINT_AUTHENTICATE) == 1  # a network failure never re-signs in
     finally:
-        assert run.thread.stop(5000)
+        assert run.thread.stop(STOP_MS)

@@ -371,7 +371,7 @@ def test_a_reading_added_to_the_store_appears_without_reopening(
     clock.advance(timedelta(minutes=5))
     fresh = Reading(NOW + FIVE_MIN, 64, Trend.SINGLE_DOWN)
     writer.add([fresh])  # the worker writes, then tells the GUI
-    with qtbot.waitSignal(window.refreshed, timeout=1000):
+    with qtbot.waitSignal(window.refreshed, timeout=30_000):
         window.add_readings((fresh,))
     assert window.shown_readings[-1] == fresh
     assert len(window.shown_readings) == 36  # the window slid: the oldest fell out
@@ -387,7 +387,7 @@ def test_while_open_the_range_follows_the_clock_even_without_new_readings(
     writer.add(steady(36))
     window = open_on(make_window(refresh_ms=20), qtbot, "3h")
     clock.advance(timedelta(minutes=40))  # the sensor went quiet
-    with qtbot.waitSignal(window.refreshed, timeout=2000):
+    with qtbot.waitSignal(window.refreshed, timeout=30_000):
         pass
     assert window.shown_span == (NOW - timedelta(hours=2, minutes=20), NOW + timedelta(minutes=40))
     assert len(window.shown_readings) == 28  # a 40-minute gap at the right, nothing faked
@@ -485,7 +485,7 @@ def test_csv_export_of_the_shown_range_round_trips(
         return str(target)
 
     window = open_on(make_window(ask_save_path=ask), qtbot, "3h")
-    with qtbot.waitSignal(window.export_finished, timeout=1000) as finished:
+    with qtbot.waitSignal(window.export_finished, timeout=30_000) as finished:
         QTest.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     assert finished.args == [str(target)]
     assert Path(asked[0]).name == "cgm-readings-3h-to-2026-11-21-1300.csv"

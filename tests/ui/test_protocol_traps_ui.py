@@ -2,7 +2,8 @@
 
 Trap 7 (LOW/HIGH shown as numbers), trap 9 (wrong region presented as a wrong password) and
 trap 17 (asking for follower credentials), through the real worker, controller, tray presenter,
-settings dialog and welcome window against the in-process fake Share.
+settings dialog and welcome window against the in-process fake Share, in virtual time the test
+steps (tests.support.virtual_time).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 from tests.support.fake_share import PASSWORD, USER, running_fake
+from tests.support.virtual_time import VirtualTime
 
-from cgmtray.domain.clock import ManualClock, ScaledClock
+from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.readings import HIGH_MGDL, LOW_MGDL, Reading, Trend
 from cgmtray.domain.units import Unit
 from cgmtray.fakeshare.server import FakeShare
@@ -35,26 +37,29 @@ from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
-SPEED: Final = 600.0
 T0: Final = datetime(2026, 11, 21, 9, 0, 3, tzinfo=UTC)
-WAIT_MS: Final = 15_000
+#: A bound on a hang (real time), never a measure of speed.
+WAIT_MS: Final = 60_000
+#: How much virtual time the app may take to show what the fake answered.
+WITHIN: Final = timedelta(minutes=5)
 
 
 @pytest.fixture
-def scaled_clock() -> ScaledClock:
-    return ScaledClock(SPEED, virtual_origin=T0, real_origin=datetime.now(UTC))
+def app_clock() -> ManualClock:
+    return ManualClock(T0)
 
 
 @pytest.fixture
-def scaled_fake(scaled_clock: ScaledClock) -> Iterator[FakeShare]:
-    with running_fake(scaled_clock) as server:
+def app_fake(app_clock: ManualClock) -> Iterator[FakeShare]:
+    with running_fake(app_clock) as server:
         yield server
 
 
 class App:
     """The running app without its session: worker thread, controller, tray presenter."""
 
-    def __init__(self, fake: FakeShare, clock: ScaledClock, region: Region, unit: Unit) -> None:
+    def __init__(self, fake: FakeShare, clock: ManualClock, region: Region, unit: Unit) -> None:
+        self.time = VirtualTime(clock)
         config = ClientConfig(region=region, username=USER, base_url=fake.base_url(region))
         self.notifications: list[NotificationRequest] = []
         self.tray = TrayPresenter(force_status_window=True, clock=clock)
@@ -68,15 +73,17 @@ class App:
             lambda: ShareClient(config, PASSWORD, clock=clock),
             clock=clock,
             store_path=None,
-            time_scale=SPEED,
+            timers=self.time,
         )
+        self.worker = worker
+        self.worker_thread = WorkerThread(worker)
         self.controller = Controller(
             clock=clock,
             tray=self.tray,
             notifier=notifier,
-            worker=WorkerThread(worker),
+            worker=self.worker_thread,
             view=ViewSettings(unit=unit),
-            time_scale=SPEED,
+            timers=self.time,
         )
 
     def window_texts(self) -> list[str]:
@@ -89,18 +96,22 @@ AppFactory = Callable[..., App]
 
 
 @pytest.fixture
-def make_app(scaled_fake: FakeShare, scaled_clock: ScaledClock) -> Iterator[AppFactory]:
+def make_app(app_fake: FakeShare, app_clock: ManualClock) -> Iterator[AppFactory]:
     started: list[App] = []
 
     def start(region: Region = Region.US, unit: Unit = Unit.MGDL) -> App:
-        app = App(scaled_fake, scaled_clock, region, unit)
+        app = App(app_fake, app_clock, region, unit)
         started.append(app)
         app.controller.start()
+        app.time.wait_for_alarms_of(app.worker)
         return app
 
     yield start
     for app in started:
-        assert app.controller.stop()
+        app.controller.stop()
+        # The controller waits 2 s for the worker; a busy machine may need longer: wait it out
+        # (the bound only catches a hang).
+        assert app.worker_thread.thread.wait(30_000)
 
 
 # --- 7: LOW and HIGH shown as numbers ------------------------------------------------------------
@@ -114,18 +125,18 @@ def make_app(scaled_fake: FakeShare, scaled_clock: ScaledClock) -> Iterator[AppF
 def test_trap_07_low_and_high_reach_the_tray_as_words(
     qtbot: QtBot,
     make_app: AppFactory,
-    scaled_fake: FakeShare,
-    scaled_clock: ScaledClock,
+    app_fake: FakeShare,
+    app_clock: ManualClock,
     unit: Unit,
     mgdl: int,
     word: str,
     as_numbers: tuple[str, str],
 ) -> None:
-    when = scaled_clock.now() - timedelta(minutes=2)
-    scaled_fake.publish(Region.US, USER, Reading(when, mgdl, Trend.DOUBLE_DOWN))
+    when = app_clock.now() - timedelta(minutes=2)
+    app_fake.publish(Region.US, USER, Reading(when, mgdl, Trend.DOUBLE_DOWN))
     app = make_app(unit=unit)
-    qtbot.waitUntil(
-        lambda: app.tray.model is not None and app.tray.model.reading is not None, timeout=WAIT_MS
+    app.time.run_until(
+        lambda: app.tray.model is not None and app.tray.model.reading is not None, within=WITHIN
     )
     model = app.tray.model
     assert model is not None
@@ -143,18 +154,18 @@ def test_trap_07_low_and_high_reach_the_tray_as_words(
 
 
 def test_trap_09_the_tray_says_check_the_region_when_the_account_is_elsewhere(
-    qtbot: QtBot, make_app: AppFactory, scaled_fake: FakeShare
+    qtbot: QtBot, make_app: AppFactory, app_fake: FakeShare
 ) -> None:
     app = make_app(region=Region.OUS)  # a US account signed in outside the US
-    qtbot.waitUntil(
-        lambda: app.tray.model is not None and app.tray.model.text == "!", timeout=WAIT_MS
+    app.time.run_until(
+        lambda: app.tray.model is not None and app.tray.model.text == "!", within=WITHIN
     )
     model = app.tray.model
     assert model is not None
     assert "region" in model.tooltip
     assert "password" in model.tooltip
     assert "region" in model.accessible
-    assert scaled_fake.counters.failed_sign_ins() == 1
+    assert app_fake.counters.failed_sign_ins() == 1
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-WAIT_MS = 15_000
+WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
 COMMAND = ["/usr/bin/cgm-tray"]
 
 

@@ -46,7 +46,7 @@ from cgmtray.ui.sign_in_test import (
 )
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-WAIT_MS = 15_000
+WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
 
 
 @pytest.fixture
@@ -387,7 +387,7 @@ def test_a_task_outlives_the_one_who_started_it(qtbot: QtBot) -> None:
     release = threading.Event()
 
     def work() -> str:
-        release.wait(5)
+        release.wait(60)
         done.set()
         return "ok"
 
@@ -426,7 +426,7 @@ def fake_share_process(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield urls
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
         if process.stdout:
             process.stdout.close()
 

@@ -35,7 +35,7 @@ from cgmtray.ui.single_instance import (
 )
 
 #: Generous bounds for a busy machine (real milliseconds / seconds).
-WAIT_MS = 15_000
+WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
 PROCESS_S = 30.0
 
 

@@ -1,5 +1,6 @@
 """Time can't silence an alert: the real worker, controller and client against the fake service
-with a reading a year ahead, a lying Date header, and the computer's clock an hour off Share's."""
+with a reading a year ahead, a lying Date header, and the computer's clock an hour off Share's.
+Virtual time is stepped by the test (tests.support.virtual_time), whatever the machine's speed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
+from tests.support.virtual_time import VirtualTime
 
-from cgmtray.domain.clock import ScaledClock
+from cgmtray.domain.alert_config import AlertKind
+from cgmtray.domain.alerts import AlertDecision, DecisionAction
+from cgmtray.domain.clock import ManualClock, ScaledClock
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.server_clock import ServerClock
 from cgmtray.fakeshare.faults import Fault
@@ -23,8 +27,6 @@ from cgmtray.ui.notifier import NotificationRequest, Notifier
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import ShareWorker, WorkerThread
 
-#: Virtual seconds per real second (a 5-minute polling interval is half a real second).
-SPEED = 600.0
 T0 = datetime(2026, 12, 3, 2, 0, 2, tzinfo=UTC)
 USER, PASSWORD = "night@example.com", "pa55word-Night"
 #: The first urgent-low reading's time: the app has polled a few times in range before it.
@@ -40,8 +42,9 @@ class Run:
     controller: Controller
     tray: TrayPresenter
     worker: WorkerThread
+    time: VirtualTime
     shown: list[NotificationRequest] = field(default_factory=list)
-    #: Reads the fake answered after the urgent low became visible, when the alert was shown.
+    #: Reads the fake answered after the urgent low became visible, when the alert was raised.
     reads_before_alert: int | None = None
 
 
@@ -60,9 +63,11 @@ def run_with(qtbot: QtBot) -> Iterator[object]:
     started: list[Run] = []
 
     def start(computer_offset: timedelta, fault: Fault | None) -> Run:
-        real = datetime.now(UTC)
-        share_time = ScaledClock(SPEED, virtual_origin=T0, real_origin=real)
-        computer = ScaledClock(SPEED, virtual_origin=T0 + computer_offset, real_origin=real)
+        share_time = ManualClock(T0)
+        vt = VirtualTime(share_time)
+        computer = ScaledClock(
+            1.0, virtual_origin=T0 + computer_offset, real_origin=T0, real=share_time
+        )
         fake = FakeShare(share_time, regions=(Region.US,))
         fake.start()
         fake.add_account(Region.US, USER, PASSWORD)
@@ -78,7 +83,7 @@ def run_with(qtbot: QtBot) -> Iterator[object]:
         def factory() -> ShareClient:
             return ShareClient(config, PASSWORD, clock=computer, server_clock=share_clock)
 
-        worker = ShareWorker(factory, clock=computer, store_path=None, time_scale=SPEED)
+        worker = ShareWorker(factory, clock=computer, store_path=None, timers=vt)
         thread = WorkerThread(worker)
         tray = TrayPresenter(force_status_window=True, clock=computer)
         shown: list[NotificationRequest] = []
@@ -94,17 +99,22 @@ def run_with(qtbot: QtBot) -> Iterator[object]:
             notifier=notifier,
             worker=thread,
             view=ViewSettings(),
-            time_scale=SPEED,
+            timers=vt,
         )
-        run = Run(fake, controller, tray, thread, shown)
+        run = Run(fake, controller, tray, thread, vt, shown)
 
-        def on_delivered(_key: str, _backend: str) -> None:
-            if run.reads_before_alert is None and any(r.kind == "urgent_low" for r in run.shown):
+        def on_decided(decisions: tuple[AlertDecision, ...]) -> None:
+            raised = any(
+                d.kind is AlertKind.URGENT_LOW and d.action is DecisionAction.RAISE
+                for d in decisions
+            )
+            if run.reads_before_alert is None and raised:
                 run.reads_before_alert = fake.counters.reads(since=LOW_AT + LAG)
 
-        notifier.delivered.connect(on_delivered, Qt.ConnectionType.DirectConnection)
+        controller.decisions_made.connect(on_decided, Qt.ConnectionType.DirectConnection)
         started.append(run)
         controller.start()
+        vt.wait_for_alarms_of(worker)
         return run
 
     yield start
@@ -130,11 +140,13 @@ def test_the_urgent_low_is_raised_by_the_first_read_that_can_see_it(
 ) -> None:
     assert callable(run_with)
     run: Run = run_with(offset, fault)
-    qtbot.waitUntil(lambda: run.reads_before_alert is not None, timeout=60_000)
-    # Counted in reads, not seconds, so a busy machine cannot fail it: the first poll after the
-    # 45 mg/dL reading became visible raised the alert (one poll = one read, or two when its
-    # session had expired).
+    run.time.run_until(lambda: run.reads_before_alert is not None, within=timedelta(hours=1))
+    # The first poll after the 45 mg/dL reading became visible raised the alert (one poll = one
+    # read, or two when its session had expired).
     assert run.reads_before_alert in (1, 2)
+    # The notifier shows it (falling back to the status window) on its own: wait for that
+    # without moving virtual time; the bound only catches a hang.
+    qtbot.waitUntil(lambda: any(r.kind == "urgent_low" for r in run.shown), timeout=60_000)
     urgent = [r for r in run.shown if r.kind == "urgent_low"]
     assert "45 mg/dL" in urgent[0].title
     assert not [r for r in run.shown if r.kind == "no_data"], "a false no-data alert"

@@ -1,4 +1,5 @@
-"""ShareWorker on its own QThread against the fake service over loopback, on a shared fast clock."""
+"""ShareWorker on its own QThread against the fake service over loopback, in virtual time the
+test steps (tests.support.virtual_time): nothing depends on how fast the machine is."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from tests.support.refused_account_id import (
     RefusingTransport,
     client_factory,
 )
+from tests.support.virtual_time import VirtualTime
 
-from cgmtray.domain.clock import ScaledClock
+from cgmtray.domain.clock import ManualClock, ScaledClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_line
 from cgmtray.domain.readings import Reading
 from cgmtray.fakeshare.faults import Fault
@@ -31,19 +33,26 @@ from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
 
-#: Virtual seconds per real second: a reading every 5 virtual minutes arrives every 0.5 s.
-SPEED = 600.0
 T0 = datetime(2026, 11, 21, 9, 0, 3, tzinfo=UTC)
 USER, PASSWORD = "erin@example.com", "pa55word-Erin"
 
 
-@pytest.fixture
-def clock() -> ScaledClock:
-    return ScaledClock(SPEED, virtual_origin=T0, real_origin=datetime.now(UTC))
+#: How long a test waits for a stopping worker thread (real time): only a bound on a hang.
+STOP_MS = 30_000
 
 
 @pytest.fixture
-def fake(clock: ScaledClock) -> Iterator[FakeShare]:
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def vt(clock: ManualClock) -> VirtualTime:
+    return VirtualTime(clock)
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> Iterator[FakeShare]:
     with FakeShare(clock) as server:
         server.add_account(Region.US, USER, PASSWORD)
         sensor = SimulatedSensor(seed=7, start=T0 - timedelta(hours=24), lag_s=20.0)
@@ -52,7 +61,12 @@ def fake(clock: ScaledClock) -> Iterator[FakeShare]:
 
 
 def _worker(
-    fake: FakeShare, clock: ScaledClock, tmp_path: Path, *, gate_dir: Path | None = None
+    fake: FakeShare,
+    clock: ManualClock | ScaledClock,
+    vt: VirtualTime,
+    tmp_path: Path,
+    *,
+    gate_dir: Path | None = None,
 ) -> WorkerThread:
     config = ClientConfig(region=Region.US, username=USER, base_url=fake.base_url(Region.US))
 
@@ -65,28 +79,38 @@ def _worker(
         return ShareClient(config, PASSWORD, clock=clock, gate=gate)
 
     worker = ShareWorker(
-        factory, clock=clock, store_path=str(tmp_path / "history.sqlite3"), time_scale=SPEED
+        factory, clock=clock, store_path=str(tmp_path / "history.sqlite3"), timers=vt
     )
     return WorkerThread(worker)
 
 
 @pytest.fixture
-def running(fake: FakeShare, clock: ScaledClock, tmp_path: Path) -> Iterator[WorkerThread]:
-    thread = _worker(fake, clock, tmp_path)
+def running(
+    fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
+) -> Iterator[WorkerThread]:
+    thread = _worker(fake, clock, vt, tmp_path)
     yield thread
-    assert thread.stop(5000)
+    assert thread.stop(STOP_MS)
+
+
+def _collect(signal: object) -> list[object]:
+    """Everything `signal` carries from now on (delivered on the GUI thread)."""
+    received: list[object] = []
+    signal.connect(received.append)  # type: ignore[attr-defined]
+    return received
 
 
 def test_worker_runs_on_its_own_thread_and_backfills_a_day(
-    qtbot: QtBot, running: WorkerThread, tmp_path: Path
+    qtbot: QtBot, running: WorkerThread, vt: VirtualTime, tmp_path: Path
 ) -> None:
     emitted_on: list[QThread] = []
     running.worker.readings_received.connect(
         lambda _r: emitted_on.append(QThread.currentThread()), Qt.ConnectionType.DirectConnection
     )
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000) as blocker:
-        running.start()
-    readings: tuple[Reading, ...] = blocker.args[0]
+    received = _collect(running.worker.readings_received)
+    vt.start(running)
+    vt.run_until(lambda: bool(received), within=timedelta(seconds=1))  # polled at once
+    readings: tuple[Reading, ...] = received[0]  # type: ignore[assignment]
     assert len(readings) >= 280  # 24 h of 5-minute readings, newest first
     assert readings == tuple(sorted(readings, reverse=True))
     assert emitted_on
@@ -96,33 +120,33 @@ def test_worker_runs_on_its_own_thread_and_backfills_a_day(
         assert store.count() == len(readings)
 
 
-def test_the_next_reading_arrives_by_itself(qtbot: QtBot, running: WorkerThread) -> None:
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000) as first:
-        running.start()
-    newest = first.args[0][0].time
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000) as second:
-        pass
-    assert second.args[0][0].time > newest
+def test_the_next_reading_arrives_by_itself(
+    qtbot: QtBot, running: WorkerThread, vt: VirtualTime
+) -> None:
+    received = _collect(running.worker.readings_received)
+    vt.start(running)
+    vt.run_until(lambda: bool(received), within=timedelta(seconds=1))
+    newest = received[0][0].time  # type: ignore[index]
+    vt.run_until(lambda: len(received) >= 2, within=timedelta(minutes=6))
+    assert received[1][0].time > newest  # type: ignore[index]
 
 
 def test_a_computer_clock_10_minutes_slow_neither_delays_nor_loses_readings(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
     """Polls run on Share's clock (learned from its Date header), not the computer's."""
-    slow = ScaledClock(
-        SPEED, virtual_origin=clock.now() - timedelta(minutes=10), real_origin=datetime.now(UTC)
-    )
-    thread = _worker(fake, slow, tmp_path)
+    slow = ScaledClock(1.0, virtual_origin=T0 - timedelta(minutes=10), real_origin=T0, real=clock)
+    thread = _worker(fake, slow, vt, tmp_path)
     arrivals: list[tuple[datetime, tuple[Reading, ...]]] = []
     thread.worker.readings_received.connect(
         lambda readings: arrivals.append((fake.now(), readings)),
         Qt.ConnectionType.DirectConnection,
     )
     try:
-        thread.start()
-        qtbot.waitUntil(lambda: len(arrivals) >= 4, timeout=15_000)
+        vt.start(thread)
+        vt.run_until(lambda: len(arrivals) >= 4, within=timedelta(minutes=30))
     finally:
-        assert thread.stop(5000)
+        assert thread.stop(STOP_MS)
     newest_seen = arrivals[0][1][0].time
     for received_at, readings in arrivals[1:]:
         newest = readings[0].time
@@ -132,23 +156,23 @@ def test_a_computer_clock_10_minutes_slow_neither_delays_nor_loses_readings(
 
 
 def test_session_expiry_is_renewed_without_the_gui_noticing(
-    qtbot: QtBot, running: WorkerThread, fake: FakeShare
+    qtbot: QtBot, running: WorkerThread, fake: FakeShare, vt: VirtualTime
 ) -> None:
     statuses: list[ConnectionStatus] = []
     running.worker.status_changed.connect(statuses.append)
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
-        running.start()
+    received = _collect(running.worker.readings_received)
+    vt.start(running)
+    vt.run_until(lambda: bool(received), within=timedelta(seconds=1))
     statuses.clear()
     fake.expire_sessions()
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
-        pass
+    vt.run_until(lambda: len(received) >= 2, within=timedelta(minutes=6))
     assert all(s.state is LinkState.OK for s in statuses)
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1  # the account id was reused
     assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 2  # start, then exactly one renewal
 
 
 def test_the_gui_thread_never_touches_the_network(
-    qtbot: QtBot, running: WorkerThread, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, running: WorkerThread, vt: VirtualTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     connecting_threads: set[int] = set()
     original = socket.socket.connect
@@ -158,63 +182,67 @@ def test_the_gui_thread_never_touches_the_network(
         original(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
-        running.start()
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
-        running.bridge.poll_requested.emit()
+    received = _collect(running.worker.readings_received)
+    vt.start(running)
+    vt.run_until(lambda: bool(received), within=timedelta(seconds=1))
+    running.bridge.poll_requested.emit()
+    vt.run_until(lambda: len(received) >= 2, within=timedelta(minutes=1))
     assert connecting_threads  # the worker did connect...
     assert threading.main_thread().ident not in connecting_threads  # ...never from the GUI thread
 
 
 def test_rejected_password_stops_polling_and_says_so(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
     fake.add_account(Region.US, USER, "a-new-password")
-    thread = _worker(fake, clock, tmp_path)
+    thread = _worker(fake, clock, vt, tmp_path)
     statuses: list[ConnectionStatus] = []
     thread.worker.status_changed.connect(statuses.append)
+    failed = _collect(thread.worker.auth_failed)
     try:
-        with qtbot.waitSignal(thread.worker.auth_failed, timeout=10_000) as failed:
-            thread.start()
-        assert "region" in failed.args[0]
-        qtbot.waitUntil(
+        vt.start(thread)
+        vt.run_until(lambda: bool(failed), within=timedelta(seconds=1))
+        assert "region" in str(failed[0])
+        vt.run_until(
             lambda: (
                 bool(statuses)
                 and statuses[-1].state is LinkState.SIGN_IN_REJECTED
                 and statuses[-1].next_poll is None
             ),
-            timeout=5000,
+            within=timedelta(seconds=1),
         )
+        vt.advance(timedelta(hours=2))  # and nothing more by itself
         assert fake.counters.sign_ins() == 1  # one attempt, and nothing is planned after it
         assert fake.counters.failed_sign_ins() == 1
     finally:
-        assert thread.stop(5000)
+        assert thread.stop(STOP_MS)
 
 
 def test_sign_ins_answered_with_errors_stop_after_three_and_say_so(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
     """Protocol 7.1: a third failed sign-in in a row stops automatic sign-ins until the person
     acts; the tray then says so, not "will try again by itself". Answered means a Share error
     Code (a proxy's 5xx page is not an answer of the sign-in service: test_share_polling)."""
     fake.inject_fault(Fault.SERVER_ERROR_JSON, endpoint=ENDPOINT_AUTHENTICATE, count=1000)
-    thread = _worker(fake, clock, tmp_path)
+    thread = _worker(fake, clock, vt, tmp_path)
     statuses: list[ConnectionStatus] = []
     thread.worker.status_changed.connect(statuses.append)
     try:
-        thread.start()
-        qtbot.waitUntil(
+        vt.start(thread)
+        vt.run_until(
             lambda: (
                 bool(statuses)
                 and statuses[-1].state is LinkState.STOPPED
                 and statuses[-1].next_poll is None
             ),
-            timeout=10_000,
+            within=timedelta(minutes=100),
         )
         assert "Refresh now" in (statuses[-1].problem or "")
+        vt.advance(timedelta(hours=2))  # stopped means stopped
         assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 3
     finally:
-        assert thread.stop(5000)
+        assert thread.stop(STOP_MS)
 
 
 def _last(statuses: list[ConnectionStatus], state: LinkState) -> bool:
@@ -222,65 +250,71 @@ def _last(statuses: list[ConnectionStatus], state: LinkState) -> bool:
 
 
 def test_a_rejected_password_is_tried_by_no_restart_and_no_refresh(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
     fake.add_account(Region.US, USER, "a-new-password")
     gate_dir = tmp_path / "data"
     for run in range(3):  # the first start, then two restarts
-        thread = _worker(fake, clock, tmp_path, gate_dir=gate_dir)
+        thread = _worker(fake, clock, vt, tmp_path, gate_dir=gate_dir)
         statuses: list[ConnectionStatus] = []
         thread.worker.status_changed.connect(statuses.append)
         rejected = functools.partial(_last, statuses, LinkState.SIGN_IN_REJECTED)
         try:
-            thread.start()
-            qtbot.waitUntil(rejected, timeout=10_000)
+            vt.start(thread)
+            vt.run_until(rejected, within=timedelta(minutes=100))
             for _ in range(3):
                 thread.bridge.poll_requested.emit()  # Refresh now
-            qtbot.waitUntil(rejected, timeout=10_000)
+            vt.advance(timedelta(minutes=10))
+            assert rejected()
             line = next_check_line(statuses[-1], clock.now())
             assert line == "Dexcom rejected the password: change it in Settings"
         finally:
-            assert thread.stop(5000)
+            assert thread.stop(STOP_MS)
         assert fake.counters.sign_ins() == 1, run  # the first start's one attempt, only
 
 
 def test_a_lock_waits_its_hour_says_until_when_then_a_refresh_signs_in_once(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
     fake.lock_account(Region.US, USER)
-    thread = _worker(fake, clock, tmp_path, gate_dir=tmp_path / "data")
+    thread = _worker(fake, clock, vt, tmp_path, gate_dir=tmp_path / "data")
     statuses: list[ConnectionStatus] = []
     thread.worker.status_changed.connect(statuses.append)
+    received = _collect(thread.worker.readings_received)
     try:
-        thread.start()
-        qtbot.waitUntil(lambda: _last(statuses, LinkState.LOCKED), timeout=10_000)
+        vt.start(thread)
+        vt.run_until(lambda: _last(statuses, LinkState.LOCKED), within=timedelta(minutes=100))
         until = statuses[-1].sign_in_after
         assert until is not None
         assert until - clock.now() > timedelta(minutes=30)
         thread.bridge.poll_requested.emit()  # Refresh now during the lock: nothing tried
-        qtbot.waitUntil(lambda: _last(statuses, LinkState.LOCKED), timeout=10_000)
+        vt.advance(timedelta(minutes=1))
+        assert _last(statuses, LinkState.LOCKED)
         line = next_check_line(statuses[-1], clock.now()) or ""
         assert line.startswith("Dexcom locked the account: try again after ")
         assert until.astimezone().strftime("%H:%M") in line
         assert fake.counters.sign_ins() == 1
-        # The hour passes (6 real seconds at this speed): still nothing by itself.
-        qtbot.waitUntil(lambda: clock.now() > until + timedelta(minutes=5), timeout=30_000)
+        # The hour passes: still nothing by itself.
+        vt.advance(until + timedelta(minutes=5) - clock.now())
         assert fake.counters.sign_ins() == 1
         assert "Refresh now tries again" in (next_check_line(statuses[-1], clock.now()) or "")
-        with qtbot.waitSignal(thread.worker.readings_received, timeout=10_000):
-            thread.bridge.poll_requested.emit()
+        thread.bridge.poll_requested.emit()
+        vt.run_until(lambda: bool(received), within=timedelta(minutes=1))
         assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 2  # the lock's, and this one
     finally:
-        assert thread.stop(5000)
+        assert thread.stop(STOP_MS)
 
 
-def test_stop_ends_the_thread_quickly(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+def test_stop_ends_the_thread_without_waiting_for_its_timers(
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
-    thread = _worker(fake, clock, tmp_path)
-    with qtbot.waitSignal(thread.worker.readings_received, timeout=10_000):
-        thread.start()
-    assert thread.stop(2000)
+    """Virtual time stands still while the thread stops: no timer can fire, so a thread that
+    ends at all (the bound only catches a hang) ended without waiting for one."""
+    thread = _worker(fake, clock, vt, tmp_path)
+    received = _collect(thread.worker.readings_received)
+    vt.start(thread)
+    vt.run_until(lambda: bool(received), within=timedelta(seconds=1))
+    assert thread.stop(STOP_MS)
     assert not thread.thread.isRunning()
 
 
@@ -294,14 +328,14 @@ def _news(worker: ShareWorker) -> list[AccountIdNews]:
 
 
 def test_a_learned_account_id_is_reported_once_and_never_in_a_repr(
-    qtbot: QtBot, running: WorkerThread, fake: FakeShare
+    qtbot: QtBot, running: WorkerThread, fake: FakeShare, vt: VirtualTime
 ) -> None:
     news = _news(running.worker)
-    with qtbot.waitSignal(running.worker.account_id_changed, timeout=10_000):
-        running.start()
+    received = _collect(running.worker.readings_received)
+    vt.start(running)
+    vt.run_until(lambda: bool(news) and bool(received), within=timedelta(seconds=1))
     fake.expire_sessions()
-    with qtbot.waitSignal(running.worker.readings_received, timeout=10_000):
-        pass
+    vt.run_until(lambda: len(received) >= 2, within=timedelta(minutes=6))
     account_id = fake.account_id(Region.US, USER)
     assert [n.account_id for n in news] == [account_id]  # the re-login by id learned nothing new
     assert news[0].source is running.worker._client_factory
@@ -309,7 +343,7 @@ def test_a_learned_account_id_is_reported_once_and_never_in_a_repr(
 
 
 def test_a_known_account_id_is_used_without_being_reported_again(
-    qtbot: QtBot, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot, fake: FakeShare, clock: ManualClock, vt: VirtualTime, tmp_path: Path
 ) -> None:
     config = ClientConfig(
         region=Region.US,
@@ -321,15 +355,16 @@ def test_a_known_account_id_is_used_without_being_reported_again(
         lambda: ShareClient(config, PASSWORD, clock=clock),
         clock=clock,
         store_path=str(tmp_path / "history.sqlite3"),
-        time_scale=SPEED,
+        timers=vt,
     )
     thread = WorkerThread(worker)
     news = _news(worker)
+    received = _collect(worker.readings_received)
     try:
-        with qtbot.waitSignal(worker.readings_received, timeout=10_000):
-            thread.start()
+        vt.start(thread)
+        vt.run_until(lambda: bool(received), within=timedelta(seconds=1))
     finally:
-        assert thread.stop(5000)
+        assert thread.stop(STOP_MS)
     assert news == []
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 0
     assert fake.counters.count(ENDPOINT_LOGIN_BY_ID) == 1
@@ -337,7 +372,12 @@ def test_a_known_account_id_is_used_without_being_reported_again(
 
 @pytest.mark.parametrize("refusal", list(Refusal), ids=[r.value for r in Refusal])
 def test_a_refused_account_id_is_reported_as_dropped(
-    qtbot: QtBot, refusal: Refusal, fake: FakeShare, clock: ScaledClock, tmp_path: Path
+    qtbot: QtBot,
+    refusal: Refusal,
+    fake: FakeShare,
+    clock: ManualClock,
+    vt: VirtualTime,
+    tmp_path: Path,
 ) -> None:
     transport = RefusingTransport(STALE_ACCOUNT_ID, refusal)
     make_client, http = client_factory(transport)
@@ -351,17 +391,17 @@ def test_a_refused_account_id_is_reported_as_dropped(
         lambda: make_client(config, PASSWORD, clock=clock),
         clock=clock,
         store_path=str(tmp_path / "history.sqlite3"),
-        time_scale=SPEED,
+        timers=vt,
     )
     thread = WorkerThread(worker)
     news = _news(worker)
     # The sign-in by name after the refusal fails too (an outage): no id is known any more.
     fake.inject_fault(Fault.BAD_GATEWAY_HTML, endpoint=ENDPOINT_AUTHENTICATE)
     try:
-        with qtbot.waitSignal(worker.account_id_changed, timeout=10_000):
-            thread.start()
+        vt.start(thread)
+        vt.run_until(lambda: bool(news), within=timedelta(seconds=1))
     finally:
-        assert thread.stop(5000)
+        assert thread.stop(STOP_MS)
         http.close()
     assert transport.refused == 1
     assert [n.account_id for n in news] == [None]

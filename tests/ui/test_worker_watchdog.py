@@ -13,19 +13,21 @@ from cgmtray.domain.readings import Reading, Trend
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
+from cgmtray.ui.timers import QtTimers
 from cgmtray.ui.worker import WATCHDOG_MARGIN, ShareWorker
 
 T0 = datetime(2026, 12, 3, 2, 0, 0, tzinfo=UTC)
 USER, PASSWORD = "parent@example.com", "pa55word-Night"
 
 
-class Mono:
-    """A monotonic clock the test moves (virtual seconds: the worker runs at time scale 1)."""
+class Mono(QtTimers):
+    """A monotonic clock the test moves (virtual seconds: the worker runs at time scale 1); the
+    test fires the worker's timer itself."""
 
     def __init__(self) -> None:
         self.value = 0.0
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         return self.value
 
 
@@ -56,7 +58,7 @@ def test_a_clock_set_back_an_hour_cannot_stop_polling(
         lambda: ShareClient(config, PASSWORD, clock=local),
         clock=local,
         store_path=None,
-        monotonic=mono,
+        timers=mono,
     )
     received: list[tuple[Reading, ...]] = []
     worker.readings_received.connect(received.append)

@@ -51,6 +51,9 @@ BAD_REQUEST_TEXT = (
 )
 UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIMEOUT = 5.0
+#: "Promptly" for stop(): well under the 30 s slow answer and the handlers' 120 s idle timeout it
+#: must not wait for, and long enough that a busy machine's stall cannot fail it.
+STOP_PROMPT_S = 15.0
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -1267,7 +1270,7 @@ def test_stop_closes_idle_keep_alive_connections_promptly(
             timeout=TIMEOUT,
         ).ok
         began = time.monotonic()
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < STOP_PROMPT_S
     assert not [t for t in threading.enumerate() if t.name.startswith("fake-share-")]
 
 
@@ -1280,7 +1283,7 @@ def test_stop_does_not_wait_for_a_slow_answer(fake_clock: ManualClock) -> None:
         requests.get(url, timeout=0.05)
     began = time.monotonic()
     fake.stop()
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < STOP_PROMPT_S
 
 
 def test_a_fixed_port(fake_clock: ManualClock) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QSessionManager
 from PySide6.QtNetwork import QNetworkInformation
 
@@ -26,6 +26,7 @@ from cgmtray.domain.readings import Reading
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
 from cgmtray.ui.notifier import BACKEND_WINDOW, NotificationRequest, Notifier
+from cgmtray.ui.timers import REAL_TIMERS, Timers
 from cgmtray.ui.tray import MenuState, TrayPresenter
 from cgmtray.ui.worker import WorkerThread
 
@@ -100,7 +101,10 @@ class Controller(QObject):
         history: HistoryView | None = None,
         open_settings: Callable[[], None] | None = None,
         open_about: Callable[[], None] | None = None,
+        timers: Timers = REAL_TIMERS,
     ) -> None:
+        """`timers` is where the tick's waiting comes from: real QTimers, or a test's virtual
+        time (then give the worker the same)."""
         super().__init__()
         self._clock = clock  # the corrected clock (Share's, steadied): "now" for every rule
         self._tray = tray
@@ -116,9 +120,8 @@ class Controller(QObject):
         self._window_keys: dict[str, AlertKind] = {}
         self._open_settings = open_settings
         self._open_about = open_about
-        self._tick = QTimer(self)
-        self._tick.setInterval(max(50, round(TICK_MS / time_scale)))
-        self._tick.timeout.connect(self._on_tick_timeout)
+        self._tick_ms = max(50, round(TICK_MS / time_scale))
+        self._tick = timers.alarm(self, self._on_tick_timeout, repeat=True)
 
         worker.worker.readings_received.connect(self._on_worker_readings_received)
         worker.worker.status_changed.connect(self._on_worker_status_changed)
@@ -139,7 +142,7 @@ class Controller(QObject):
     def start(self) -> None:
         """Shows what is stored at once, then starts the worker (which polls at once)."""
         self._refresh()
-        self._tick.start()
+        self._tick.start(self._tick_ms)
         self._worker.start()
         self._watch_network()
         app = QGuiApplication.instance()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from cgmtray.domain import schedule
 from cgmtray.domain.clock import Clock
@@ -24,6 +23,7 @@ from cgmtray.share.errors import (
 from cgmtray.share.gate import GateBlocked
 from cgmtray.share.polling import poll_once
 from cgmtray.storage.history import HistoryError, HistoryStore
+from cgmtray.ui.timers import REAL_TIMERS, Alarm, Timers
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,14 @@ class ShareWorker(QObject):
         newest_known: datetime | None = None,
         time_scale: float = 1.0,
         seed: int = 0,
-        monotonic: Callable[[], float] = time.monotonic,
+        timers: Timers = REAL_TIMERS,
     ) -> None:
+        """`timers` is where waiting comes from: real QTimers, or a test's virtual time."""
         super().__init__()
         self._client_factory = client_factory
         self._clock = clock
-        self._monotonic = monotonic
+        self._timers = timers
+        self._monotonic = timers.monotonic
         #: When (monotonic seconds) the planned poll is overdue; None while none is planned.
         self._overdue_at: float | None = None
         self._store_path = store_path
@@ -96,8 +98,8 @@ class ShareWorker(QObject):
         self._client: ShareClient | None = None
         self._reported_account_id: str | None = None
         self._store: HistoryStore | None = None
-        self._timer: QTimer | None = None
-        self._heartbeat: QTimer | None = None
+        self._timer: Alarm | None = None
+        self._heartbeat: Alarm | None = None
         self._last_beat: datetime | None = None
         self._status = ConnectionStatus(LinkState.STARTING)
         self._polls = 0
@@ -107,13 +109,9 @@ class ShareWorker(QObject):
     @Slot()
     def start(self) -> None:
         """Creates the timers and client on this thread and plans the first poll (at once)."""
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self._on_timer_timeout)
-        self._heartbeat = QTimer(self)
-        self._heartbeat.setInterval(HEARTBEAT_MS)
-        self._heartbeat.timeout.connect(self._on_heartbeat_timeout)
-        self._heartbeat.start()
+        self._timer = self._timers.alarm(self, self._on_timer_timeout)
+        self._heartbeat = self._timers.alarm(self, self._on_heartbeat_timeout, repeat=True)
+        self._heartbeat.start(HEARTBEAT_MS)
         self._last_beat = self._clock.now()
         if self._store_path is not None:
             try:
@@ -135,8 +133,7 @@ class ShareWorker(QObject):
         """Stops timers and closes the client and store; the thread may then quit."""
         for timer in (self._timer, self._heartbeat):
             if timer is not None:
-                timer.stop()
-                timer.deleteLater()
+                timer.release()
         self._timer = self._heartbeat = None
         if self._client is not None:
             self._client.close()
