@@ -55,7 +55,8 @@ class WelcomeWindow(QDialog):
         self.demo_button.setMinimumHeight(40)
         self.demo_button.clicked.connect(self._on_demo_button_clicked)
         demo_note = QLabel(
-            "The demo shows a simulated sensor; nothing is saved and no account is needed."
+            "The demo shows a simulated sensor; no account is needed, no settings are saved, and "
+            "its readings are deleted when it quits (it keeps a log, for bug reports)."
         )
         demo_note.setWordWrap(True)
         caution = QLabel(
