@@ -404,3 +404,53 @@ def test_a_symlinked_sign_in_state_file_is_not_followed(
     gate.record(T0, Outcome.REJECTED)
     assert gate.state().block is not None
     assert unchanged(victim, before)
+
+
+def test_a_store_with_damaged_pages_behind_a_sound_header_is_moved_aside_at_start(
+    tmp_path: Path,
+) -> None:
+    """The commonest damage (a crash on a bad disk): the header and schema read fine, the pages
+    of readings do not. The start must not die on the first query."""
+    path = tmp_path / "history.sqlite3"
+    with HistoryStore(path) as store:
+        store.add([_reading(minutes) for minutes in range(0, 3000 * 5, 5)])
+    size = path.stat().st_size
+    page = 4096
+    with path.open("r+b") as raw:  # every page after the schema's overwritten with noise
+        for offset in range(2 * page, size, page):
+            raw.seek(offset)
+            raw.write(bytes((offset // page * 37 + i) % 251 for i in range(page)))
+
+    opened = open_or_recover(path, T0, SPAN)
+
+    assert opened.usable
+    assert opened.moved_to is not None
+    assert opened.problem is not None
+    assert "moved aside" in opened.problem
+    with HistoryStore(path) as fresh:
+        assert fresh.newest_time() is None
+
+
+def test_another_programs_database_with_a_user_version_is_refused_unchanged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+    before = path.read_bytes()
+    with pytest.raises(HistoryDamagedError, match="not CGM Tray's"):
+        HistoryStore(path)
+    assert path.read_bytes() == before  # not switched to WAL, nothing written
+
+
+def test_a_journal_left_beside_a_damaged_store_goes_aside_with_it(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"not a database\n" * 100)
+    journal = path.with_name("history.sqlite3-journal")
+    journal.write_bytes(b"a hot journal of the damaged store")
+    moved_to = move_aside(path, T0)
+    kept = moved_to.with_name(moved_to.name + "-journal")
+    assert kept.read_bytes() == b"a hot journal of the damaged store"
+    assert not journal.exists()  # never replayed into the fresh store

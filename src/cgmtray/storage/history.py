@@ -229,6 +229,8 @@ class HistoryStore:
             raise HistoryDamagedError(
                 f"The history file {self._path} is not CGM Tray's: another program's database"
             )
+        if version == SCHEMA_VERSION:
+            self._check_schema()  # another program's database with a user_version of its own
 
     def _migrate(self) -> None:
         with self._write():
@@ -394,7 +396,7 @@ def move_aside(path: Path, now: datetime) -> Path:
     while target.exists() or target.is_symlink():
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{attempt}")
         attempt += 1
-    for suffix in ("-wal", "-shm"):
+    for suffix in COMPANION_SUFFIXES:  # a hot journal left beside it must not meet the new store
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             companion.replace(target.with_name(target.name + suffix))
@@ -426,12 +428,19 @@ def open_or_recover(path: Path, now: datetime, recent_span: timedelta) -> Opened
     for _attempt in range(2):
         try:
             with HistoryStore(path) as store:
-                newest = store.newest_time()
-                recent = (
-                    tuple(store.range(newest - recent_span, newest + recent_span))
-                    if newest is not None
-                    else ()
-                )
+                try:
+                    newest = store.newest_time()
+                    recent = (
+                        tuple(store.range(newest - recent_span, newest + recent_span))
+                        if newest is not None
+                        else ()
+                    )
+                except sqlite3.DatabaseError as exc:  # a damaged page behind a sound header
+                    raise _classified(str(path), exc) from exc
+                except (IndexError, OverflowError, ValueError) as exc:  # rows no CHECK allows
+                    raise HistoryDamagedError(
+                        f"The history file {path} holds readings CGM Tray never writes"
+                    ) from exc
         except HistoryDamagedError as error:
             if moved_to is not None:
                 break
