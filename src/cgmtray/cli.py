@@ -41,9 +41,21 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: b
         "--share-url",
         metavar="URL",
         default=default(None),
+        type=_share_url,
         help="use another Share base URL of the form http://127.0.0.1:PORT/ShareWebServices/Services/"
         " (loopback only: for the fake service)",
     )
+
+
+def _share_url(text: str) -> str:
+    """--share-url by the one rule of the settings file and the client (refused here, at once,
+    rather than by a running app that would then never poll)."""
+    from cgmtray.share.urls import share_url_problem
+
+    problem = share_url_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _aware_datetime(text: str) -> datetime:

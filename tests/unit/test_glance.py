@@ -165,9 +165,12 @@ def test_share_url_must_be_loopback(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         USER,
         "--password-stdin",
     ]
-    code, _, err = _now(args, PASSWORD, monkeypatch, tmp_path)
-    assert code == glance.EXIT_USAGE
-    assert "loopback" in err
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    with pytest.raises(SystemExit) as stopped:  # refused as the options are read
+        cli.main(["now", "--basedir", str(tmp_path), *args])
+    assert stopped.value.code == glance.EXIT_USAGE
+    assert "loopback" in err.getvalue()
 
 
 def test_no_account_set_up_is_a_usage_problem(

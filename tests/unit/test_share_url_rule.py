@@ -10,6 +10,7 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cgmtray.cli import build_parser
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.errors import InvalidRequestError
 from cgmtray.share.regions import SERVICES_PATH, Region
@@ -108,6 +109,24 @@ def test_the_loader_and_the_client_agree_on_every_share_url(url: str) -> None:
         assert EXAMPLE_SHARE_URL in problems[0]
         assert validate(Settings(share_url=url), require_username=False) == [share_url_problem(url)]
     assert kept == accepted
+    assert cli_accepts(url) == accepted  # --share-url: the third way in, the same rule
+
+
+def cli_accepts(url: str) -> bool:
+    try:
+        build_parser().parse_args(["now", "--share-url", url])
+    except SystemExit:
+        return False
+    return True
+
+
+def test_a_refused_share_url_option_stops_the_command_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["--share-url", "https://share2.example.com:443" + SERVICES_PATH])
+    assert stopped.value.code == 2
+    assert "must point to this computer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def share_url_problem(url: object) -> str | None:
     if port is None or not 1 <= port <= 65535:
         return "A custom Share address must name a port from 1 to 65535, such as :8080."
     if parts.path != SERVICES_PATH:
-        return f"A custom Share address must end in {SERVICES_PATH}"
+        return f"A custom Share address must end in {SERVICES_PATH}."
     return None
 
 
