@@ -234,6 +234,19 @@ def test_a_long_error_wraps_the_status_line_instead_of_widening_the_menu(
         items[-1].trigger()  # any line of it opens the history, as the one line did
 
 
+def test_an_ampersand_in_a_status_message_is_shown_not_taken_as_a_shortcut(rig: Rig) -> None:
+    rig.readings(128)
+    message = "Can't reach Dexcom: the proxy of R&D refused the connection"
+    rig.worker.worker.status_changed.emit(
+        ConnectionStatus(LinkState.UNREACHABLE, message=message, failure=FailureClass.TRANSIENT)
+    )
+    rig.tray.menu.aboutToShow.emit()
+    shown = " ".join(
+        a.iconText() for a in rig.tray.menu.actions() if a.objectName() == "status-line"
+    )
+    assert "R&D" in shown  # Qt shows "&&" as "&"; a lone "&" would underline the D instead
+
+
 def test_network_back_online_polls_at_once(rig: Rig, qtbot: QtBot) -> None:
     with qtbot.waitSignal(rig.worker.bridge.resume_requested, timeout=60_000):
         rig.controller._on_network_reachability_changed(QNetworkInformation.Reachability.Online)

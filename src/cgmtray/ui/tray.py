@@ -399,19 +399,19 @@ class TrayPresenter(QObject):
         bold.setBold(True)
         max_px = QFontMetrics(menu.font()).averageCharWidth() * MENU_LINE_CHARS
         for line in wrap_lines(self._status_text(), QFontMetrics(bold), max_px):
-            status = menu.addAction(line)
+            status = menu.addAction(_literal(line))
             status.setObjectName("status-line")
             status.setFont(bold)
             status.triggered.connect(self.open_history_requested)
         next_check = next_check_line(self._menu_state.connection, self._clock.now())
         if next_check is not None:
             for line in wrap_lines(next_check, QFontMetrics(menu.font()), max_px):
-                when = menu.addAction(line)
+                when = menu.addAction(_literal(line))
                 when.setObjectName("next-check")
                 when.setEnabled(False)
         for text in self._notices:
             for line in wrap_lines(text, QFontMetrics(menu.font()), max_px):
-                notice = menu.addAction(line)
+                notice = menu.addAction(_literal(line))
                 notice.setObjectName("files-notice")
                 notice.setEnabled(False)
         menu.addSeparator()
@@ -630,3 +630,8 @@ class StatusWindow(QWidget):
             return
         event.ignore()
         self.showMinimized()
+
+
+def _literal(text: str) -> str:
+    """Menu text shown as written: an "&" in a message or a path is not a mnemonic."""
+    return text.replace("&", "&&")
