@@ -170,17 +170,9 @@ def test_sign_in_from_the_demo_menu_switches_to_the_persons_account_without_quit
     # After the switch the app runs on the fake's clock, so its reading of T0 is current.
     clock = fake.clock
     monkeypatch.setattr(session_module, "shared_clock", lambda *_args: clock)
-    args = argparse.Namespace(
-        demo=True,
-        share_url=fake.base_url(Region.US),
-        password_stdin=False,
-        speed=1.0,
-        clock_epoch=T0,
-        status_window=True,
-    )
     paths = app_paths.ensure(app_paths.app_paths(tmp_path))
     with contextlib.ExitStack() as stack:
-        session = AppSession(args, paths, stack)
+        session = AppSession(_demo_args(fake), paths, stack)
         quits: list[bool] = []
         session.quit_requested.connect(lambda: quits.append(True))
         session.begin()
@@ -220,4 +212,41 @@ def test_sign_in_from_the_demo_menu_switches_to_the_persons_account_without_quit
         assert quits == []  # the app never quit
         assert paths.settings_file.exists()  # the account is saved for the next start
         qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+        assert session.stop()
+
+
+def _demo_args(fake: FakeShare) -> argparse.Namespace:
+    """`cgm-tray --demo --status-window`, with the fake standing in for Dexcom after a switch."""
+    return argparse.Namespace(
+        demo=True,
+        share_url=fake.base_url(Region.US),
+        password_stdin=False,
+        speed=1.0,
+        clock_epoch=T0,
+        status_window=True,
+    )
+
+
+def test_two_quick_clicks_on_sign_in_open_one_dialog(
+    qtbot: QtBot, tmp_path: Path, fake: FakeShare
+) -> None:
+    paths = app_paths.ensure(app_paths.app_paths(tmp_path))
+    with contextlib.ExitStack() as stack:
+        session = AppSession(_demo_args(fake), paths, stack)
+        session.begin()
+        tray = session._tray
+        assert tray is not None
+        qtbot.waitUntil(lambda: tray.model is not None, timeout=WAIT_MS)
+        sign_in = _menu_actions(tray)["demo-sign-in"]
+        sign_in.trigger()
+        sign_in.trigger()  # before the keyring has answered the first
+        qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+        dialogs = [
+            w
+            for w in QApplication.topLevelWidgets()
+            if isinstance(w, SettingsDialog) and w.isVisible()
+        ]
+        assert len(dialogs) == 1
+        dialogs[0].reject()
         assert session.stop()

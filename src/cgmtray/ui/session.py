@@ -162,6 +162,8 @@ class AppSession(QObject):
         self._account: Account | None = None
         self._history: LazyHistory | None = None
         self._dialog: SettingsDialog | None = None
+        #: The demo's "Sign in with your own account…" is opening the keyring (a second click waits).
+        self._picking_for_sign_in = False
         self._first_run: object | None = None
         #: Offered when the start-up password prompt is cancelled (enter it, or quit).
         self._password_choice: QWidget | None = None
@@ -480,10 +482,13 @@ class AppSession(QObject):
         if self._dialog is not None and self._dialog.isVisible():
             _bring_forward(self._dialog)
             return
+        if self._picking_for_sign_in:  # a second click while the keyring is being opened
+            return
         loaded = load_settings(self._paths.settings_file)
         if loaded.problem:
             log.warning("settings: %s", loaded.problem)
         self._settings = loaded.settings
+        self._picking_for_sign_in = True
         picking = BackgroundTask(_pick_store, name="keyring-pick")
         picking.finished.connect(self._on_store_picked_for_sign_in)
         self._run(picking)
@@ -492,12 +497,15 @@ class AppSession(QObject):
     def _on_store_picked_for_sign_in(self, result: TaskResult) -> None:
         from cgmtray.ui.settings_dialog import Page
 
+        self._picking_for_sign_in = False
         store = result.value
         if result.error is None and isinstance(store, CredentialStore | MemoryCredentialStore):
             self._password_store = store
         else:
             log.warning("the system keyring could not be opened: %s", type(result.error).__name__)
             self._password_store = MemoryCredentialStore()
+        if not self._demo:  # the app quit or changed meanwhile
+            return
         dialog = self._make_dialog(DEMO_SIGN_IN_NOTICE, for_account=True)
         dialog.settings_saved.connect(self._on_settings_saved)
         dialog.account_changed.connect(self._on_account_changed)
