@@ -196,3 +196,29 @@ def test_after_the_notification_server_restarts_an_update_never_replaces_another
         service.stop()
         for server in servers:
             server.stop()
+
+
+def test_close_all_after_an_earlier_stop_says_nothing_was_closed(
+    private_bus: PrivateBus, listener: RecordingListener
+) -> None:
+    """The caller keeps the ids for the next start when the service had already stopped: the
+    alert shown is still on screen."""
+    server = RecordingNotificationServer(private_bus.address)
+    service = DbusNotificationService(private_bus.address, listener, timeout=HANG_BOUND_S)
+    try:
+        assert service.submit(alert(1, "urgent_low#1"))
+        assert listener.next().event == "sent"
+        service.stop()  # as when the thread ended earlier
+        assert service.close_all_and_stop(1.0) is False
+        assert [call.member for call in server.calls("CloseNotification")] == []
+    finally:
+        service.stop()
+        server.stop()
+
+
+def test_close_all_with_nothing_ever_shown_is_all_closed(
+    private_bus: PrivateBus, listener: RecordingListener
+) -> None:
+    service = DbusNotificationService(private_bus.address, listener, timeout=HANG_BOUND_S)
+    service.stop()
+    assert service.close_all_and_stop(1.0) is True

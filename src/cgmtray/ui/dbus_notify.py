@@ -243,6 +243,8 @@ class DbusNotificationService:
         self._stopping = threading.Event()
         self._connection: _Connection | None = None
         self._all_closed = threading.Event()
+        #: Whether the server ever took a notification of ours (nothing to close if not).
+        self._delivered_any = False
         # Owned by the worker thread.
         self._router: _Router | None = None
         self._capabilities: frozenset[str] | None = None
@@ -275,7 +277,9 @@ class DbusNotificationService:
         if thread is not None:
             thread.join(timeout)
         self.stop()
-        return thread is None or self._all_closed.is_set()
+        # A service stopped before (its thread gone with the bus) closed nothing: the caller keeps
+        # the ids for the next start, unless none was ever shown.
+        return self._all_closed.is_set() or not self._delivered_any
 
     def stop(self) -> None:
         """Ends the thread (cutting short any call in progress) and the connection. Idempotent."""
@@ -454,6 +458,7 @@ class DbusNotificationService:
         for key in [k for k, s in self._shown.items() if s.notification_id == notification_id]:
             del self._shown[key]  # the id is this key's now (an update, or a reused id)
         self._shown[notification.key] = _Shown(notification_id, notification.kind, server)
+        self._delivered_any = True
         shown = ShownId(notification_id, server, self._bus_id)
         self._tell(self._listener.notification_sent, notification.token, shown)
 

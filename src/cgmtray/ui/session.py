@@ -162,7 +162,7 @@ class AppSession(QObject):
         self._account: Account | None = None
         self._history: LazyHistory | None = None
         self._dialog: SettingsDialog | None = None
-        #: The demo's "Sign in with your own account…" is opening the keyring (a second click waits).
+        #: The demo's "Sign in with your own account…" is opening the keyring (a 2nd click waits).
         self._picking_for_sign_in = False
         self._first_run: object | None = None
         #: Offered when the start-up password prompt is cancelled (enter it, or quit).
