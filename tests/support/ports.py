@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from typing import Final
@@ -14,11 +15,15 @@ _FIRST: Final = 20_000
 _END: Final = 32_768
 
 
+_handed_out = itertools.count()
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, below the ephemeral range (a refused connection
-    there stays refused; a bind there later succeeds)."""
+    there stays refused; a bind there later succeeds). Two calls never give the same port
+    (until the range wraps), even when the first has not been bound yet."""
     span = _END - _FIRST
-    start = os.getpid() % span  # parallel test processes begin at different places
+    start = os.getpid() * 7919 + next(_handed_out) * 97  # processes and calls spread apart
     for step in range(span):
         port = _FIRST + (start + step) % span
         with socket.socket() as probe:
