@@ -120,7 +120,9 @@ def test_a_read_only_data_folder_still_shows_readings_alerts_and_says_history_is
         _index, early = tray.log.wait_event("files.folder_unusable", timeout=MOMENT_S)
         assert str(early["msg"]).startswith(f"The folder {data_dir} is read-only")
         tray.log.wait_for(
-            notice_containing("History is not being kept"), timeout=MOMENT_S, what="the notice"
+            notice_containing(f"The folder {data_dir} is read-only; history is not kept"),
+            timeout=MOMENT_S,
+            what="the notice",
         )
         publish_lows(rig, fake)
         _index, raised = tray.log.wait_event("alert.raised", kind="low", timeout=MOMENT_S)
@@ -130,6 +132,8 @@ def test_a_read_only_data_folder_still_shows_readings_alerts_and_says_history_is
         assert list(data_dir.iterdir()) == []  # nothing could be written, nothing was
     events = [e.get("event") for e in tray.log.events]
     assert "history.stored" not in events
+    notices = [str(e.get("msg")) for e in tray.log.events if e.get("event") == "files.notice"]
+    assert len(notices) == 1, notices  # the folder's notice says it; no second one for the store
 
 
 def test_a_damaged_store_is_moved_aside_a_fresh_one_started_and_a_notification_shown(

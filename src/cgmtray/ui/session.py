@@ -346,7 +346,9 @@ class AppSession(QObject):
         )
         tray.sign_in_requested.connect(self.sign_in_from_demo)
         self._tray = tray
-        if opened.problem is not None and opened.moved_to is None:
+        folder_said = any(str(history_path.parent) in notice for notice in self._notices)
+        if opened.problem is not None and opened.moved_to is None and not folder_said:
+            # (a notice about the data folder itself already says history is not kept)
             self.add_notice(opened.problem + " Readings are shown and alerts work from memory.")
         tray.set_notices(tuple(self._notices))
         sound = AlarmSound(parent=self)
