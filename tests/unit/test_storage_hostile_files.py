@@ -454,3 +454,26 @@ def test_a_journal_left_beside_a_damaged_store_goes_aside_with_it(tmp_path: Path
     kept = moved_to.with_name(moved_to.name + "-journal")
     assert kept.read_bytes() == b"a hot journal of the damaged store"
     assert not journal.exists()  # never replayed into the fresh store
+
+
+def test_a_settings_file_that_was_not_used_at_all_is_marked_for_the_person(
+    tmp_path: Path,
+) -> None:
+    """Defaults in place of the person's thresholds must reach the status line, not only the
+    log: a folder, a symlink, garbage and an oversized file all say `ignored`."""
+    folder = tmp_path / "a" / "settings.toml"
+    folder.mkdir(parents=True)
+    target = tmp_path / "elsewhere.toml"
+    target.write_text("version = 2\n")
+    link = tmp_path / "b" / "settings.toml"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    garbage = tmp_path / "c" / "settings.toml"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"\xff\xfe not toml [[[")
+    for path in (folder, link, garbage):
+        loaded = load_settings(path, now=T0)
+        assert loaded.ignored, path
+        assert loaded.problem is not None
+    fine = tmp_path / "d" / "settings.toml"
+    assert not load_settings(fine, now=T0).ignored  # no file yet: a first run, nothing to say

@@ -95,6 +95,9 @@ class LoadResult:
     backup: Path | None = None
     #: True when the file should be rewritten now (migrated, held a password, or was replaced).
     should_save: bool = False
+    #: True when the file was not used at all (unreadable, a symlink, too large: defaults are in
+    #: use), which the person must see, not only the log.
+    ignored: bool = False
 
 
 class SettingsError(ValueError):
@@ -624,11 +627,13 @@ def load_settings(path: Path, *, now: datetime | None = None) -> LoadResult:
             return LoadResult(
                 Settings(),
                 problem=f"Your settings file could not be read ({exc.what}); defaults are in use.",
+                ignored=True,
             )
         return LoadResult(
             Settings(),
             problem=f"Your settings file {path} is a symbolic link, which CGM Tray does not "
             "follow; defaults are in use and changes cannot be saved there.",
+            ignored=True,
         )
     except OSError as exc:
         log.warning("settings file could not be read (%s)", type(exc).__name__)
@@ -636,6 +641,7 @@ def load_settings(path: Path, *, now: datetime | None = None) -> LoadResult:
             Settings(),
             problem=f"Your settings file could not be read ({exc.strerror or type(exc).__name__}); "
             "defaults are in use.",
+            ignored=True,
         )
     try:
         text = raw.decode("utf-8")
@@ -714,7 +720,7 @@ def _load_corrupt(path: Path, raw: bytes, now: datetime | None) -> LoadResult:
     if username:
         problem += " Your region and username were recovered from it."
     log.warning("settings file was unreadable; defaults in use")
-    return LoadResult(settings, problem=problem, backup=backup, should_save=True)
+    return LoadResult(settings, problem=problem, backup=backup, should_save=True, ignored=True)
 
 
 def _size_text(size: int) -> str:
@@ -735,7 +741,9 @@ def _load_too_large(path: Path, error: TooLargeError, now: datetime | None) -> L
         "settings file too large; defaults in use",
         extra={"event": "settings.too_large", "size": error.size},
     )
-    return LoadResult(Settings(), problem=problem, backup=backup, should_save=backup is not None)
+    return LoadResult(
+        Settings(), problem=problem, backup=backup, should_save=backup is not None, ignored=True
+    )
 
 
 def _move_aside(path: Path, now: datetime | None) -> Path | None:

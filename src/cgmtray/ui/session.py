@@ -208,7 +208,7 @@ class AppSession(QObject):
         self._settings = loaded.settings
         if loaded.problem:
             log.warning("settings: %s", loaded.problem)
-            if loaded.backup is not None or "cannot be saved" in loaded.problem:
+            if loaded.backup is not None or loaded.ignored:
                 self.add_notice(loaded.problem)
         if loaded.should_save:
             try:
