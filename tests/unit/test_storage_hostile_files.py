@@ -477,3 +477,14 @@ def test_a_settings_file_that_was_not_used_at_all_is_marked_for_the_person(
         assert loaded.problem is not None
     fine = tmp_path / "d" / "settings.toml"
     assert not load_settings(fine, now=T0).ignored  # no file yet: a first run, nothing to say
+
+
+def test_a_fifo_where_the_settings_file_should_be_is_refused_without_blocking(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "settings.toml"
+    os.mkfifo(path)  # nobody ever writes to it: a blocking open would wait for ever
+    loaded = load_settings(path, now=T0)
+    assert loaded.ignored
+    assert loaded.problem is not None
+    assert "could not be read" in loaded.problem

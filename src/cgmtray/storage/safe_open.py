@@ -17,6 +17,9 @@ PRIVATE_UMASK: Final = 0o077
 #: 0 where the platform has no such flag (Windows): there the lstat checks stand alone.
 NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+#: A FIFO swapped in between the lstat and the open must not block the opener (the GUI thread):
+#: opened non-blocking it is then refused as not a regular file. No effect on a regular file.
+NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 
 
 class UnsafeFileError(OSError):
@@ -56,7 +59,7 @@ def open_fd(path: Path, flags: int, mode: int = PRIVATE_FILE_MODE) -> int:
     creates is `mode` (owner-only by default), and one that exists is checked to be regular."""
     check_not_link(path)  # where O_NOFOLLOW is missing, and for a clear error on a FIFO
     try:
-        fd = os.open(path, flags | NOFOLLOW | CLOEXEC, mode)
+        fd = os.open(path, flags | NOFOLLOW | CLOEXEC | NONBLOCK, mode)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise UnsafeFileError(path, "a symbolic link") from None
@@ -64,6 +67,8 @@ def open_fd(path: Path, flags: int, mode: int = PRIVATE_FILE_MODE) -> int:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UnsafeFileError(path, "not a regular file")
+        if NONBLOCK:
+            os.set_blocking(fd, True)  # a regular file: plain blocking I/O from here on
         if os.name == "posix" and flags & os.O_CREAT:
             os.fchmod(fd, mode)
     except BaseException:
