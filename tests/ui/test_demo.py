@@ -15,8 +15,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
+from tests.support.dialogs import type_into, visible_settings_dialog
 from tests.support.fake_share import PASSWORD, USER, running_fake
 
 from cgmtray.domain.clock import ManualClock
@@ -140,19 +141,6 @@ def fake() -> Iterator[FakeShare]:
         yield server
 
 
-def _type(edit: QLineEdit, text: str) -> None:
-    edit.selectAll()
-    edit.del_()
-    QTest.keyClicks(edit, text)
-
-
-def _visible_dialog() -> SettingsDialog | None:
-    for widget in QApplication.topLevelWidgets():
-        if isinstance(widget, SettingsDialog) and widget.isVisible():
-            return widget
-    return None
-
-
 def _refuses_connections(base_url: str) -> bool:
     parts = urlsplit(base_url)
     assert parts.hostname is not None
@@ -186,12 +174,12 @@ def test_sign_in_from_the_demo_menu_switches_to_the_persons_account_without_quit
 
         # The person opens the menu and chooses "Sign in with your own account…".
         _menu_actions(demo_tray)["demo-sign-in"].trigger()
-        qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
-        dialog = _visible_dialog()
+        qtbot.waitUntil(lambda: visible_settings_dialog() is not None, timeout=WAIT_MS)
+        dialog = visible_settings_dialog()
         assert dialog is not None
         assert "demo stops" in dialog.notice_label.text()
-        _type(dialog.username_edit, USER)
-        _type(dialog.password_edit, PASSWORD)
+        type_into(dialog.username_edit, USER)
+        type_into(dialog.password_edit, PASSWORD)
         qtbot.waitUntil(lambda: "Checking" not in dialog.keyring_label.text(), timeout=WAIT_MS)
         qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
         with qtbot.waitSignal(dialog.accepted, timeout=WAIT_MS):
@@ -240,7 +228,7 @@ def test_two_quick_clicks_on_sign_in_open_one_dialog(
         sign_in = _menu_actions(tray)["demo-sign-in"]
         sign_in.trigger()
         sign_in.trigger()  # before the keyring has answered the first
-        qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: visible_settings_dialog() is not None, timeout=WAIT_MS)
         qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
         dialogs = [
             w

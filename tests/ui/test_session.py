@@ -18,8 +18,9 @@ from keyring.backends import fail
 from keyring.errors import PasswordDeleteError
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
+from tests.support.dialogs import type_into, visible_settings_dialog
 from tests.support.fake_share import PASSWORD, USER, running_fake
 from tests.support.refused_account_id import (
     STALE_ACCOUNT_ID,
@@ -327,19 +328,6 @@ def test_a_password_on_standard_input_keeps_the_account_id_in_memory_only(
     assert _files_holding(tmp_path, fake.account_id(Region.US, USER)) == []
 
 
-def _type(edit: QLineEdit, text: str) -> None:
-    edit.selectAll()
-    edit.del_()
-    QTest.keyClicks(edit, text)
-
-
-def _visible_dialog() -> SettingsDialog | None:
-    for widget in QApplication.topLevelWidgets():
-        if isinstance(widget, SettingsDialog) and widget.isVisible():
-            return widget
-    return None
-
-
 def _save(qtbot: QtBot, dialog: SettingsDialog) -> None:
     # Saved once the dialog has looked at the keyring (it says so), as a person would.
     qtbot.waitUntil(lambda: "Checking" not in dialog.keyring_label.text(), timeout=WAIT_MS)
@@ -369,10 +357,10 @@ def test_switching_to_another_account_forgets_the_old_id_and_keeps_the_new_one(
     qtbot.waitUntil(lambda: backend.account_id() is not None, timeout=WAIT_MS)
 
     session.open_settings(page_account=True)
-    dialog = _visible_dialog()
+    dialog = visible_settings_dialog()
     assert dialog is not None
-    _type(dialog.username_edit, other)
-    _type(dialog.password_edit, other_password)
+    type_into(dialog.username_edit, other)
+    type_into(dialog.password_edit, other_password)
     _save(qtbot, dialog)
     other_id = fake.account_id(Region.US, other)
     qtbot.waitUntil(lambda: backend.account_id(username=other) == other_id, timeout=WAIT_MS)
@@ -403,8 +391,8 @@ def test_the_first_run_keeps_the_password_and_the_account_id_in_the_keyring(
     QTest.mouseClick(flow.welcome.sign_in_button, Qt.MouseButton.LeftButton)
     dialog = flow.settings_dialog
     assert dialog is not None
-    _type(dialog.username_edit, USER)
-    _type(dialog.password_edit, PASSWORD)
+    type_into(dialog.username_edit, USER)
+    type_into(dialog.password_edit, PASSWORD)
     _save(qtbot, dialog)
     _wait_for_reading(qtbot, session)
     account_id = fake.account_id(Region.US, USER)
@@ -427,8 +415,8 @@ def _cancel_the_password_prompt(
     save_settings(Settings(region="us", username="fiona@example.com"), paths.settings_file)
     session = _session(_args(), paths, stack)
     session.begin()
-    qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
-    dialog = _visible_dialog()
+    qtbot.waitUntil(lambda: visible_settings_dialog() is not None, timeout=WAIT_MS)
+    dialog = visible_settings_dialog()
     assert dialog is not None
     QTest.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _visible_choice() is not None, timeout=WAIT_MS)
@@ -457,8 +445,8 @@ def test_cancelling_the_password_prompt_offers_a_choice_instead_of_quitting(
         "&Quit CGM Tray",
     ]
     QTest.mouseClick(choice.enter_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
-    dialog = _visible_dialog()
+    qtbot.waitUntil(lambda: visible_settings_dialog() is not None, timeout=WAIT_MS)
+    dialog = visible_settings_dialog()
     assert dialog is not None
     assert "memory" in dialog.notice_label.text()  # the prompt says again why it asks
     assert dialog.password_edit.isVisible()
@@ -490,9 +478,9 @@ def test_escape_in_the_choice_asks_for_the_password_again(
     session, choice = _cancel_the_password_prompt(qtbot, paths, stack)
     session.quit_requested.connect(lambda: quits.append(None))
     QTest.keyClick(choice, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: _visible_dialog() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: visible_settings_dialog() is not None, timeout=WAIT_MS)
     assert quits == []
-    dialog = _visible_dialog()
+    dialog = visible_settings_dialog()
     assert dialog is not None
     dialog.reject()
     qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=10_000)
