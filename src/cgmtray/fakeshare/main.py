@@ -16,7 +16,14 @@ from typing import TextIO
 from cgmtray.domain.clock import shared_clock
 from cgmtray.fakeshare import control
 from cgmtray.fakeshare.control import FaultSpec
-from cgmtray.fakeshare.demo import DEMO_HISTORY, DEMO_PASSWORD, DEMO_USERNAME
+from cgmtray.fakeshare.demo import (
+    DEMO_FAMILY,
+    DEMO_HISTORY,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    DemoAccount,
+    add_family,
+)
 from cgmtray.fakeshare.sensor import SimulatedSensor
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
@@ -75,13 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="USER:PASSWORD",
-        help="an account with a simulated sensor (repeatable; default: the demo account)",
+        help=(
+            "an account with a simulated sensor (repeatable; default: the demo family, its "
+            "first person on --region)"
+        ),
     )
     parser.add_argument(
         "--region",
         choices=[region.value for region in Region],
         default=Region.US.value,
-        help="the region whose URL is printed and where accounts go (default: us)",
+        help=(
+            "the region whose URL is printed and where the accounts (or the demo family's first "
+            "person) go (default: us)"
+        ),
     )
     parser.add_argument(
         "--control-port",
@@ -202,13 +215,17 @@ def run(
         sys.stderr.write(f"cgm-tray fake-share: cannot listen on port {ports}: {reason}\n")
         return 1
     try:
-        accounts: list[tuple[str, str]] = args.account or [(DEMO_USERNAME, DEMO_PASSWORD)]
+        family: tuple[DemoAccount, ...] = ()
+        accounts: list[tuple[str, str]] = args.account or []
         history_start = fake.now() - DEMO_HISTORY
         for index, (username, password) in enumerate(accounts):
             fake.add_account(region, username, password)
             if not args.no_sensor:
                 sensor = SimulatedSensor(seed=args.seed + index, start=history_start)
                 fake.attach_sensor(region, username, sensor)
+        if not accounts:
+            places = [region, *(person.region for person in DEMO_FAMILY[1:])]
+            family = add_family(fake, seed=args.seed, regions=places, sensors=not args.no_sensor)
         fake.set_legacy_format(args.legacy_format)
         for spec in args.fault or []:
             control.inject(fake, spec)
@@ -222,12 +239,22 @@ def run(
         others = [r for r in fake.regions if r is not region]
         for other in others:
             print(f"{other.value}: {fake.base_url(other)}", file=out, flush=True)
+        if family:
+            print(f"family: {_family_line(family)}", file=out, flush=True)
         with _stop_on_signals(stop.set):
             while not stop.wait(timeout=1.0):
                 pass
     finally:
         fake.stop()
     return 0
+
+
+def _family_line(family: tuple[DemoAccount, ...]) -> str:
+    """ "Sam (S) demo on us, …, password demo-password": who the demo family are and where."""
+    people = ", ".join(
+        f"{a.person.name} ({a.person.label}) {a.username} on {a.region.value}" for a in family
+    )
+    return f"{people}; password {DEMO_PASSWORD}"
 
 
 @contextmanager

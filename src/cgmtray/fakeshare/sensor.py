@@ -66,6 +66,47 @@ def clamp_to_sensor_range(raw_mgdl: int) -> int:
 
 
 @dataclass(frozen=True)
+class MealPlan:
+    """A daily meal: its local time of day (hours), how far it wanders (minutes either side), the
+    range its rise is drawn from (mg/dL) and how long after the meal the rise peaks (minutes)."""
+
+    hour: float
+    spread_minutes: float
+    rise_mgdl: tuple[float, float]
+    peak_after_minutes: float
+
+
+@dataclass(frozen=True)
+class LowPlan:
+    """A daily low: its local time of day (hours), how far it wanders (minutes either side), the
+    range its nadir is drawn from (mg/dL, may be below 40: reported as LOW) and its width."""
+
+    hour: float
+    spread_minutes: float
+    nadir_mgdl: tuple[float, float]
+    width_minutes: float = 24.0
+
+
+@dataclass(frozen=True)
+class DayProfile:
+    """The shape of a simulated person's days (the default: a dawn rise, breakfast and lunch
+    rises, a dinner high above 250 mg/dL and a night low below 40 mg/dL)."""
+
+    base_mgdl: float = 112.0
+    #: Amplitudes of the two slow drifts (periods 7.7 h and 3.1 h), mg/dL.
+    drift_mgdl: tuple[float, float] = (10.0, 7.0)
+    dawn_rise_mgdl: float = 18.0
+    meals: tuple[MealPlan, ...] = (
+        MealPlan(7.25, 25, (45, 70), 55),
+        MealPlan(12.5, 30, (55, 85), 65),
+        MealPlan(18.75, 30, (175, 200), 85),
+    )
+    lows: tuple[LowPlan, ...] = (LowPlan(3.25, 40, (31.0, 35.0)),)
+    #: Standard deviation of the per-reading sensor noise, mg/dL.
+    noise_sd_mgdl: float = _NOISE_SD_MGDL
+
+
+@dataclass(frozen=True)
 class _Meal:
     onset_ms: int  # local-time epoch ms
     rise_mgdl: float
@@ -73,17 +114,23 @@ class _Meal:
 
 
 @dataclass(frozen=True)
+class _Low:
+    center_ms: int  # local-time epoch ms
+    nadir_mgdl: float
+    width_minutes: float
+
+
+@dataclass(frozen=True)
 class _DayPlan:
-    """One local day's events: a dawn rise, three meals (dinner is the day's high), a night low."""
+    """One local day's events: a dawn rise, the profile's meals and lows."""
 
     dawn_center_ms: int
     meals: tuple[_Meal, ...]
-    low_center_ms: int
-    low_nadir_mgdl: float
+    lows: tuple[_Low, ...]
 
 
 class SimulatedSensor:
-    """Deterministic for a seed: a plausible day (meals, one low, one high, noise).
+    """Deterministic for a seed and profile: a plausible day (meals, lows, a high, noise).
 
     Reading k has WT = start + phase + k * interval + jitter_k, where the phase is a non-round
     number of seconds (so timestamps are not aligned to clock minutes) and jitter_k is a small
@@ -91,7 +138,8 @@ class SimulatedSensor:
     rise, breakfast and lunch rises, a large dinner rise that goes above 250 mg/dL (the high), and
     a night low that dips below 40 mg/dL (reported as LOW, 39) for a few readings. The trend is
     computed from the slope between consecutive readings. Nothing exists before `start` or
-    inside a gap.
+    inside a gap. That is the default `profile`; another DayProfile gives another kind of day
+    (its own meals, lows, level and noise).
     """
 
     def __init__(
@@ -104,6 +152,7 @@ class SimulatedSensor:
         lag_s: float | Callable[[random.Random], float] = 20.0,
         gaps: Sequence[tuple[datetime, datetime]] = (),
         offset_minutes: int = -240,
+        profile: DayProfile | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -118,6 +167,7 @@ class SimulatedSensor:
         self._jitter_ms = jitter_s * 1000.0
         self._lag = lag_s
         self._offset_minutes = offset_minutes
+        self._profile = profile if profile is not None else DayProfile()
         self._gaps_ms = tuple(_gap_to_ms(begin, end) for begin, end in gaps)
         phase_rng = random.Random(f"cgmtray-sensor:{seed}:phase")
         phase_ms = phase_rng.randrange(7_000, 53_000)
@@ -127,7 +177,7 @@ class SimulatedSensor:
         drift_rng = random.Random(f"cgmtray-sensor:{seed}:drift")
         self._drift_phases = (drift_rng.uniform(0, math.tau), drift_rng.uniform(0, math.tau))
         self._plans: dict[int, _DayPlan] = {}
-        self._low_depths: dict[int, float] = {}
+        self._low_depths: dict[tuple[int, int], float] = {}
         self._cache: dict[int, tuple[int, int, PublishedReading]] = {}
 
     @property
@@ -196,7 +246,7 @@ class SimulatedSensor:
         rng = random.Random(f"cgmtray-sensor:{self._seed}:{k}")
         jitter = rng.uniform(-self._jitter_ms, self._jitter_ms)
         wt_ms = round(self._start_ms + self._phase_ms + k * self._interval_ms + jitter)
-        noise = rng.gauss(0.0, _NOISE_SD_MGDL)
+        noise = rng.gauss(0.0, self._profile.noise_sd_mgdl)
         return wt_ms, round(self._curve(wt_ms) + noise)
 
     def _lag_for(self, k: int) -> float:
@@ -216,31 +266,33 @@ class SimulatedSensor:
         value = self._without_lows(local_ms, day)
         for plan_day in (day - 1, day, day + 1):
             plan = self._plan(plan_day)
-            value -= self._low_depth(plan_day) * _bell(local_ms - plan.low_center_ms, 24.0)
+            for index, low in enumerate(plan.lows):
+                depth = self._low_depth(plan_day, index)
+                value -= depth * _bell(local_ms - low.center_ms, low.width_minutes)
         return value
 
     def _without_lows(self, local_ms: int, day: int) -> float:
         hours = local_ms / _MS_PER_HOUR
         first, second = self._drift_phases
-        value = 112.0
-        value += 10.0 * math.sin(math.tau * hours / 7.7 + first)
-        value += 7.0 * math.sin(math.tau * hours / 3.1 + second)
+        slow, fast = self._profile.drift_mgdl
+        value = self._profile.base_mgdl
+        value += slow * math.sin(math.tau * hours / 7.7 + first)
+        value += fast * math.sin(math.tau * hours / 3.1 + second)
         for plan_day in (day - 1, day, day + 1):
             plan = self._plan(plan_day)
-            value += 18.0 * _bell(local_ms - plan.dawn_center_ms, 78.0)
+            value += self._profile.dawn_rise_mgdl * _bell(local_ms - plan.dawn_center_ms, 78.0)
             for meal in plan.meals:
                 value += meal.rise_mgdl * _meal_shape(local_ms - meal.onset_ms, meal.peak_after_ms)
         return value
 
-    def _low_depth(self, day: int) -> float:
-        """How deep the day's low dips, so that the curve bottoms out at the plan's nadir."""
-        depth = self._low_depths.get(day)
+    def _low_depth(self, day: int, index: int) -> float:
+        """How deep a low dips, so that the curve bottoms out at the plan's nadir."""
+        depth = self._low_depths.get((day, index))
         if depth is None:
-            plan = self._plan(day)
-            center = plan.low_center_ms
-            rest = self._without_lows(center, center // _MS_PER_DAY)
-            depth = max(40.0, rest - plan.low_nadir_mgdl)
-            self._low_depths[day] = depth
+            low = self._plan(day).lows[index]
+            rest = self._without_lows(low.center_ms, low.center_ms // _MS_PER_DAY)
+            depth = max(0.0, rest - low.nadir_mgdl)
+            self._low_depths[(day, index)] = depth
         return depth
 
     def _plan(self, day: int) -> _DayPlan:
@@ -254,16 +306,22 @@ class SimulatedSensor:
             minutes = hours * 60 + rng.uniform(-spread_minutes, spread_minutes)
             return midnight + round(minutes * _MS_PER_MINUTE)
 
-        plan = _DayPlan(
-            dawn_center_ms=at(6.5, 20),
-            meals=(
-                _Meal(at(7.25, 25), rng.uniform(45, 70), 55 * _MS_PER_MINUTE),
-                _Meal(at(12.5, 30), rng.uniform(55, 85), 65 * _MS_PER_MINUTE),
-                _Meal(at(18.75, 30), rng.uniform(175, 200), 85 * _MS_PER_MINUTE),
-            ),
-            low_center_ms=at(3.25, 40),
-            low_nadir_mgdl=rng.uniform(31.0, 35.0),
+        # The draws keep one order (dawn, each meal's time then rise, each low's time then
+        # nadir), so a seed gives the same day as long as the profile does not change.
+        dawn_center_ms = at(6.5, 20)
+        meals = tuple(
+            _Meal(
+                at(meal.hour, meal.spread_minutes),
+                rng.uniform(*meal.rise_mgdl),
+                meal.peak_after_minutes * _MS_PER_MINUTE,
+            )
+            for meal in self._profile.meals
         )
+        lows = tuple(
+            _Low(at(low.hour, low.spread_minutes), rng.uniform(*low.nadir_mgdl), low.width_minutes)
+            for low in self._profile.lows
+        )
+        plan = _DayPlan(dawn_center_ms=dawn_center_ms, meals=meals, lows=lows)
         self._plans[day] = plan
         return plan
 
