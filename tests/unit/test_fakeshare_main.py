@@ -23,7 +23,13 @@ from tests.support.ports import free_port
 
 from cgmtray.domain.clock import ManualClock, ScaledClock, SystemClock
 from cgmtray.domain.ranges import GlucoseRange, Thresholds
-from cgmtray.fakeshare.demo import DEMO_PASSWORD, DEMO_USERNAME, DemoService, demo_offset_minutes
+from cgmtray.fakeshare.demo import (
+    DEMO_FAMILY,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    DemoService,
+    demo_offset_minutes,
+)
 from cgmtray.fakeshare.faults import Fault
 from cgmtray.fakeshare.main import FaultSpec, add_arguments, parse_account, parse_fault_spec, run
 from cgmtray.share.regions import (
@@ -45,11 +51,14 @@ class LineSink(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
         self.two_lines = threading.Event()
+        self.family = threading.Event()
 
     def write(self, text: str) -> int:
         written = super().write(text)
         if self.getvalue().count("\n") >= 3:
             self.two_lines.set()
+        if "family: " in self.getvalue():
+            self.family.set()
         return written
 
     @property
@@ -62,6 +71,7 @@ class Running:
     lines: list[str]
     base_url: str
     result: list[int] = field(default_factory=list)
+    sink: LineSink = field(default_factory=LineSink)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -75,7 +85,7 @@ def serving(argv: list[str]) -> Iterator[Running]:
     """Runs `fake-share` with `argv` in a thread until the block ends; waits for its first lines."""
     stop = threading.Event()
     sink = LineSink()
-    running = Running([], "")
+    running = Running([], "", sink=sink)
 
     def target() -> None:
         running.result.append(run(parse(argv), stop_event=stop, out=sink))
@@ -131,6 +141,60 @@ def test_the_first_line_is_the_base_url_and_the_demo_account_works() -> None:
         assert 285 <= len(readings) <= 288  # 24 h of history, one reading per 5 minutes
     with pytest.raises(requests.ConnectionError):
         requests.get(running.base_url + ENDPOINT_SYSTEM_UTC_TIME, timeout=TIMEOUT)
+
+
+def _region_urls(lines: list[str]) -> dict[str, str]:
+    """The printed "REGION: URL" lines of the regions after the first."""
+    found: dict[str, str] = {}
+    for line in lines[3:]:
+        name, _separator, url = line.partition(": ")
+        if URL_LINE.fullmatch(url):
+            found[name] = url
+    return found
+
+
+def test_without_accounts_the_demo_family_is_served_on_its_regions() -> None:
+    with serving([]) as running:
+        assert running.sink.family.wait(WAIT_S), f"no family line in {running.sink.lines!r}"
+        lines = running.sink.lines
+        family_line = next(line for line in lines if line.startswith("family: "))
+        for person in DEMO_FAMILY:
+            assert f"{person.name} ({person.label}) {person.username}" in family_line
+        assert family_line.endswith(f"password {DEMO_PASSWORD}")
+        urls = {"us": running.base_url, **_region_urls(lines)}
+        for person in DEMO_FAMILY:
+            here = urls[person.region.value]
+            app_id = person.region.application_id
+            readings = sign_in_and_read(here, person.username, DEMO_PASSWORD, app_id)
+            assert 285 <= len(readings) <= 288, person.name
+        alex = DEMO_FAMILY[2]
+        assert alex.region is Region.OUS
+        refused = requests.post(
+            running.base_url + ENDPOINT_AUTHENTICATE,
+            json={
+                "accountName": alex.username,
+                "password": DEMO_PASSWORD,
+                "applicationId": Region.US.application_id,
+            },
+            timeout=TIMEOUT,
+        )
+        assert refused.json()["Code"] == "AccountPasswordInvalid"  # Alex is on ous only
+
+
+def test_accounts_given_replace_the_demo_family() -> None:
+    with serving(["--account", "carol:pw-carol"]) as running:
+        assert not any(line.startswith("family: ") for line in running.sink.lines)
+        for person in DEMO_FAMILY:
+            refused = requests.post(
+                running.base_url + ENDPOINT_AUTHENTICATE,
+                json={
+                    "accountName": person.username,
+                    "password": DEMO_PASSWORD,
+                    "applicationId": Region.US.application_id,
+                },
+                timeout=TIMEOUT,
+            )
+            assert refused.json()["Code"] == "AccountPasswordInvalid"
 
 
 def test_the_port_option() -> None:
