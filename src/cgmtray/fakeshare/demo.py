@@ -72,6 +72,7 @@ _DAYS: Final[dict[str, DayProfile]] = {
         noise_sd_mgdl=1.0,
     ),
 }
+
 #: How much history the demo sensor has when the service starts.
 DEMO_HISTORY: Final = timedelta(hours=24)
 #: The publisher's local time of day when a demo starts: mid-morning, after breakfast's rise and
