@@ -39,6 +39,7 @@ from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import SERVICE
+from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.settings import Settings, save_settings
 from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
@@ -595,3 +596,35 @@ def test_a_save_that_changes_nothing_redraws_nothing_and_keeps_the_worker(
     assert "250" in window.chart.axis_labels()
     _stop(qtbot, session)
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
+
+
+def test_a_shorter_retention_saved_in_settings_prunes_the_history_at_once(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)
+    _saved_account(paths, backend)
+    old = Reading(T0 - timedelta(days=100), 111, Trend.FLAT)
+    with HistoryStore(paths.history_db) as store:
+        store.add([old])
+    session = _session(_run_args(fake), paths, stack)
+    session.begin()
+    _wait_for_reading(qtbot, session)
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+
+    def kept_old() -> bool:
+        with HistoryStore(paths.history_db, read_only=True) as store:
+            return old in store.range(old.time, old.time + timedelta(minutes=1))
+
+    assert kept_old()  # 100 days are within the 365 kept by default
+    session.open_settings()
+    dialog = visible_settings_dialog()
+    assert dialog is not None
+    dialog.retention_spin.setValue(30)
+    _save(qtbot, dialog)
+    qtbot.waitUntil(lambda: not kept_old(), timeout=WAIT_MS)
+    _stop(qtbot, session)
