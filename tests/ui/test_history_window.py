@@ -33,10 +33,10 @@ from cgmtray.ui.chart import (
     chart_points,
     trace,
 )
+from cgmtray.ui.history_access import HistoryOpener
 from cgmtray.ui.history_window import (
     DEFAULT_RANGE_KEY,
     HISTORY_RANGES,
-    HistoryOpener,
     HistoryRange,
     HistoryWindow,
 )

@@ -32,18 +32,24 @@ from tests.support.refused_account_id import (
 from cgmtray.domain.clock import ManualClock, shared_clock
 from cgmtray.domain.display import Severity
 from cgmtray.domain.readings import Reading, Trend
+from cgmtray.domain.units import Unit
 from cgmtray.fakeshare.faults import Fault
 from cgmtray.fakeshare.sensor import SimulatedSensor
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import SERVICE
+from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.settings import Settings, save_settings
 from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
+from cgmtray.ui.controller import Controller
+from cgmtray.ui.history_window import HistoryWindow
 from cgmtray.ui.password_choice import PasswordChoice
 from cgmtray.ui.session import AppSession
 from cgmtray.ui.settings_dialog import SettingsDialog
+from cgmtray.ui.settings_model import SettingsModel
+from cgmtray.ui.tray import TrayPresenter
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
@@ -485,3 +491,140 @@ def test_escape_in_the_choice_asks_for_the_password_again(
     dialog.reject()
     qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=10_000)
     assert session.stop()
+
+
+# --- settings changes through the model ----------------------------------------------------------
+
+
+def _menu_texts(tray: TrayPresenter) -> list[str]:
+    """The menu's lines as the person sees them when opening it."""
+    tray.menu.aboutToShow.emit()
+    return [a.text() for a in tray.menu.actions() if not a.isSeparator()]
+
+
+def _running(session: AppSession) -> tuple[SettingsModel, Controller, TrayPresenter]:
+    model, controller, tray = session._model, session._controller, session._tray
+    assert model is not None
+    assert controller is not None
+    assert tray is not None
+    return model, controller, tray
+
+
+def _open_history(qtbot: QtBot, session: AppSession) -> HistoryWindow:
+    assert session._history is not None
+    window = session._history.open()
+    qtbot.waitUntil(lambda: window.isVisible() and window.shown_span is not None, timeout=WAIT_MS)
+    return window
+
+
+def test_a_unit_saved_in_settings_redraws_the_tray_and_the_open_history_chart(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)
+    _saved_account(paths, backend)
+    session = _session(_run_args(fake), paths, stack)
+    session.begin()
+    _wait_for_reading(qtbot, session)
+    model, _controller, tray = _running(session)
+    window = _open_history(qtbot, session)
+    assert "250" in window.chart.axis_labels()  # mg/dL
+    changes: list[Settings] = []
+    model.changed.connect(changes.append)
+
+    session.open_settings()
+    dialog = visible_settings_dialog()
+    assert dialog is not None
+    dialog.unit_mmol.click()
+    _save(qtbot, dialog)
+
+    assert [s.unit for s in changes] == [Unit.MMOL]
+    assert model.settings.unit is Unit.MMOL
+    assert tray.model is not None
+    assert tray.model.text == "7.9"
+    assert "7.9 mmol/L" in tray.tooltip_of(tray.model)
+    assert any("7.9 mmol/L" in line for line in _menu_texts(tray))
+    assert window.chart.axis_labels()[1:3] == ["4", "6"]  # the open chart is in mmol/L now
+    assert window.stats_panel.texts()["mean"].endswith(" mmol/L")
+    _stop(qtbot, session)
+
+
+def test_a_save_that_changes_nothing_redraws_nothing_and_keeps_the_worker(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)
+    _saved_account(paths, backend)
+    session = _session(_run_args(fake), paths, stack)
+    session.begin()
+    _wait_for_reading(qtbot, session)
+    # The learned account id is part of the settings: wait until the model has it too.
+    qtbot.waitUntil(lambda: backend.account_id() is not None, timeout=WAIT_MS)
+    model, controller, tray = _running(session)
+    qtbot.waitUntil(lambda: model.settings.account_id is not None, timeout=WAIT_MS)
+    window = _open_history(qtbot, session)
+    before = model.settings
+    client_source = session._client_source
+    changes: list[Settings] = []
+    redraws: list[None] = []
+    model.changed.connect(changes.append)
+    controller.refreshed.connect(lambda: redraws.append(None))
+
+    session.open_settings()
+    dialog = visible_settings_dialog()
+    assert dialog is not None
+    qtbot.waitUntil(lambda: "Checking" not in dialog.keyring_label.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+    # Saving without a new password runs on the spot: whatever it redraws, it redraws here.
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()  # saved and closed
+
+    assert changes == []
+    assert redraws == []
+    assert model.settings is before
+    assert session._client_source is client_source  # no new client: the worker was not restarted
+    assert tray.model is not None
+    assert tray.model.text == "142"
+    assert "250" in window.chart.axis_labels()
+    _stop(qtbot, session)
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
+
+
+def test_a_shorter_retention_saved_in_settings_prunes_the_history_at_once(
+    qtbot: QtBot,
+    paths: app_paths.AppPaths,
+    stack: contextlib.ExitStack,
+    fake: FakeShare,
+    backend: DictKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _app_on_the_fakes_clock(fake, monkeypatch)
+    _saved_account(paths, backend)
+    old = Reading(T0 - timedelta(days=100), 111, Trend.FLAT)
+    with HistoryStore(paths.history_db) as store:
+        store.add([old])
+    session = _session(_run_args(fake), paths, stack)
+    session.begin()
+    _wait_for_reading(qtbot, session)
+    qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+
+    def kept_old() -> bool:
+        with HistoryStore(paths.history_db, read_only=True) as store:
+            return old in store.range(old.time, old.time + timedelta(minutes=1))
+
+    assert kept_old()  # 100 days are within the 365 kept by default
+    session.open_settings()
+    dialog = visible_settings_dialog()
+    assert dialog is not None
+    dialog.retention_spin.setValue(30)
+    _save(qtbot, dialog)
+    qtbot.waitUntil(lambda: not kept_old(), timeout=WAIT_MS)
+    _stop(qtbot, session)

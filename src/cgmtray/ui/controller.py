@@ -25,6 +25,7 @@ from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
+from cgmtray.storage.settings import Settings
 from cgmtray.ui.notifier import BACKEND_WINDOW, NotificationRequest, Notifier
 from cgmtray.ui.timers import REAL_TIMERS, Timers
 from cgmtray.ui.tray import MenuState, TrayPresenter
@@ -58,13 +59,12 @@ _CONTROL_EVENTS: dict[ControlAction, tuple[str, str]] = {
 
 
 class HistoryView(Protocol):
-    """The history window as the controller sees it (made lazily by the app)."""
+    """The history window as the controller sees it (made lazily by the app; it follows the
+    settings itself)."""
 
-    def open(self) -> None: ...
+    def open(self) -> object: ...
 
     def add_readings(self, readings: tuple[Reading, ...]) -> None: ...
-
-    def apply_view(self, unit: Unit, alerts: AlertSettings) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -208,9 +208,17 @@ class Controller(QObject):
         self._status = ConnectionStatus(LinkState.STARTING)
         self._worker.bridge.client_replaced.emit(factory)
 
+    @Slot(object)
+    def apply_settings(self, settings: Settings) -> None:
+        """New settings (a SettingsModel's `changed`): the unit and alerts are applied when they
+        differ from the ones in use; any other change redraws nothing."""
+        view = ViewSettings(unit=settings.unit, alerts=settings.alerts)
+        if view != self._view:
+            self.apply_view(view)
+
     def apply_view(self, view: ViewSettings) -> None:
-        """New unit or alert settings: re-evaluated at once, in the tray and the history window.
-        Kinds turned off go through apply_control (their alarm and notification end now)."""
+        """New unit or alert settings: re-evaluated at once in the tray. Kinds turned off go
+        through apply_control (their alarm and notification end now)."""
         turned_off = tuple(
             kind
             for kind in AlertKind
@@ -221,8 +229,6 @@ class Controller(QObject):
             self.apply_control(
                 AlertControl(ControlAction.TURN_OFF, turned_off, ControlSource.SETTINGS)
             )
-        if self._history is not None:
-            self._history.apply_view(view.unit, view.alerts)
         self._update_menu_state()
         self._refresh()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from PySide6.QtCore import (
     QByteArray,
-    QObject,
     QSettings,
     QStandardPaths,
     Qt,
@@ -460,60 +459,3 @@ class HistoryWindow(QWidget):
 
 #: How much later than the range's start the history may begin before the window says it is short.
 SHORT_HISTORY_TOLERANCE = timedelta(minutes=15)
-
-
-class HistoryOpener(QObject):
-    """Makes the one history window on first use and raises it on every later ask.
-
-    Connect the tray's open_history_requested (left click and the menu) to `open`, the worker's
-    readings_received to `add_readings`, and call `apply_view` when the settings change.
-    """
-
-    def __init__(
-        self, make_window: Callable[[], HistoryWindow], parent: QObject | None = None
-    ) -> None:
-        super().__init__(parent)
-        self._make_window = make_window
-        self._window: HistoryWindow | None = None
-        self._view: tuple[Unit, AlertSettings] | None = None
-
-    @property
-    def window(self) -> HistoryWindow | None:
-        return self._window
-
-    def prepare(self) -> HistoryWindow:
-        """Makes the window (hidden, nothing queried) and warms it up, so the first open is quick.
-
-        Call at idle after the tray icon is up (e.g. a single-shot timer): it costs the import
-        of pyqtgraph if not yet done, and some tens of milliseconds.
-        """
-        if self._window is None:
-            self._window = self._make_window()
-            if self._view is not None:
-                self._window.apply_view(*self._view)
-            self._window.warm_up()
-        return self._window
-
-    @Slot()
-    def open(self) -> HistoryWindow:
-        """Shows the window, drawn from the store; raises it if already open."""
-        window = self.prepare()
-        window.present()
-        return window
-
-    @Slot(object)
-    def add_readings(self, readings: Sequence[Reading]) -> None:
-        if self._window is not None:
-            self._window.add_readings(readings)
-
-    def apply_view(self, unit: Unit, alerts: AlertSettings) -> None:
-        self._view = (unit, alerts)
-        if self._window is not None:
-            self._window.apply_view(unit, alerts)
-
-    def close(self) -> None:
-        """Closes and deletes the window (at quit)."""
-        if self._window is not None:
-            self._window.close()
-            self._window.deleteLater()
-            self._window = None

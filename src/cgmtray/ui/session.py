@@ -39,8 +39,9 @@ from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import FILES_NOTICE_KIND, RECENT_SPAN, Controller, ViewSettings
-from cgmtray.ui.history_access import LazyHistory
+from cgmtray.ui.history_access import HistoryOpener, history_opener
 from cgmtray.ui.notifier import OPEN_NOTIFICATIONS_FILE, NotificationRequest, Notifier
+from cgmtray.ui.settings_model import SettingsModel
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
@@ -65,6 +66,7 @@ class Account:
     password: str
     clock: Clock
     time_scale: float
+    #: The settings it started with; the live ones are the session's SettingsModel.
     settings: Settings
     #: Share's clock over `clock`: one for every client of the session (each Date header feeds
     #: it), the worker's schedule and the controller's alerts (design: one corrected "now").
@@ -160,7 +162,12 @@ class AppSession(QObject):
         self._password_store: PasswordStore = MemoryCredentialStore()
         self._controller: Controller | None = None
         self._account: Account | None = None
-        self._history: LazyHistory | None = None
+        self._history: HistoryOpener | None = None
+        #: The running app's settings; its parts follow `changed` (None until something runs).
+        self._model: SettingsModel | None = None
+        #: Where the running app keeps its history, and the retention last pruned to.
+        self._history_path: Path = paths.history_db
+        self._retention_days: int | None = None
         self._dialog: SettingsDialog | None = None
         #: The demo's "Sign in with your own account…" is opening the keyring (a 2nd click waits).
         self._picking_for_sign_in = False
@@ -321,6 +328,7 @@ class AppSession(QObject):
 
     def _start(self, account: Account, history_path: Path) -> None:
         self._account = account
+        self._history_path = history_path
         controller = self._assemble(account, history_path)
         self._controller = controller
         log.info(
@@ -329,7 +337,7 @@ class AppSession(QObject):
         )
         controller.quit_requested.connect(self.quit_requested)
         controller.start()
-        self._prune_history(history_path, account.settings.retention_days, account.clock)
+        self._on_settings_changed(account.settings)  # prunes to the retention at once
 
     # --- running ----------------------------------------------------------------------------
 
@@ -376,11 +384,17 @@ class AppSession(QObject):
         )
         worker.account_id_changed.connect(self._on_account_id_changed)
         worker.store_failed.connect(self.add_notice)
-        settings = account.settings
-        history: LazyHistory | None = None
+        model = SettingsModel(account.settings, parent=self)
+        self._model = model
+        settings = model.settings
+        history: HistoryOpener | None = None
         if opened.usable:
-            history = LazyHistory(
-                history_path, account.clock, settings, self._paths.config_dir / "window-state.ini"
+            history = history_opener(
+                history_path,
+                account.clock,
+                settings,
+                self._paths.config_dir / "window-state.ini",
+                parent=self,
             )
         self._history = history
         controller = Controller(
@@ -395,6 +409,11 @@ class AppSession(QObject):
             open_settings=None if self._demo else self.open_settings,
             open_about=about_opener(),
         )
+        # The parts that depend on the settings follow the model, in this order.
+        model.changed.connect(controller.apply_settings)
+        if history is not None:
+            model.changed.connect(history.apply_settings)
+        model.changed.connect(self._on_settings_changed)
         # After the controller: it shows a notice that reaches the status window there.
         if opened.moved_to is not None and opened.problem is not None:
             log.warning(
@@ -523,7 +542,12 @@ class AppSession(QObject):
             log.warning("the demo's worker did not stop in time", extra={"event": "demo.stuck"})
         if self._history is not None:
             self._history.close()
+            self._history.deleteLater()
             self._history = None
+        if self._model is not None:
+            self._model.deleteLater()  # the demo's parts stop following it
+            self._model = None
+        self._retention_days = None
         if self._tray is not None:
             self._tray.deleteLater()
             self._tray = None
@@ -602,6 +626,7 @@ class AppSession(QObject):
         region, username = config.region.value, config.username
         if (self._settings.region, self._settings.username) == (region, username):
             self._settings = replace(self._settings, account_id=news.account_id)
+            self._publish_settings()
         store, account_id = self._password_store, news.account_id
         self._queue_id_write(lambda: _keep_account_id(store, region, username, account_id))
 
@@ -623,20 +648,26 @@ class AppSession(QObject):
     def _on_id_write_finished(self, _result: TaskResult) -> None:
         self._next_id_write()
 
+    def _publish_settings(self) -> None:
+        """The running app follows `self._settings` (never the demo: its own settings stay)."""
+        if self._model is not None and not self._demo:
+            self._model.update(self._settings)
+
     @Slot(object)
     def _on_settings_saved(self, settings: Settings) -> None:
-        """Display and alert changes apply at once; the account is handled separately."""
-        settings = self._with_known_account_id(settings)
-        self._settings = settings
-        if self._demo:
-            return  # the demo's own settings stay; the account, once saved, ends the demo
-        if self._controller is not None:
-            self._controller.apply_view(ViewSettings(unit=settings.unit, alerts=settings.alerts))
-            if self._account is not None:
-                self._account = replace(self._account, settings=settings)
-                self._prune_history(
-                    self._paths.history_db, settings.retention_days, self._account.clock
-                )
+        """Saved settings become the model's; its listeners apply what changed (the unit and
+        alerts at once). The account is handled separately (`_on_account_changed`)."""
+        self._settings = self._with_known_account_id(settings)
+        self._publish_settings()
+
+    @Slot(object)
+    def _on_settings_changed(self, settings: Settings) -> None:
+        """The history is pruned to the retention when it is first known or changes."""
+        account = self._account
+        if account is None or settings.retention_days == self._retention_days:
+            return
+        self._retention_days = settings.retention_days
+        self._prune_history(self._history_path, settings.retention_days, account.clock)
 
     @Slot(object)
     def _on_account_changed(self, change: object) -> None:
@@ -672,6 +703,7 @@ class AppSession(QObject):
         factory = self._client_factory(config, change.password, share_clock)
         self._client_source = factory
         self._controller.replace_client(factory)
+        self._publish_settings()
 
     def _prune_history(self, path: Path, retention_days: int, clock: Clock) -> None:
         before = clock.now() - timedelta(days=retention_days)
