@@ -110,7 +110,7 @@ def _list(fake: FakeShare, session: str) -> list[dict[str, Any]]:
 def _control(fake: FakeShare, method: str, path: str, **payload: object) -> requests.Response:
     url = fake.control_url + path
     if method == "GET":
-        return requests.get(url, params=payload, timeout=TIMEOUT)
+        return requests.get(url, params={k: str(v) for k, v in payload.items()}, timeout=TIMEOUT)
     return requests.post(url, json=payload, timeout=TIMEOUT)
 
 
