@@ -337,6 +337,7 @@ def attempt_sign_in(
             "outcome": outcome.kind.value,
             "sign_ins": outcome.requests.sign_ins,
             "reads": outcome.requests.reads,
+            "follower_lists": outcome.requests.follower_lists,
         },
     )
     return outcome
