@@ -1,5 +1,6 @@
 """Screenshots of the settings dialog's pages and outcomes, the welcome window and the password
-choice, light and dark: settings-*.png and password-choice-*.png in docs/screenshots.
+choice, light and dark: settings-*.png, sign-in-test-*.png and password-choice-*.png in
+docs/screenshots.
 
 The account outcomes come from real test sign-ins against the fake Share service on loopback.
 """
@@ -153,6 +154,13 @@ class Shooter:
         quiet = self.dialog(Settings(region="us", username="quiet@example.com"))
         self.test_sign_in(quiet, PASSWORD)
         self.save(quiet, "settings-account-no-readings", theme)
+
+        # Share on, nobody follows: the follower list is empty, so reads are too.
+        self.fake.add_account(Region.US, "unfollowed@example.com", PASSWORD)
+        self.fake.remove_followers(Region.US, "unfollowed@example.com")
+        unfollowed = self.dialog(Settings(region="us", username="unfollowed@example.com"))
+        self.test_sign_in(unfollowed, PASSWORD)
+        self.save(unfollowed, "sign-in-test-no-follower", theme)
 
         self.fake.add_account(Region.US, "locked@example.com", PASSWORD)
         self.fake.lock_account(Region.US, "locked@example.com")

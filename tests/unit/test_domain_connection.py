@@ -8,6 +8,7 @@ import pytest
 
 from cgmtray.domain.clock import ManualClock, ScaledClock, SystemClock, shared_clock
 from cgmtray.domain.connection import (
+    NO_FOLLOWER_LINE,
     ConnectionStatus,
     LinkState,
     next_check_line,
@@ -55,6 +56,15 @@ def test_problem_prefers_the_specific_message() -> None:
     assert ConnectionStatus(LinkState.LOCKED, message="Wait an hour.").problem == "Wait an hour."
     assert ConnectionStatus(LinkState.UNREACHABLE).problem == "Can't reach Dexcom Share"
     assert "region" in (ConnectionStatus(LinkState.SIGN_IN_REJECTED).problem or "")
+
+
+def test_signed_in_with_nobody_following_says_so_and_nothing_else_does() -> None:
+    assert ConnectionStatus(LinkState.OK, no_follower=True).problem == NO_FOLLOWER_LINE
+    assert "nobody follows this account" in NO_FOLLOWER_LINE
+    assert ConnectionStatus(LinkState.OK).problem is None
+    # A real problem outranks it: the list was only read on a working session anyway.
+    unreachable = ConnectionStatus(LinkState.UNREACHABLE, no_follower=True)
+    assert unreachable.problem == "Can't reach Dexcom Share"
 
 
 def test_shared_clock_agrees_across_instances_and_runs_fast() -> None:

@@ -45,6 +45,9 @@ class ConnectionStatus:
     since: datetime | None = None
     #: Locked: from when asking for a sign-in may help (our clock); None when unknown.
     sign_in_after: datetime | None = None
+    #: OK, but the last read returned nothing and Share's follower list has no one who
+    #: accepted: readings only flow once someone follows (protocol 2.5).
+    no_follower: bool = False
 
     @property
     def ok(self) -> bool:
@@ -62,9 +65,17 @@ class ConnectionStatus:
 
     @property
     def problem(self) -> str | None:
-        """A short plain problem for the tooltip and status line, None when all is well."""
-        return None if self.ok else (self.message or _DEFAULT_MESSAGES[self.state])
+        """A short plain problem for the tooltip and status line, None when all is well. Signed
+        in with no readings and nobody following, it says so (reads will stay empty)."""
+        if self.ok:
+            return NO_FOLLOWER_LINE if self.no_follower else None
+        return self.message or _DEFAULT_MESSAGES[self.state]
 
+
+#: What the status line adds when Share is on for the account but nobody follows it.
+NO_FOLLOWER_LINE = (
+    "Share is on but nobody follows this account — readings only flow once someone follows"
+)
 
 _DEFAULT_MESSAGES: dict[LinkState, str] = {
     LinkState.STARTING: "",

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.fakeshare.faults import Fault
+from cgmtray.fakeshare.followers import FollowerError
 from cgmtray.fakeshare.sensor import PublishedReading
 from cgmtray.share.regions import Region
 
@@ -298,6 +299,8 @@ def _counters(call: _Call) -> ControlReply:
             "reads": counters.reads(since=since),
             "sign_ins": counters.sign_ins(since=since),
             "failed_sign_ins": counters.failed_sign_ins(since=since),
+            "subscription_lists": counters.subscription_lists(since=since),
+            "follower_requests": counters.follower_requests(since=since),
             "endpoints": endpoints,
             "log": [
                 {
@@ -311,6 +314,70 @@ def _counters(call: _Call) -> ControlReply:
             ],
         },
     )
+
+
+def _followers(call: _Call) -> ControlReply:
+    """The account's follower list: each contact's name and state (accepted, pending, contact)."""
+    username = _username(call.params.get("username"))
+    _require_account(call, username)
+    found = call.fake.followers(call.region, username)
+    return ControlReply(
+        200,
+        {
+            "followers": [
+                {"name": f.name, "contact_id": f.contact_id, "state": f.state_name} for f in found
+            ],
+            "following": any(f.accepted and f.enabled for f in found),
+        },
+    )
+
+
+def _add_follower(call: _Call) -> ControlReply:
+    """Adds a follower with an invitation: {"username", "name", "accepted": true|false}."""
+    username = _username(call.payload.get("username"))
+    name = call.payload.get("name")
+    accepted = call.payload.get("accepted", True)
+    email = call.payload.get("email")
+    if not isinstance(name, str) or not name.strip() or not isinstance(accepted, bool):
+        raise _ControlError(400, 'give {"username": ..., "name": ..., "accepted": true|false}')
+    if email is not None and not isinstance(email, str):
+        raise _ControlError(400, "email must be a string")
+    _require_account(call, username)
+    try:
+        contact_id = call.fake.add_follower(
+            call.region, username, name.strip(), accepted=accepted, email=email
+        )
+    except FollowerError as error:
+        raise _ControlError(409, error.message) from None
+    return ControlReply(200, {"contact_id": contact_id})
+
+
+def _accept_follower(call: _Call) -> ControlReply:
+    """The named follower accepts the invitation: {"username", "name"}."""
+    username = _username(call.payload.get("username"))
+    name = call.payload.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise _ControlError(400, 'give {"username": ..., "name": ...}')
+    _require_account(call, username)
+    try:
+        call.fake.accept_follower(call.region, username, name)
+    except FollowerError as error:
+        raise _ControlError(404, error.message) from None
+    return ControlReply(200, {"accepted": True})
+
+
+def _remove_followers(call: _Call) -> ControlReply:
+    """Removes the named follower, or all of them ({"username"} alone: nobody follows)."""
+    username = _username(call.payload.get("username"))
+    name = call.payload.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise _ControlError(400, "name must be a follower's name (or left out for all)")
+    _require_account(call, username)
+    try:
+        removed = call.fake.remove_followers(call.region, username, name)
+    except FollowerError as error:
+        raise _ControlError(404, error.message) from None
+    return ControlReply(200, {"removed": removed})
 
 
 def _issued(call: _Call) -> ControlReply:
@@ -332,6 +399,10 @@ _ROUTES: Final[dict[str, tuple[str, Callable[[_Call], ControlReply]]]] = {
     "lock": ("POST", _lock),
     "password": ("POST", _password),
     "publish": ("POST", _publish),
+    "followers": ("GET", _followers),
+    "add-follower": ("POST", _add_follower),
+    "accept-follower": ("POST", _accept_follower),
+    "remove-followers": ("POST", _remove_followers),
 }
 
 

@@ -9,6 +9,11 @@ from typing import Final
 
 from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
+    ENDPOINT_CONTACT_EXISTS,
+    ENDPOINT_CREATE_CONTACT,
+    ENDPOINT_CREATE_INVITATION,
+    ENDPOINT_DELETE_CONTACT,
+    ENDPOINT_LIST_SUBSCRIPTIONS,
     ENDPOINT_LOGIN_BY_ID,
     ENDPOINT_LOGIN_BY_NAME,
     ENDPOINT_READ,
@@ -17,6 +22,16 @@ from cgmtray.share.regions import (
 
 SIGN_IN_ENDPOINTS: Final = frozenset(
     {ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, ENDPOINT_LOGIN_BY_NAME}
+)
+#: The publisher's follower endpoints (protocol 2.5).
+FOLLOWER_ENDPOINTS: Final = frozenset(
+    {
+        ENDPOINT_CONTACT_EXISTS,
+        ENDPOINT_CREATE_CONTACT,
+        ENDPOINT_CREATE_INVITATION,
+        ENDPOINT_LIST_SUBSCRIPTIONS,
+        ENDPOINT_DELETE_CONTACT,
+    }
 )
 #: The `code` of a sign-in answered 200 with the all-zero UUID (a "no" without an error).
 ZERO_UUID_CODE: Final = "ZeroUuid"
@@ -80,6 +95,18 @@ class Counters:
     def reads(self, region: Region | None = None, *, since: datetime | None = None) -> int:
         """ReadPublisherLatestGlucoseValues requests."""
         return self.count(ENDPOINT_READ, region, since=since)
+
+    def subscription_lists(
+        self, region: Region | None = None, *, since: datetime | None = None
+    ) -> int:
+        """ListPublisherAccountSubscriptions requests (the only follower call the app makes)."""
+        return self.count(ENDPOINT_LIST_SUBSCRIPTIONS, region, since=since)
+
+    def follower_requests(
+        self, region: Region | None = None, *, since: datetime | None = None
+    ) -> int:
+        """Requests to any of the five follower endpoints."""
+        return sum(1 for r in self._select(region, since) if r.endpoint in FOLLOWER_ENDPOINTS)
 
     def total(self, region: Region | None = None, *, since: datetime | None = None) -> int:
         """All requests, known endpoints or not."""

@@ -50,6 +50,7 @@ from cgmtray.fakeshare.faults import (
     truncate,
     with_future_reading,
 )
+from cgmtray.fakeshare.followers import Follower
 from cgmtray.fakeshare.sensor import PublishedReading, SimulatedSensor
 from cgmtray.fakeshare.service import (
     ENDPOINT_METHODS,
@@ -696,6 +697,36 @@ class FakeShare:
     ) -> list[PublishedReading]:
         """What a read would return now, newest first (for assertions and demos)."""
         return self.service.readings_for(region, username, minutes, max_count)
+
+    # -- the publisher's follower list (protocol 2.5) ----------------------------------------------
+
+    def add_follower(
+        self,
+        region: Region,
+        username: str,
+        name: str,
+        *,
+        accepted: bool = True,
+        email: str | None = None,
+    ) -> str:
+        """Adds a contact with an invitation, accepted (readings flow) or still pending; returns
+        its contact id. Every new account starts with one accepted follower ("Follower")."""
+        address = email if email is not None else f"{name.strip().replace(' ', '.')}@example.com"
+        return self.service.add_follower(
+            region, username, name, accepted=accepted, email=address
+        ).contact_id
+
+    def accept_follower(self, region: Region, username: str, name: str) -> None:
+        """The follower named `name` accepts the invitation (as in the Dexcom Follow app)."""
+        self.service.accept_follower(region, username, name)
+
+    def remove_followers(self, region: Region, username: str, name: str | None = None) -> int:
+        """Removes the follower `name`, or every follower (Share on, nobody follows)."""
+        return self.service.remove_followers(region, username, name)
+
+    def followers(self, region: Region, username: str) -> list[Follower]:
+        """The account's contacts, invited or not, in the order they were made."""
+        return self.service.followers(region, username)
 
     # -- behaviour switches ------------------------------------------------------------------------
 

@@ -27,10 +27,22 @@ from cgmtray.fakeshare.bodies import (
     reading_object,
 )
 from cgmtray.fakeshare.counters import ZERO_UUID_CODE
+from cgmtray.fakeshare.followers import (
+    DEFAULT_FOLLOWER_NAME,
+    DEFAULT_PERMISSIONS,
+    Follower,
+    FollowerError,
+    FollowerList,
+)
 from cgmtray.fakeshare.sensor import PublishedReading, SimulatedSensor
 from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
+    ENDPOINT_CONTACT_EXISTS,
+    ENDPOINT_CREATE_CONTACT,
+    ENDPOINT_CREATE_INVITATION,
+    ENDPOINT_DELETE_CONTACT,
     ENDPOINT_IS_MONITORING,
+    ENDPOINT_LIST_SUBSCRIPTIONS,
     ENDPOINT_LOGIN_BY_ID,
     ENDPOINT_LOGIN_BY_NAME,
     ENDPOINT_POST_EGVS,
@@ -56,6 +68,11 @@ ENDPOINT_METHODS: Final[Mapping[str, str]] = {
     ENDPOINT_START_MONITORING: "POST",
     ENDPOINT_STOP_MONITORING: "POST",
     ENDPOINT_IS_MONITORING: "POST",
+    ENDPOINT_CONTACT_EXISTS: "POST",
+    ENDPOINT_CREATE_CONTACT: "POST",
+    ENDPOINT_CREATE_INVITATION: "POST",
+    ENDPOINT_LIST_SUBSCRIPTIONS: "POST",
+    ENDPOINT_DELETE_CONTACT: "POST",
 }
 
 MAX_MINUTES: Final = 1440
@@ -116,6 +133,7 @@ class _Account:
     removed: set[datetime] = field(default_factory=set)
     sensors: list[SimulatedSensor] = field(default_factory=list)
     monitoring_serial: str | None = None
+    followers: FollowerList = field(default_factory=FollowerList)
 
     def __repr__(self) -> str:  # never show the password or the id
         return "_Account(<redacted>)"
@@ -192,6 +210,7 @@ class ShareService:
         if not key:
             raise ValueError("username must not be empty")
         with self.lock:
+            now = self.now()
             existing = self._accounts[region].get(key)
             if existing is not None:
                 existing.password = password
@@ -199,7 +218,13 @@ class ShareService:
                     existing.account_id = account_id.lower()
                 return existing.account_id
             new_id = (account_id or str(uuid.uuid4())).lower()
-            self._accounts[region][key] = _Account(username, password, new_id)
+            account = _Account(username, password, new_id)
+            # Every new account has one follower who accepted, so reads flow as they always
+            # have here; tests take it away for "Share on, nobody follows".
+            default = account.followers.create(DEFAULT_FOLLOWER_NAME, "follower@example.com", now)
+            account.followers.invite(default.contact_id, now, display_name=username)
+            account.followers.accept(default.contact_id, now)
+            self._accounts[region][key] = account
             return new_id
 
     def account(self, region: Region, username: str) -> _Account:
@@ -224,6 +249,37 @@ class ShareService:
             account = self.account(region, username)
             account.published.pop(when, None)
             account.removed.add(when)
+
+    def add_follower(
+        self, region: Region, username: str, name: str, *, accepted: bool, email: str
+    ) -> Follower:
+        """A contact with an invitation, accepted or still pending."""
+        with self.lock:
+            account = self.account(region, username)
+            now = self.now()
+            follower = account.followers.create(name, email, now)
+            account.followers.invite(follower.contact_id, now, display_name=account.username)
+            if accepted:
+                account.followers.accept(follower.contact_id, now)
+            return follower
+
+    def accept_follower(self, region: Region, username: str, name: str) -> Follower:
+        with self.lock:
+            followers = self.account(region, username).followers
+            return followers.accept(followers.by_name(name).contact_id, self.now())
+
+    def remove_followers(self, region: Region, username: str, name: str | None) -> int:
+        """Removes the follower named `name`, or every one (None); how many went."""
+        with self.lock:
+            followers = self.account(region, username).followers
+            if name is None:
+                return followers.clear()
+            followers.delete(followers.by_name(name).contact_id)
+            return 1
+
+    def followers(self, region: Region, username: str) -> list[Follower]:
+        with self.lock:
+            return self.account(region, username).followers.all()
 
     def expire_sessions(self, region: Region | None) -> None:
         with self.lock:
@@ -309,12 +365,19 @@ class ShareService:
             ENDPOINT_START_MONITORING: self._start_monitoring,
             ENDPOINT_STOP_MONITORING: self._stop_monitoring,
             ENDPOINT_IS_MONITORING: self._is_monitoring,
+            ENDPOINT_CONTACT_EXISTS: self._contact_exists,
+            ENDPOINT_CREATE_CONTACT: self._create_contact,
+            ENDPOINT_CREATE_INVITATION: self._create_invitation,
+            ENDPOINT_LIST_SUBSCRIPTIONS: self._list_subscriptions,
+            ENDPOINT_DELETE_CONTACT: self._delete_contact,
         }
         with self.lock:
             try:
                 return handlers[request.endpoint](request)
             except _AbortError as abort:
                 return abort.reply
+            except FollowerError as refused:
+                return self._fault_reply(refused.code, refused.message)
             except Exception as error:  # a bug here must not hang or crash the client's request
                 logger.debug("fake share: %s failed: %s", request.endpoint, type(error).__name__)
                 return self._fault_reply("InternalError", "An unexpected error occurred.")
@@ -446,7 +509,9 @@ class ShareService:
         return Reply(200, json_bytes(objects, escape_slashes=legacy), chunked=True)
 
     def _window(self, account: _Account, minutes: int, max_count: int) -> list[PublishedReading]:
-        if minutes <= 0 or max_count <= 0:
+        # Readings only flow once someone follows (protocol 2.5): an account with Share on and
+        # no accepted follower reads `[]` (section 4, row 11).
+        if minutes <= 0 or max_count <= 0 or not account.followers.following():
             return []
         now = self.now()
         begin = now - timedelta(minutes=minutes)
@@ -576,6 +641,87 @@ class ShareService:
         payload = self._json_object(request.body, required=False)
         active = self._session_account(request, payload).monitoring_serial is not None
         return Reply(200, json_bytes(active))
+
+    # the publisher's follower list (protocol 2.5): POST, sessionId and the other arguments in the
+    # query. As the read does, each argument is also taken from a JSON body (the doc is silent).
+
+    def _contact_exists(self, request: Request) -> Reply:
+        payload = self._json_object(request.body, required=False)
+        account = self._session_account(request, payload)
+        name = self._text_param("contactName", request, payload)
+        return Reply(200, json_bytes(account.followers.exists(name)))
+
+    def _create_contact(self, request: Request) -> Reply:
+        payload = self._json_object(request.body, required=False)
+        account = self._session_account(request, payload)
+        name = self._text_param("contactName", request, payload)
+        email = self._text_param("emailAddress", request, payload)
+        if "@" not in email.strip("@"):
+            # [synthetic] the doc is silent on a malformed address.
+            raise _AbortError(
+                self._invalid_argument("Invalid field(s): emailAddress is not an e-mail address")
+            )
+        follower = account.followers.create(name, email, self.now())
+        return Reply(200, json_bytes(follower.contact_id))
+
+    def _create_invitation(self, request: Request) -> Reply:
+        payload = self._json_object(request.body, required=True)
+        account = self._session_account(request, payload)
+        contact_id = self._contact_id(request, payload)
+        permissions = _lookup(payload, "Permissions")
+        if permissions is None:
+            permissions = DEFAULT_PERMISSIONS
+        if isinstance(permissions, bool) or not isinstance(permissions, int):
+            raise _AbortError(self._parse_error("int", "Permissions"))
+        display_name = _lookup(payload, "DisplayName")
+        if display_name is None:
+            display_name = account.username
+        if not isinstance(display_name, str):
+            raise _AbortError(self._parse_error("java.lang.String", "DisplayName"))
+        alert_settings = _lookup(payload, "AlertSettings")
+        if alert_settings is not None and not isinstance(alert_settings, dict):
+            raise _AbortError(self._parse_error("AlertSettings", "AlertSettings"))
+        follower = account.followers.invite(
+            contact_id,
+            self.now(),
+            permissions=permissions,
+            display_name=display_name,
+            alert_settings=alert_settings,
+        )
+        return Reply(200, json_bytes(follower.subscription_id))
+
+    def _list_subscriptions(self, request: Request) -> Reply:
+        payload = self._json_object(request.body, required=False)
+        account = self._session_account(request, payload)
+        return Reply(200, json_bytes(account.followers.subscriptions(), escape_slashes=True))
+
+    def _delete_contact(self, request: Request) -> Reply:
+        payload = self._json_object(request.body, required=False)
+        account = self._session_account(request, payload)
+        account.followers.delete(self._contact_id(request, payload))
+        return Reply(200, b"", None)
+
+    def _text_param(self, name: str, request: Request, payload: Mapping[str, object]) -> str:
+        value = self._param(name, request.query, payload)
+        if value is None or not str(value).strip():
+            raise _AbortError(self._invalid_argument(MISSING_FIELDS_PREFIX + name))
+        if not isinstance(value, str):
+            raise _AbortError(self._parse_error("java.lang.String", name))
+        return value.strip()
+
+    def _contact_id(self, request: Request, payload: Mapping[str, object]) -> str:
+        value = self._param("contactId", request.query, payload)
+        if value is None or value == "":
+            raise _AbortError(self._invalid_argument(MISSING_FIELDS_PREFIX + "contactId"))
+        if not isinstance(value, str) or not is_uuid(value.strip()):
+            raise _AbortError(self._invalid_argument(_uuid_parse_message(value)))
+        return value.strip()
+
+    def _parse_error(self, type_name: str, name: str) -> Reply:
+        return self._invalid_argument(
+            f"{MISSING_FIELDS_PREFIX}JSON parse error: Cannot deserialize value of type "
+            f"`{type_name}` ({name})"
+        )
 
     # bodies
 

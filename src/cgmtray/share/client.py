@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Final, NoReturn
@@ -44,9 +44,11 @@ from cgmtray.share.errors import (
     error_for_code,
     parse_retry_after,
 )
+from cgmtray.share.followers import FollowerSummary, parse_followers
 from cgmtray.share.gate import SignInGate, outcome_of, refusal
 from cgmtray.share.regions import (
     ENDPOINT_AUTHENTICATE,
+    ENDPOINT_LIST_SUBSCRIPTIONS,
     ENDPOINT_LOGIN_BY_ID,
     ENDPOINT_READ,
     SERVICES_PATH,
@@ -75,10 +77,12 @@ class CallCounts:
 
     reads: int = 0
     sign_ins: int = 0
+    #: ListPublisherAccountSubscriptions requests (they count in the read budget).
+    follower_lists: int = 0
 
     @property
     def total(self) -> int:
-        return self.reads + self.sign_ins
+        return self.reads + self.sign_ins + self.follower_lists
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ class ShareClient:
         #: The shared sign-in gate (rejections, locks, the sign-in budget of every process).
         self._gate = gate
         self._last_call = CallCounts()
+        self._sign_in_count = 0
 
     # --- public API ----------------------------------------------------------------------------
 
@@ -262,6 +267,28 @@ class ShareClient:
         """The newest reading of the last 10 minutes, or None when there is none."""
         readings = self.read(10, 1)
         return readings[0] if readings else None
+
+    @property
+    def sign_in_count(self) -> int:
+        """Successful sign-ins of this client: a new number means a new session."""
+        return self._sign_in_count
+
+    def list_followers(self) -> FollowerSummary:
+        """Who follows this account (ListPublisherAccountSubscriptions, protocol 2.5): read only,
+        one request on the current session. It never signs in (InvalidRequestError without a
+        session) and never re-logs in: a session error is raised as it is, for the caller to
+        fall back on."""
+        self._last_call = CallCounts()
+        session_id = self._session_id
+        if session_id is None:
+            raise InvalidRequestError("no session: read first")
+        answer = self._post(ENDPOINT_LIST_SUBSCRIPTIONS, body={}, params={"sessionId": session_id})
+        try:
+            return parse_followers(answer)
+        except wire.WireFormatError as exc:
+            raise wire.WireFormatError(
+                exc.detail, status=200, endpoint=ENDPOINT_LIST_SUBSCRIPTIONS
+            ) from None
 
     def sign_in(self) -> None:
         """Signs in now (Authenticate if the account id is unknown, then LoginById)."""
@@ -329,6 +356,7 @@ class ShareClient:
             raise
         self._session_id = session_id
         self._session_started = self._clock.now()
+        self._sign_in_count += 1
         if gate is not None:
             gate.record(self._session_started, outcome_of(None))
         _log.info("Share sign-in ok", extra={"event": "share.login", "outcome": "ok"})
@@ -426,9 +454,11 @@ class ShareClient:
         }
         previous = self._last_call
         if endpoint == ENDPOINT_READ:
-            self._last_call = CallCounts(previous.reads + 1, previous.sign_ins)
+            self._last_call = replace(previous, reads=previous.reads + 1)
+        elif endpoint == ENDPOINT_LIST_SUBSCRIPTIONS:
+            self._last_call = replace(previous, follower_lists=previous.follower_lists + 1)
         else:
-            self._last_call = CallCounts(previous.reads, previous.sign_ins + 1)
+            self._last_call = replace(previous, sign_ins=previous.sign_ins + 1)
         started = time.perf_counter()
         status: int | None = None
         self._answer_date = None

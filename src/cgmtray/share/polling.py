@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,10 @@ from cgmtray.share.errors import (
     SignInBlocked,
     ZeroIdReturned,
 )
+from cgmtray.share.followers import FollowerSummary
 from cgmtray.share.gate import SignInDeferred
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,48 @@ class PollOutcome:
     error: ShareError | None = None
     #: No request was made: the poll needed a session and no sign-in was allowed.
     skipped: bool = False
+    #: The read returned nothing and the follower list has no one who accepted.
+    nobody_follows: bool = False
+
+
+class FollowerCheck:
+    """Asks Share's follower list after a read that returned nothing, at most once per sign-in
+    (not every poll); the answer is kept for that session. A failed ask is not retried within
+    the session and never becomes an error: it just means "not known" (no recent readings)."""
+
+    def __init__(self) -> None:
+        self._asked_on: int | None = None
+        self._summary: FollowerSummary | None = None
+
+    def nobody_follows(self, client: ShareClient) -> tuple[bool, int]:
+        """(whether nobody follows, as far as known; requests made now: 0 or 1)."""
+        session = client.sign_in_count
+        if session == self._asked_on:
+            return self._says_nobody(), 0
+        self._asked_on = session
+        self._summary = None
+        try:
+            self._summary = client.list_followers()
+        except ShareError as error:
+            _log.info(
+                "the follower list could not be read: %s",
+                type(error).__name__,
+                extra={"event": "share.followers", "outcome": type(error).__name__},
+            )
+        else:
+            _log.info(
+                "follower list read",
+                extra={
+                    "event": "share.followers",
+                    "outcome": "ok",
+                    "accepted": self._summary.accepted,
+                    "pending": self._summary.pending,
+                },
+            )
+        return self._says_nobody(), client.last_call.follower_lists
+
+    def _says_nobody(self) -> bool:
+        return self._summary is not None and not self._summary.anyone_follows
 
 
 def poll_once(
@@ -35,9 +81,13 @@ def poll_once(
     state: schedule.ScheduleState,
     plan: schedule.PollPlan,
     now: Callable[[], datetime],
+    followers: FollowerCheck | None = None,
 ) -> PollOutcome:
     """Reads the plan's window and records the outcome in `state` at `now()` (asked after the
-    request, so it is the moment the answer came). Errors other than ShareError propagate."""
+    request, so it is the moment the answer came). Errors other than ShareError propagate.
+
+    With `followers`, a read that returns nothing is followed by the follower check (once per
+    sign-in); its request counts as a read in the budget."""
     if not client.has_session and not plan.sign_in_allowed:
         skipped = schedule.record_failure(state, now(), FailureClass.SESSION, 0, 0)
         return PollOutcome(skipped, skipped=True)
@@ -56,9 +106,12 @@ def poll_once(
         after = record_error(state, now(), error, counts.reads, counts.sign_ins)
         return PollOutcome(after, error=error)
     counts = client.last_call
+    nobody_follows, listed = False, 0
+    if not readings and followers is not None:
+        nobody_follows, listed = followers.nobody_follows(client)
     times = [reading.time for reading in readings]
-    after = schedule.record_success(state, now(), times, counts.reads, counts.sign_ins > 0)
-    return PollOutcome(after, readings=readings)
+    after = schedule.record_success(state, now(), times, counts.reads + listed, counts.sign_ins > 0)
+    return PollOutcome(after, readings=readings, nobody_follows=nobody_follows)
 
 
 def record_error(

@@ -18,6 +18,13 @@ ENDPOINT_POST_EGVS: Final = "Publisher/PostReceiverEgvRecords"
 ENDPOINT_START_MONITORING: Final = "Publisher/StartRemoteMonitoringSession"
 ENDPOINT_STOP_MONITORING: Final = "Publisher/StopRemoteMonitoringSession"
 ENDPOINT_IS_MONITORING: Final = "Publisher/IsRemoteMonitoringSessionActive"
+# The publisher's follower list (protocol 2.5). The tray app only ever calls the list; the fake
+# service implements all five so tests can set up "Share on, nobody follows" and the rest.
+ENDPOINT_CONTACT_EXISTS: Final = "Publisher/DoesContactExistByName"
+ENDPOINT_CREATE_CONTACT: Final = "Publisher/CreateContact"
+ENDPOINT_CREATE_INVITATION: Final = "Publisher/CreateSubscriptionInvitation"
+ENDPOINT_LIST_SUBSCRIPTIONS: Final = "Publisher/ListPublisherAccountSubscriptions"
+ENDPOINT_DELETE_CONTACT: Final = "Publisher/DeleteContact"
 
 #: The path every Share base URL ends in.
 SERVICES_PATH: Final = "/ShareWebServices/Services/"

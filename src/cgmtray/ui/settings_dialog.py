@@ -78,6 +78,7 @@ _EMPTY_RANGE_AT = datetime(2000, 1, 1, tzinfo=UTC)
 _OUTCOME_TONE = {
     OutcomeKind.OK: "good",
     OutcomeKind.NO_READINGS: "warn",
+    OutcomeKind.NO_FOLLOWER: "warn",
     OutcomeKind.NO_RECENT_READINGS: "warn",
     OutcomeKind.NETWORK: "warn",
     OutcomeKind.RATE_LIMITED: "warn",

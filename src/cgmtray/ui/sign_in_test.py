@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from cgmtray.domain import display
 from cgmtray.domain.clock import Clock, SystemClock
-from cgmtray.domain.connection import locked_line
+from cgmtray.domain.connection import NO_FOLLOWER_LINE, locked_line
 from cgmtray.domain.freshness import Freshness, format_age
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.readings import Reading
@@ -31,6 +31,7 @@ from cgmtray.share.errors import (
     RequestTimedOut,
     ShareError,
 )
+from cgmtray.share.followers import FollowerSummary
 from cgmtray.share.gate import GateBlocked, SignInDeferred
 from cgmtray.share.regions import Region
 from cgmtray.storage.credentials import CredentialStoreError, PasswordStore
@@ -52,6 +53,8 @@ class OutcomeKind(enum.Enum):
 
     OK = "ok"
     NO_READINGS = "no_readings"
+    #: Signed in, no readings, and Share's follower list has no one who accepted.
+    NO_FOLLOWER = "no_follower"
     NO_RECENT_READINGS = "no_recent_readings"
     CREDENTIALS = "credentials"
     LOCKED = "locked"
@@ -63,7 +66,12 @@ class OutcomeKind(enum.Enum):
     @property
     def signed_in(self) -> bool:
         """The account and password were accepted (readings or not)."""
-        return self in (OutcomeKind.OK, OutcomeKind.NO_READINGS, OutcomeKind.NO_RECENT_READINGS)
+        return self in (
+            OutcomeKind.OK,
+            OutcomeKind.NO_READINGS,
+            OutcomeKind.NO_FOLLOWER,
+            OutcomeKind.NO_RECENT_READINGS,
+        )
 
 
 @dataclass(frozen=True)
@@ -234,8 +242,12 @@ def outcome_for_readings(
     unit: Unit,
     thresholds: Thresholds,
     server_skew: timedelta | None = None,
+    followers: FollowerSummary | None = None,
 ) -> SignInOutcome:
-    """The outcome of a sign-in that worked, by what the read returned."""
+    """The outcome of a sign-in that worked, by what the read returned. `followers` is what
+    Share's follower list said after an empty read (None: not asked, or it failed)."""
+    if not readings and followers is not None and not followers.anyone_follows:
+        return _no_follower_outcome(followers)
     if not readings:
         return SignInOutcome(
             OutcomeKind.NO_READINGS,
@@ -262,6 +274,24 @@ def outcome_for_readings(
         "Signed in",
         f"Latest reading: {model.status_line}.",
         readings,
+    )
+
+
+def _no_follower_outcome(followers: FollowerSummary) -> SignInOutcome:
+    if followers.pending:
+        waiting = (
+            "An invitation is waiting: readings start once the follower accepts it in the "
+            "Dexcom Follow app."
+        )
+    else:
+        waiting = (
+            "In the Dexcom app of the person who wears the sensor, invite a follower under "
+            "Share; readings start once they accept the invitation in the Dexcom Follow app."
+        )
+    return SignInOutcome(
+        OutcomeKind.NO_FOLLOWER,
+        "Signed in, but nobody follows this account",
+        f"The sign-in worked. {NO_FOLLOWER_LINE}. {waiting}",
     )
 
 
@@ -307,6 +337,7 @@ def attempt_sign_in(
             "outcome": outcome.kind.value,
             "sign_ins": outcome.requests.sign_ins,
             "reads": outcome.requests.reads,
+            "follower_lists": outcome.requests.follower_lists,
         },
     )
     return outcome
@@ -328,14 +359,35 @@ def _one_attempt(
         except Exception as error:
             outcome = outcome_for_error(error, attempt.region, clock.now())
             return _with_counts(outcome, client.last_call)
+        counts = client.last_call
+        followers = None
+        if not readings:
+            followers, listed = _ask_followers(client)
+            counts = replace(counts, follower_lists=counts.follower_lists + listed)
         outcome = outcome_for_readings(
             readings,
             clock,
             unit=attempt.unit,
             thresholds=attempt.thresholds,
             server_skew=client.server_clock_skew,
+            followers=followers,
         )
-        return _with_counts(outcome, client.last_call, client.account_id)
+        return _with_counts(outcome, counts, client.account_id)
+
+
+def _ask_followers(client: ShareClient) -> tuple[FollowerSummary | None, int]:
+    """Share's follower list after an empty read (one request); None if it could not be read:
+    then the test says what it says without it ("no readings")."""
+    try:
+        summary: FollowerSummary | None = client.list_followers()
+    except ShareError as error:
+        log.info(
+            "test sign-in: the follower list could not be read: %s",
+            type(error).__name__,
+            extra={"event": "share.followers", "outcome": type(error).__name__},
+        )
+        summary = None
+    return summary, client.last_call.follower_lists
 
 
 def _with_counts(

@@ -21,7 +21,7 @@ from cgmtray.share.errors import (
     ShareError,
 )
 from cgmtray.share.gate import GateBlocked
-from cgmtray.share.polling import poll_once
+from cgmtray.share.polling import FollowerCheck, poll_once
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.ui.timers import REAL_TIMERS, Alarm, Timers
 
@@ -103,6 +103,7 @@ class ShareWorker(QObject):
         self._last_beat: datetime | None = None
         self._status = ConnectionStatus(LinkState.STARTING)
         self._polls = 0
+        self._followers = FollowerCheck()
 
     # --- lifecycle (all on the worker thread) ------------------------------------------------
 
@@ -179,6 +180,7 @@ class ShareWorker(QObject):
             self._client.close()
         self._client_factory = factory
         self._client = factory()
+        self._followers = FollowerCheck()
         self._reported_account_id = self._client.account_id
         self._state = schedule.record_user_action(
             self._state, self._share_now(), credentials_changed=True
@@ -318,7 +320,7 @@ class ShareWorker(QObject):
     def _poll_with(self, client: ShareClient, plan: schedule.PollPlan) -> None:
         self._polls += 1
         try:
-            outcome = poll_once(client, self._state, plan, self._share_now)
+            outcome = poll_once(client, self._state, plan, self._share_now, self._followers)
         except Exception:
             # Anything unexpected must not kill the polling thread: back off as transient.
             log.exception("unexpected error while polling")
@@ -337,7 +339,10 @@ class ShareWorker(QObject):
             return
         self._set_status(
             ConnectionStatus(
-                LinkState.OK, server_skew=client.server_clock_skew, since=self._clock.now()
+                LinkState.OK,
+                server_skew=client.server_clock_skew,
+                since=self._clock.now(),
+                no_follower=outcome.nobody_follows,
             )
         )
         if outcome.readings:
