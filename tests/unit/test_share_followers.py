@@ -181,8 +181,14 @@ def test_an_empty_read_asks_the_list_once_per_sign_in_and_counts_it(
     check = FollowerCheck()
     state = schedule.initial_state()
     state, nobody = _poll(client, state, clock, check)
+    assert not nobody  # not known yet: the list is the next poll's one request
+    assert fake.counters.subscription_lists() == 0
+    reads_before = fake.counters.count(ENDPOINT_READ)
+    clock.advance(timedelta(minutes=1))
+    state, nobody = _poll(client, state, clock, check)
     assert nobody
     assert fake.counters.subscription_lists() == 1
+    assert fake.counters.count(ENDPOINT_READ) == reads_before  # instead of a read, not beside it
     # The list's request is in the read budget beside the read itself.
     assert len(state.ledger.reads) == 2
     for _ in range(3):
@@ -193,8 +199,30 @@ def test_an_empty_read_asks_the_list_once_per_sign_in_and_counts_it(
     fake.expire_sessions()  # the next poll signs in again: one more look at the list
     clock.advance(timedelta(minutes=5))
     state, nobody = _poll(client, state, clock, check)
+    clock.advance(timedelta(minutes=1))
+    state, nobody = _poll(client, state, clock, check)
     assert nobody
     assert fake.counters.subscription_lists() == 2
+
+
+def test_no_two_requests_within_a_minute_for_the_list(
+    fake: FakeShare, client: ShareClient, clock: ManualClock
+) -> None:
+    """Share's budget (section 7.1): never more than one request per 60 s, the list included."""
+    fake.remove_followers(Region.US, USERNAME)
+    check = FollowerCheck()
+    state = schedule.initial_state()
+    state, _ = _poll(client, state, clock, check)  # sign-in and read: the allowed pair
+    for _ in range(6):
+        plan = schedule.plan(state, clock.now())
+        assert plan.at is not None
+        assert plan.at - clock.now() >= timedelta(seconds=60) or plan.at <= clock.now()
+        clock.set(max(clock.now() + timedelta(seconds=60), plan.at))
+        requests_before = fake.counters.count(ENDPOINT_READ) + fake.counters.subscription_lists()
+        state, _ = _poll(client, state, clock, check)
+        made = fake.counters.count(ENDPOINT_READ) + fake.counters.subscription_lists()
+        assert made - requests_before == 1
+    assert fake.counters.subscription_lists() == 1
 
 
 def test_readings_need_no_list_and_a_failed_list_falls_back_quietly(
@@ -210,7 +238,9 @@ def test_readings_need_no_list_and_a_failed_list_falls_back_quietly(
     fake.expire_sessions()
     fake.inject_fault(Fault.UNAVAILABLE_HTML, endpoint=ENDPOINT_LIST_SUBSCRIPTIONS)
     clock.advance(timedelta(minutes=6))
-    state, nobody = _poll(client, state, clock, check)
+    state, nobody = _poll(client, state, clock, check)  # the empty read
+    clock.advance(timedelta(minutes=1))
+    state, nobody = _poll(client, state, clock, check)  # the list, which fails
     assert not nobody  # not known: just "no recent readings"
     assert fake.counters.subscription_lists() == 1
     clock.advance(timedelta(minutes=5))

@@ -38,19 +38,36 @@ class PollOutcome:
 
 class FollowerCheck:
     """Asks Share's follower list after a read that returned nothing, at most once per sign-in
-    (not every poll); the answer is kept for that session. A failed ask is not retried within
-    the session and never becomes an error: it just means "not known" (no recent readings)."""
+    (not every poll); the answer is kept for that session. The ask is the NEXT poll's one
+    request, made instead of a read: a list right after the read would be two requests within
+    60 s (share-protocol.md section 7.1). A failed ask is not retried within the session and
+    never becomes an error: it just means "not known" (no recent readings)."""
 
     def __init__(self) -> None:
+        #: The session (sign-in count) whose empty read asks for the list at the next poll.
+        self._due_on: int | None = None
         self._asked_on: int | None = None
         self._summary: FollowerSummary | None = None
 
-    def nobody_follows(self, client: ShareClient) -> tuple[bool, int]:
-        """(whether nobody follows, as far as known; requests made now: 0 or 1)."""
+    def due(self, client: ShareClient) -> bool:
+        """True when this poll should ask the list instead of reading: the last read of this
+        same, still open session returned nothing and the list was not asked on it yet."""
         session = client.sign_in_count
-        if session == self._asked_on:
-            return self._says_nobody(), 0
-        self._asked_on = session
+        return client.has_session and self._due_on == session and self._asked_on != session
+
+    def read_was_empty(self, client: ShareClient) -> bool:
+        """A read returned nothing: the list is due at the next poll (once per sign-in). Returns
+        whether nobody follows, as far as this session knows."""
+        session = client.sign_in_count
+        if self._asked_on != session:
+            self._due_on = session
+            self._summary = None
+        return self._says_nobody()
+
+    def ask(self, client: ShareClient) -> tuple[bool, int]:
+        """Asks the list now: (whether nobody follows, as far as known; requests made)."""
+        self._asked_on = client.sign_in_count
+        self._due_on = None
         self._summary = None
         try:
             self._summary = client.list_followers()
@@ -86,8 +103,12 @@ def poll_once(
     """Reads the plan's window and records the outcome in `state` at `now()` (asked after the
     request, so it is the moment the answer came). Errors other than ShareError propagate.
 
-    With `followers`, a read that returns nothing is followed by the follower check (once per
-    sign-in); its request counts as a read in the budget."""
+    With `followers`, a read that returns nothing makes the next poll ask the follower list
+    instead of reading (once per sign-in); that request counts as a read in the budget."""
+    if followers is not None and followers.due(client):
+        nobody_follows, listed = followers.ask(client)
+        after = schedule.record_success(state, now(), [], listed, False)
+        return PollOutcome(after, nobody_follows=nobody_follows)
     if not client.has_session and not plan.sign_in_allowed:
         skipped = schedule.record_failure(state, now(), FailureClass.SESSION, 0, 0)
         return PollOutcome(skipped, skipped=True)
@@ -106,11 +127,11 @@ def poll_once(
         after = record_error(state, now(), error, counts.reads, counts.sign_ins)
         return PollOutcome(after, error=error)
     counts = client.last_call
-    nobody_follows, listed = False, 0
+    nobody_follows = False
     if not readings and followers is not None:
-        nobody_follows, listed = followers.nobody_follows(client)
+        nobody_follows = followers.read_was_empty(client)
     times = [reading.time for reading in readings]
-    after = schedule.record_success(state, now(), times, counts.reads + listed, counts.sign_ins > 0)
+    after = schedule.record_success(state, now(), times, counts.reads, counts.sign_ins > 0)
     return PollOutcome(after, readings=readings, nobody_follows=nobody_follows)
 
 
