@@ -194,7 +194,7 @@ def test_the_alarm_loops_until_the_balloon_click_is_answered(
     with qtbot.waitSignal(tray_notifier.acknowledged) as acknowledged:
         tray.messageClicked.emit()
 
-    assert acknowledged.args == ["urgent_low"]
+    assert acknowledged.args == [URGENT_LOW.key, "urgent_low"]
     assert sound.current == "alarm"  # a report only: nothing is silenced behind the engine's back
     assert tray_notifier.close_kinds({"urgent_low"}) == (URGENT_LOW.key,)
     assert not sound.playing
