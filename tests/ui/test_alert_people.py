@@ -233,3 +233,16 @@ def test_stopping_one_persons_controller_closes_only_their_alerts(family: Family
     assert family.sound.current == "alarm"
     assert family.alex.controller.snooze(AlertKind.URGENT_LOW, timedelta(minutes=30))
     assert not family.sound.playing
+
+
+def test_a_name_with_markup_is_shown_as_written_in_the_status_window(qtbot: QtBot) -> None:
+    clock = ManualClock(NOW)
+    with quiet_alarm() as sound:
+        notifier = Notifier(tray=None, status_sink=lambda _r: None, sound=sound)
+        jo = Watched(PersonTag("p-jo", "<i>Jo</i> & Co"), clock, notifier)
+        try:
+            jo.urgent_low()
+            assert jo.window.message.startswith("<b>&lt;i&gt;Jo&lt;/i&gt; &amp; Co · Urgent low")
+        finally:
+            jo.controller.stop()
+            notifier.shutdown()
