@@ -211,7 +211,7 @@ def test_snooze_clicked_on_the_notification_asks_for_a_snooze(
     with qtbot.waitSignal(notifier.snooze_requested, timeout=5000) as snoozed:
         notification_server.emit_action_invoked(1, "snooze")
 
-    assert snoozed.args == ["urgent_low"]
+    assert snoozed.args == [URGENT_LOW.key, "urgent_low"]
     assert sound.playing  # a report only: the controller answers it
 
 
@@ -227,7 +227,7 @@ def test_dismissing_the_notification_acknowledges_it(
     with qtbot.waitSignal(notifier.acknowledged, timeout=5000) as acknowledged:
         notification_server.emit_notification_closed(1, 2)  # 2: dismissed by the user
 
-    assert acknowledged.args == ["urgent_low"]
+    assert acknowledged.args == [URGENT_LOW.key, "urgent_low"]
     assert sound.playing  # a report only: the controller answers it
 
 
@@ -237,7 +237,7 @@ def test_clicking_the_notification_acknowledges_it_once(
     show_and_wait(qtbot, notifier, URGENT_LOW)
     show_and_wait(qtbot, notifier, HIGH)
     answers: list[str] = []
-    notifier.acknowledged.connect(answers.append)
+    notifier.acknowledged.connect(lambda _key, kind: answers.append(kind))
 
     notification_server.emit_action_invoked(1, "default")
     notification_server.emit_notification_closed(1, 2)  # servers close after an action
@@ -256,7 +256,7 @@ def test_an_expired_notification_is_not_an_acknowledgement(
     show_and_wait(qtbot, notifier, URGENT_LOW)
     show_and_wait(qtbot, notifier, HIGH)
     answers: list[str] = []
-    notifier.acknowledged.connect(answers.append)
+    notifier.acknowledged.connect(lambda _key, kind: answers.append(kind))
 
     notification_server.emit_notification_closed(1, 1)  # 1: expired, nobody saw it go
     notification_server.emit_notification_closed(2, 2)
@@ -276,7 +276,7 @@ def test_answers_from_another_program_on_the_bus_are_ignored(
     show_and_wait(qtbot, notifier, URGENT_LOW)
     show_and_wait(qtbot, notifier, HIGH)
     answers: list[str] = []
-    notifier.acknowledged.connect(answers.append)
+    notifier.acknowledged.connect(lambda _key, kind: answers.append(kind))
 
     with open_dbus_connection(private_bus.address) as impostor:
         impostor.send(new_signal(NOTIFICATIONS, "ActionInvoked", "us", (1, "default")))
@@ -297,7 +297,7 @@ def test_close_withdraws_the_notification_without_counting_as_acknowledged(
     show_and_wait(qtbot, notifier, HIGH)
     show_and_wait(qtbot, notifier, URGENT_LOW)
     answers: list[str] = []
-    notifier.acknowledged.connect(answers.append)
+    notifier.acknowledged.connect(lambda _key, kind: answers.append(kind))
 
     notifier.close(URGENT_LOW.key)
 

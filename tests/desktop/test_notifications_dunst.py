@@ -156,10 +156,10 @@ def test_dismissing_in_dunst_acknowledges_and_silences_the_alarm(
         notifier.show(URGENT_LOW)
     assert sound.playing
     # The answer as the controller's apply_control gives it (the notifier only reports).
-    notifier.acknowledged.connect(lambda kind: notifier.close_kinds({kind}))
+    notifier.acknowledged.connect(lambda _key, kind: notifier.close_kinds({kind}))
 
     with qtbot.waitSignal(notifier.acknowledged, timeout=5000) as acknowledged:
         dunstctl(dunst, "close")
 
-    assert acknowledged.args == ["urgent_low"]
+    assert acknowledged.args == [URGENT_LOW.key, "urgent_low"]
     assert not sound.playing

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -194,7 +195,7 @@ def test_the_alarm_loops_until_the_balloon_click_is_answered(
     with qtbot.waitSignal(tray_notifier.acknowledged) as acknowledged:
         tray.messageClicked.emit()
 
-    assert acknowledged.args == ["urgent_low"]
+    assert acknowledged.args == [URGENT_LOW.key, "urgent_low"]
     assert sound.current == "alarm"  # a report only: nothing is silenced behind the engine's back
     assert tray_notifier.close_kinds({"urgent_low"}) == (URGENT_LOW.key,)
     assert not sound.playing
@@ -366,3 +367,21 @@ def test_a_no_data_balloon_stays_until_clicked_without_being_critical(
         tray_notifier.show(no_data)
     [(title, _body, icon, msecs)] = tray.messages
     assert (title, icon, msecs) == ("No data: 20 min", QSystemTrayIcon.MessageIcon.Warning, 0)
+
+
+def test_closing_one_persons_kinds_leaves_another_persons_alert_open_and_the_alarm_on(
+    notifier: Notifier, sound: AlarmSound
+) -> None:
+    sams = replace(URGENT_LOW, key=f"p-sam/{URGENT_LOW.key}", title="Sam · Urgent low")
+    alexs = replace(URGENT_LOW, key=f"p-alex/{URGENT_LOW.key}", title="Alex · Urgent low")
+    notifier.show(sams)
+    notifier.show(alexs)
+    assert (sams.person, alexs.person) == ("p-sam", "p-alex")
+
+    assert notifier.close_kinds({"urgent_low"}) == ()  # the unnamed person has none open
+    assert notifier.close_kinds({"urgent_low"}, person="p-sam") == (sams.key,)
+    assert notifier.open_keys == (alexs.key,)
+    assert sound.current == "alarm"
+
+    assert notifier.close_person("p-alex") == (alexs.key,)
+    assert not sound.playing

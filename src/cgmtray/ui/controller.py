@@ -22,6 +22,7 @@ from cgmtray.domain.alert_config import (
 )
 from cgmtray.domain.clock import Clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
+from cgmtray.domain.person_tag import PersonTag, key_person, notification_key, titled
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.units import Unit
 from cgmtray.share.client import ShareClient
@@ -78,6 +79,11 @@ class ViewSettings:
 class Controller(QObject):
     """Worker -> readings -> alert engine -> notifier; display model -> tray.
 
+    One controller watches one person. With a `person`, its notification keys start with the
+    person's id, its titles name them ("Sam · Urgent low: 48 mg/dL ↓") and its log lines carry their
+    id; it answers only its own notifications, so several controllers can share one notifier
+    (and its one alarm). Without one (the single unnamed person) keys and titles are as they were.
+
     Signals:
         quit_requested(): the person chose Quit.
         refreshed(): the display and alerts were re-evaluated (tests wait on it).
@@ -102,10 +108,13 @@ class Controller(QObject):
         open_settings: Callable[[], None] | None = None,
         open_about: Callable[[], None] | None = None,
         timers: Timers = REAL_TIMERS,
+        person: PersonTag | None = None,
     ) -> None:
         """`timers` is where the tick's waiting comes from: real QTimers, or a test's virtual
-        time (then give the worker the same)."""
+        time (then give the worker the same). `person`: whose readings these are (None: the
+        one unnamed person of a single-account app)."""
         super().__init__()
+        self._person = person
         self._clock = clock  # the corrected clock (Share's, steadied): "now" for every rule
         self._tray = tray
         self._notifier = notifier
@@ -183,12 +192,22 @@ class Controller(QObject):
 
     def stop(self) -> bool:
         """Stops the tick, the notifier (closing every notification it shows, bounded) and the
-        worker (bounded); True if the worker ended."""
+        worker (bounded); True if the worker ended. A named person's controller shares the
+        notifier with others: it closes only its own alerts, and the notifier's owner shuts the
+        notifier down (at quit every controller's aboutToQuit does)."""
         self._tick.stop()
-        self._notifier.shutdown()
+        if self._person is None:
+            self._notifier.shutdown()
+        else:
+            self._notifier.close_person(self._person.id)
         finished = self._worker.stop()
         self._tray.shutdown()
         return finished
+
+    @property
+    def person(self) -> PersonTag | None:
+        """Whose readings and alerts these are (None: the single unnamed person)."""
+        return self._person
 
     @property
     def status(self) -> ConnectionStatus:
@@ -299,7 +318,9 @@ class Controller(QObject):
             self.decisions_made.emit(decisions)
 
     def _deliver(self, decision: alerts.AlertDecision) -> None:
+        key = notification_key(self._person, decision.key)
         extra = {
+            **self._person_field(),
             "kind": decision.kind.value,
             "action": decision.action.value,
             "urgent": decision.urgent,
@@ -307,19 +328,20 @@ class Controller(QObject):
         }
         if decision.action is alerts.DecisionAction.CLEAR:
             log.info("alert cleared", extra={"event": "alert.cleared", **extra})
-            self._notifier.close(decision.key)
+            self._notifier.close(key)
             return
         log.info("alert raised", extra={"event": "alert.raised", **extra})
         sound: str | None = None
         if decision.sound:
             sound = "alarm" if decision.urgent else "chime"
+        title = titled(self._person, decision.title)
         self._notifier.show(
             NotificationRequest(
-                key=decision.key,
+                key=key,
                 kind=decision.kind.value,
                 # The demo's alerts say they are the demo's (a person trying it must never
                 # take a simulated low for their own).
-                title=f"Demo: {decision.title}" if self._tray.demo else decision.title,
+                title=f"Demo: {title}" if self._tray.demo else title,
                 body=decision.message,
                 urgent=decision.urgent,
                 sound=sound,
@@ -338,9 +360,17 @@ class Controller(QObject):
     def _on_tray_control_requested(self, control: AlertControl) -> None:
         self.apply_control(control)
 
-    @Slot(str)
-    def _on_notifier_snooze_requested(self, kind: str) -> None:
-        if kind == FILES_NOTICE_KIND:
+    def _owns(self, key: str) -> bool:
+        """The notification `key` is about this controller's person."""
+        return key_person(key) == (None if self._person is None else self._person.id)
+
+    def _person_field(self) -> dict[str, str]:
+        """The log field naming the person: the id, never the name (names are personal)."""
+        return {} if self._person is None else {"person": self._person.id}
+
+    @Slot(str, str)
+    def _on_notifier_snooze_requested(self, key: str, kind: str) -> None:
+        if kind == FILES_NOTICE_KIND or not self._owns(key):
             return
         self.apply_control(
             AlertControl(
@@ -351,9 +381,9 @@ class Controller(QObject):
             )
         )
 
-    @Slot(str)
-    def _on_notifier_acknowledged(self, kind: str) -> None:
-        if kind == FILES_NOTICE_KIND:
+    @Slot(str, str)
+    def _on_notifier_acknowledged(self, key: str, kind: str) -> None:
+        if kind == FILES_NOTICE_KIND or not self._owns(key):
             return
         self.apply_control(
             AlertControl(ControlAction.ACKNOWLEDGE, (AlertKind(kind),), ControlSource.NOTIFICATION)
@@ -397,6 +427,7 @@ class Controller(QObject):
             event, message = _CONTROL_EVENTS[control.action]
             extra: dict[str, object] = {
                 "event": event,
+                **self._person_field(),
                 "kind": kind.value,
                 "source": control.source.value,
             }
@@ -404,7 +435,10 @@ class Controller(QObject):
                 extra["minutes"] = minutes
             log.info(message, extra=extra)
         self._alert_state = state
-        self._notifier.close_kinds({kind.value for kind in silenced})
+        self._notifier.close_kinds(
+            {kind.value for kind in silenced},
+            person=None if self._person is None else self._person.id,
+        )
         self._update_menu_state()
         if control.action is ControlAction.CANCEL_SNOOZE and self._alerts_live:
             self._refresh()  # a condition still on alerts again now, not at the next tick
@@ -414,7 +448,7 @@ class Controller(QObject):
     def _on_notifier_delivered(self, key: str, backend: str) -> None:
         """The status window has controls for the alert it shows."""
         request = self._notifier.request_for(key)
-        if backend != BACKEND_WINDOW or request is None:
+        if backend != BACKEND_WINDOW or request is None or not self._owns(key):
             return
         if request.kind == FILES_NOTICE_KIND:
             self._tray.show_status_message(request.title, request.body)

@@ -17,6 +17,7 @@ from typing import Final
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
 
+from cgmtray.domain.person_tag import key_person
 from cgmtray.storage.atomic import write_atomically
 from cgmtray.storage.safe_open import read_capped
 from cgmtray.ui.sound import AlarmSound
@@ -62,7 +63,10 @@ def shutdown_all() -> None:
 
 @dataclass(frozen=True)
 class NotificationRequest:
-    """One alert to show. The same `key` replaces the earlier notification in place."""
+    """One alert to show. The same `key` replaces the earlier notification in place.
+
+    A named person's keys start with their id (domain/person_tag.py): `person` is read from it.
+    """
 
     key: str
     kind: str
@@ -73,6 +77,11 @@ class NotificationRequest:
     snoozable: bool = True
     #: Stays until acknowledged: never expires by itself (always so when urgent).
     resident: bool = False
+
+    @property
+    def person(self) -> str | None:
+        """The id of the person the alert is about (None: the unnamed single person)."""
+        return key_person(self.key)
 
 
 class _DbusBridge(QObject):
@@ -111,14 +120,18 @@ class Notifier(QObject):
     `state_file` the ids of open D-Bus notifications are kept there, so the next start closes any
     an abrupt end left behind before it shows anything.
 
-    Signals: snooze_requested(str kind) — the person chose "Snooze" on a notification;
-    acknowledged(str kind) — the person clicked or dismissed it;
+    One notifier serves every person's controller: each signal carries the notification's key,
+    which names its person (NotificationRequest.person), so each controller answers only its own;
+    the alarm loops while any person's alarming alert is open, and stops with the last of them.
+
+    Signals: snooze_requested(str key, str kind) — "Snooze" was chosen on the notification `key`;
+    acknowledged(str key, str kind) — the notification `key` was clicked or dismissed;
     delivered(str key, str backend) — the alert was shown ("dbus" | "tray" | "window");
     withdrawn(str key) — the alert's notification was closed (its episode ended or was answered).
     """
 
-    snooze_requested = Signal(str)
-    acknowledged = Signal(str)
+    snooze_requested = Signal(str, str)
+    acknowledged = Signal(str, str)
     delivered = Signal(str, str)
     withdrawn = Signal(str)
 
@@ -210,9 +223,21 @@ class Notifier(QObject):
         if was_open:
             self.withdrawn.emit(key)
 
-    def close_kinds(self, kinds: Collection[str]) -> tuple[str, ...]:
-        """Closes every open alert of these kinds (and stops their sound); returns their keys."""
-        keys = tuple(key for key, request in self._open.items() if request.kind in kinds)
+    def close_kinds(self, kinds: Collection[str], *, person: str | None = None) -> tuple[str, ...]:
+        """Closes every open alert of these kinds about `person` (None: the unnamed person) and
+        stops their sound; returns their keys. Another person's alerts stay open and sounding."""
+        keys = tuple(
+            key
+            for key, request in self._open.items()
+            if request.kind in kinds and request.person == person
+        )
+        for key in keys:
+            self.close(key)
+        return keys
+
+    def close_person(self, person: str | None) -> tuple[str, ...]:
+        """Closes every open alert about `person` (their controller stopped); returns the keys."""
+        keys = tuple(key for key, request in self._open.items() if request.person == person)
         for key in keys:
             self.close(key)
         return keys
@@ -339,13 +364,13 @@ class Notifier(QObject):
             except Exception:
                 logger.exception(
                     "the status window could not show the alert",
-                    extra={"event": "notify.failed", "backend": backend, "kind": request.kind},
+                    extra={"event": "notify.failed", "backend": backend, **_about(request)},
                 )
                 return
         else:
             logger.error(
                 "no way to show the alert: no notification server, tray or status window",
-                extra={"event": "notify.failed", "backend": backend, "kind": request.kind},
+                extra={"event": "notify.failed", "backend": backend, **_about(request)},
             )
             self._backend = backend
             return
@@ -358,7 +383,7 @@ class Notifier(QObject):
             extra={
                 "event": "notify.sent",
                 "backend": backend,
-                "kind": request.kind,
+                **_about(request),
                 "urgent": request.urgent,
             },
         )
@@ -367,6 +392,9 @@ class Notifier(QObject):
     # Sound --------------------------------------------------------------------------------
 
     def _start_sound(self, request: NotificationRequest) -> None:
+        """One alarm for everyone: the keys of the open alarming alerts (any person's) are
+        counted; the first starts the one looping alarm, later ones join it, and it stops only
+        when the last of them is closed (_stop_sound_for)."""
         if self._sound is None or request.sound is None:
             return
         if request.sound == "alarm":
@@ -412,25 +440,34 @@ class Notifier(QObject):
         logger.info(
             "falling back from D-Bus (%s)",
             reason,
-            extra={"event": "notify.fallback", "kind": request.kind},
+            extra={"event": "notify.fallback", **_about(request)},
         )
         self._show_fallback(request)
 
     @Slot(str, str)
     def _on_bridge_snoozed(self, key: str, kind: str) -> None:
         if not self._shut_down:
-            self.snooze_requested.emit(kind)
+            self.snooze_requested.emit(key, kind)
 
     @Slot(str, str)
     def _on_bridge_dismissed(self, key: str, kind: str) -> None:
         if not self._shut_down:
-            self.acknowledged.emit(kind)
+            self.acknowledged.emit(key, kind)
 
     @Slot()
     def _on_tray_message_clicked(self) -> None:
         request, self._last_tray_request = self._last_tray_request, None
         if request is not None:
-            self.acknowledged.emit(request.kind)
+            self.acknowledged.emit(request.key, request.kind)
+
+
+def _about(request: NotificationRequest) -> dict[str, str]:
+    """The log fields naming an alert: its kind, and its person's id when it has one (never the
+    name: names are personal)."""
+    fields = {"kind": request.kind}
+    if request.person is not None:
+        fields["person"] = request.person
+    return fields
 
 
 def _outgoing(

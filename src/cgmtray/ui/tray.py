@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -603,6 +604,9 @@ class StatusWindow(QWidget):
         return self._message.text() if self._message.isVisibleTo(self) else ""
 
     def show_message(self, title: str, body: str) -> None:
+        """Shows the title in bold over the body, both as written (a person's name or a path
+        with "<" or "&" is text, never markup)."""
+        title, body = html.escape(title, quote=False), html.escape(body, quote=False)
         self._message.setText(f"<b>{title}</b><br>{body}")
         self._message.show()
         self.snooze_button.hide()
