@@ -26,7 +26,7 @@ NOW = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 #: The three people of the sheet and the demo family: label and badge colour.
 PEOPLE = {
     "Sam": PersonBadge("S", "#1f5fd1"),
-    "Mia": PersonBadge("M", "#00897b"),
+    "Mia": PersonBadge("M", "#00796b"),
     "Joan": PersonBadge("Jo", "#d81b78"),
 }
 
@@ -94,7 +94,9 @@ def render(out: Path, look: str) -> None:
     for size, height_of_row in zip(ICON_SIZES, row_h, strict=True):
         painter.setPen(QColor(ink))
         painter.drawText(
-            QRectF(6, top, left - 6, height_of_row), int(Qt.AlignmentFlag.AlignVCenter), f"{size} px"
+            QRectF(6, top, left - 6, height_of_row),
+            int(Qt.AlignmentFlag.AlignVCenter),
+            f"{size} px",
         )
         for index, (name, _, model) in enumerate(columns):
             icon = render_image(model, size, float(scale), PEOPLE[name])

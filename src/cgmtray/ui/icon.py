@@ -166,9 +166,12 @@ class BadgeLayout:
     tab: QRectF | None
 
 
-def badge_layout(side: float, *, arrow: bool, labelled: bool) -> BadgeLayout:
+def badge_layout(
+    side: float, *, arrow: bool, labelled: bool, device_pixel_ratio: float = 1.0
+) -> BadgeLayout:
     """The layout of a badge: value on top, arrow below it; a labelled badge puts its tab in the
-    bottom-left corner and the arrow beside it, so the value keeps the full width."""
+    bottom-left corner and the arrow beside it, so the value keeps the full width. The tab's
+    edges fall on whole device pixels (crisp at 125 % and 150 % too)."""
     pad = max(0.5, side * 0.03)
     if not labelled:
         text_height = side * (0.62 if arrow else 0.8)
@@ -179,17 +182,22 @@ def badge_layout(side: float, *, arrow: bool, labelled: bool) -> BadgeLayout:
             arrow_top = pad + text_height
             arrow_box = QRectF(pad, arrow_top, side - 2 * pad, side - arrow_top - pad)
         return BadgeLayout(side, value, arrow_box, None)
-    text_height = side * 0.48
-    value = QRectF(pad, pad, side - 2 * pad, text_height)
-    tab_top = round(pad + text_height)
-    tab_width = round(side * 0.5)
+    ratio = device_pixel_ratio
+    tab_top = round((pad + side * 0.48) * ratio) / ratio
+    value = QRectF(pad, pad, side - 2 * pad, tab_top - pad)
+    tab_width = round(side * 0.5 * ratio) / ratio
     tab = QRectF(0, tab_top, tab_width, side - tab_top)
     arrow_box = None
     if arrow:
         # Clear of the tab's edge and of the badge's rounded corner.
-        left = tab_width + max(1.0, side * 0.04)
+        left = tab_width + _tab_edge(side, ratio)
         arrow_box = QRectF(left, tab_top, side - left - 2 * pad, side - tab_top - 2 * pad)
     return BadgeLayout(side, value, arrow_box, tab)
+
+
+def _tab_edge(side: float, device_pixel_ratio: float) -> float:
+    """The width of the line round the tab: whole device pixels, at least one."""
+    return max(1, round(side * 0.04 * device_pixel_ratio)) / device_pixel_ratio
 
 
 def _draw_tab(
@@ -198,7 +206,7 @@ def _draw_tab(
     """The person's tab: their colour, clipped to the badge's corner, edged in the badge's ink
     (so it stands out even on a badge of the same colour), with the label fitted inside."""
     side = badge_path.boundingRect().width()
-    line = max(1.0, side * 0.04)
+    line = _tab_edge(side, painter.device().devicePixelRatioF())
     corner = side * 0.12
     shape = QPainterPath()
     # Reaches past the badge on the left and bottom so only its top-right corner is rounded.
@@ -264,7 +272,12 @@ def render_image(
     colours = badge_colours(model)
     side = pixels / device_pixel_ratio
     trend = _trend_to_draw(model)
-    layout = badge_layout(side, arrow=trend is not None, labelled=person is not None)
+    layout = badge_layout(
+        side,
+        arrow=trend is not None,
+        labelled=person is not None,
+        device_pixel_ratio=device_pixel_ratio,
+    )
 
     painter = QPainter(image)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -303,11 +316,9 @@ def render_image(
         inset = side * 0.12
         painter.drawLine(QPointF(inset, side - inset), QPointF(side - inset, inset))
 
+    # Over the frame of a not-current badge: the frame still shows round the other three corners.
     if person is not None and layout.tab is not None:
         _draw_tab(painter, path, layout.tab, person, foreground)
-
-        # The frame of a not-current badge goes round the tab too.
-        _draw_outline(painter, colours, side)
     painter.end()
     return image
 
