@@ -305,6 +305,9 @@ def render_image(
         centre = layout.arrow.center()
         length = min(layout.arrow.height(), layout.arrow.width(), side * 0.5) * 0.9
         stroke = max(1.0, side * (0.08 if side < 30 else 0.07))
+        if person is not None and _ARROW_GEOMETRY[trend][1] == 2:
+            # Two shafts and their heads span about 1.14 lengths: keep them in the narrower box.
+            length = min(length, (layout.arrow.width() - stroke) / 1.14)
         pen = QPen(foreground, stroke, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
         pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         _draw_arrow(painter, centre, length, trend, pen)
