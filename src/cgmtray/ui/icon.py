@@ -1,4 +1,8 @@
-"""Paints the tray icon from a DisplayModel: value and arrow on an opaque range-coloured badge."""
+"""Paints the tray icon from a DisplayModel: value and arrow on an opaque range-coloured badge.
+
+With several people followed, a badge can carry a person's label on a tab of their colour
+(`PersonBadge`); without one it is drawn exactly as for a single person.
+"""
 
 from __future__ import annotations
 
@@ -125,6 +129,12 @@ def _draw_arrow(painter: QPainter, centre: QPointF, length: float, trend: Trend,
     painter.restore()
 
 
+#: A person's label has at most this many characters ("S", "Jo").
+MAX_LABEL_CHARS = 2
+LABEL_LIGHT_INK = "#ffffff"
+LABEL_DARK_INK = "#1a1a1a"
+
+
 @dataclass(frozen=True, slots=True)
 class PersonBadge:
     """A person's mark on the badge: their 1-2 character label on a tab of their colour."""
@@ -145,12 +155,6 @@ class PersonBadge:
         light = contrast_ratio(LABEL_LIGHT_INK, self.colour)
         dark = contrast_ratio(LABEL_DARK_INK, self.colour)
         return LABEL_LIGHT_INK if light >= dark else LABEL_DARK_INK
-
-
-#: A person's label has at most this many characters ("S", "Jo").
-MAX_LABEL_CHARS = 2
-LABEL_LIGHT_INK = "#ffffff"
-LABEL_DARK_INK = "#1a1a1a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,8 +357,14 @@ def contrast_ratio(foreground: str, background: str) -> float:
 __all__ = [
     "DEVICE_PIXEL_RATIOS",
     "ICON_SIZES",
+    "LABEL_DARK_INK",
+    "LABEL_LIGHT_INK",
+    "MAX_LABEL_CHARS",
     "BadgeColours",
+    "BadgeLayout",
+    "PersonBadge",
     "badge_colours",
+    "badge_layout",
     "contrast_ratio",
     "render_icon",
     "render_image",
