@@ -7,7 +7,6 @@ gives the same settings with nothing to report.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tempfile
 import tomllib
@@ -28,6 +27,7 @@ from cgmtray.storage.settings import (
     LoadResult,
     Settings,
     load_settings,
+    one_person_settings,
     save_settings,
     to_toml_dict,
     validate,
@@ -81,7 +81,10 @@ def check_usable(loaded: Loaded, original: bytes) -> None:
         assert result.should_save
         assert problem is not None
     assert PASSWORD not in repr(result.settings)
-    assert result.settings.username == result.settings.username.strip()
+    assert (
+        result.settings.first_person.source.username
+        == result.settings.first_person.source.username.strip()
+    )
 
 
 def check_round_trip(result: LoadResult) -> None:
@@ -92,7 +95,7 @@ def check_round_trip(result: LoadResult) -> None:
         save_settings(result.settings, target)
         text = target.read_bytes()
         again = load_settings(target, now=NOW)
-    assert again == LoadResult(dataclasses.replace(result.settings, account_id=None))
+    assert again == LoadResult(result.settings)
     assert PASSWORD.encode() not in text
 
 
@@ -192,9 +195,7 @@ def hostile_bytes(draw: st.DrawFn) -> bytes:
 
 
 def valid_document() -> dict[str, Any]:
-    settings_value = Settings(
-        region="ous", username="+11234567890", account_id="7d3a2f3c-0000-4c4c-9e9e-123456789abc"
-    )
+    settings_value = one_person_settings(region="ous", username="+11234567890")
     return to_toml_dict(settings_value)
 
 
@@ -290,9 +291,11 @@ def test_a_valid_file_with_mutated_values_keeps_what_is_still_good(
     check_round_trip(loaded.result)
     account = document.get("account")
     if isinstance(account, dict) and account.get("region") == "ous":
-        assert loaded.result.settings.region == "ous"  # an untouched value survives
+        assert (
+            loaded.result.settings.first_person.source.region == "ous"
+        )  # an untouched value survives
     if isinstance(account, dict) and account.get("username") == "+11234567890":
-        assert loaded.result.settings.username == "+11234567890"
+        assert loaded.result.settings.first_person.source.username == "+11234567890"
 
 
 @pytest.mark.parametrize(
@@ -332,8 +335,8 @@ def test_a_future_version_loads_what_it_knows_and_says_so(tmp_path: Path) -> Non
     target = tmp_path / "settings.toml"
     target.write_text(tomli_w.dumps(document), encoding="utf-8")
     result = load_settings(target, now=NOW)
-    assert result.settings.region == "ous"
-    assert result.settings.username == "+11234567890"
+    assert result.settings.first_person.source.region == "ous"
+    assert result.settings.first_person.source.username == "+11234567890"
     assert result.problem is not None
     assert "newer CGM Tray" in result.problem
     check_round_trip(result)

@@ -17,8 +17,8 @@ from cgmtray.share.regions import SERVICES_PATH, Region
 from cgmtray.share.urls import EXAMPLE_SHARE_URL, share_url_problem
 from cgmtray.storage.settings import (
     SETTINGS_VERSION,
-    Settings,
     load_settings,
+    one_person_settings,
     settings_from_document,
     validate,
 )
@@ -78,7 +78,7 @@ def loader_accepts(url: str) -> tuple[bool, list[str]]:
     """What the settings loader made of `url` in [advanced] share_url: kept, and its messages."""
     document: dict[str, Any] = {"version": SETTINGS_VERSION, "advanced": {"share_url": url}}
     settings, problems = settings_from_document(document)
-    return settings.share_url == url, problems
+    return settings.first_person.source.share_url == url, problems
 
 
 def client_accepts(url: str) -> bool:
@@ -101,13 +101,15 @@ def test_the_loader_and_the_client_agree_on_every_share_url(url: str) -> None:
     if kept:
         assert accepted, url  # a loaded share_url is always one the client polls
         assert problems == []
-        assert validate(Settings(share_url=url), require_username=False) == []
+        assert validate(one_person_settings(share_url=url), require_username=False) == []
     if not accepted:
         assert not kept
         assert len(problems) == 1
         assert "advanced.share_url" in problems[0]
         assert EXAMPLE_SHARE_URL in problems[0]
-        assert validate(Settings(share_url=url), require_username=False) == [share_url_problem(url)]
+        assert validate(one_person_settings(share_url=url), require_username=False) == [
+            share_url_problem(url)
+        ]
     assert kept == accepted
     assert cli_accepts(url) == accepted  # --share-url: the third way in, the same rule
 
@@ -175,8 +177,10 @@ def test_a_refused_share_url_in_an_existing_settings_file_is_named_at_start(
     }
     path.write_text(tomli_w.dumps(document), encoding="utf-8")
     loaded = load_settings(path)
-    assert loaded.settings.share_url is None  # the account is polled on Dexcom's own service
-    assert loaded.settings.username == USERNAME
+    assert (
+        loaded.settings.first_person.source.share_url is None
+    )  # the account is polled on Dexcom's own service
+    assert loaded.settings.first_person.source.username == USERNAME
     assert loaded.problem is not None
     assert "advanced.share_url" in loaded.problem
     assert EXAMPLE_SHARE_URL in loaded.problem

@@ -24,7 +24,7 @@ class LazyHistory:
     def __init__(self, history_path: Path, clock: Clock, settings: Settings, state_file: Path):
         self._path = history_path
         self._clock = clock
-        self._view = (settings.unit, settings.alerts)
+        self._view = (settings.unit, settings.first_person.alerts)
         self._state_file = state_file
         self._store: HistoryStore | None = None
         self._opener: HistoryOpener | None = None
