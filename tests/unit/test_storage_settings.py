@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.units import Unit
+from cgmtray.storage.people import ShareSource
 from cgmtray.storage.settings import (
     SETTINGS_VERSION,
     LoadResult,
@@ -50,6 +51,11 @@ def write(path: Path, text: str) -> None:
 
 #: The id of the person of customised() (loaded back, it must be the same).
 PERSON_ID = "0123456789ab"
+
+
+def without_ids(settings: Settings) -> Settings:
+    """`settings` with every person's id blanked: a file without ids gets random ones."""
+    return replace(settings, people=tuple(replace(p, id="") for p in settings.people))
 
 
 def customised() -> Settings:
@@ -119,10 +125,19 @@ def test_file_layout_is_human_editable(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     document = tomllib.loads(text)
     assert document["version"] == SETTINGS_VERSION
-    assert document["account"] == {"region": "ous", "username": "+11234567890"}
+    (person,) = document["people"]
+    assert person["id"] == PERSON_ID
+    assert (person["name"], person["label"], person["colour"]) == ("+11234567890", "1", "#0072B2")
+    assert person["history_file"] == "history.sqlite3"
+    assert person["share"] == {
+        "region": "ous",
+        "username": "+11234567890",
+        "share_url": "http://127.0.0.1:8123/ShareWebServices/Services/",
+    }
     assert ACCOUNT_ID not in text
     assert document["display"] == {"unit": "mmol/L"}
-    assert document["alerts"]["low"] == {
+    alerts = person["alerts"]
+    assert alerts["low"] == {
         "enabled": True,
         "threshold": 75,
         "repeat_minutes": 10,
@@ -130,11 +145,16 @@ def test_file_layout_is_human_editable(path: Path) -> None:
         "snooze_cap_minutes": 60,
         "persistence_minutes": 0,
     }
-    assert document["alerts"]["rising_fast"]["threshold"] == 2.5
-    assert document["alerts"]["rising_fast"]["repeat_minutes"] == 0
-    assert set(document["alerts"]) == {kind.value for kind in AlertKind}
-    assert document["general"] == {"start_at_login": True, "retention_days": 90}
-    assert "[alerts.urgent_low]" in text
+    assert alerts["rising_fast"]["threshold"] == 2.5
+    assert alerts["rising_fast"]["repeat_minutes"] == 0
+    assert set(alerts) == {kind.value for kind in AlertKind}
+    assert document["general"] == {
+        "start_at_login": True,
+        "retention_days": 90,
+        "tray_icons": "auto",
+    }
+    assert "[[people]]" in text
+    assert "[people.alerts.urgent_low]" in text
     assert "password" not in text.replace("The password is never stored here", "")
 
 
@@ -145,9 +165,11 @@ def test_hand_edit_is_picked_up(path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     loaded = load_settings(path)
     assert loaded.problem is None
-    assert loaded.settings == one_person_settings(
-        username="alice", unit=Unit.MMOL, retention_days=30
+    assert loaded.settings == replace(
+        one_person_settings(username="alice", unit=Unit.MMOL, retention_days=30),
+        people=loaded.settings.people,
     )
+    assert loaded.settings.first_person.source.username == "alice"
 
 
 def test_unit_spellings_people_type_are_understood(path: Path) -> None:
@@ -305,16 +327,22 @@ def test_one_bad_value_falls_back_alone_and_is_named(
     )
     result = load_settings(path)
     assert result.problem is not None
-    assert key in result.problem
+    # A version-1 file's account and alerts are the first person's in version 2.
+    named = key.replace("account.", "people[1].share.")
+    named = "people[1]." + named if named.startswith("alerts.") else named
+    assert named in result.problem
     assert "default" in result.problem
     loaded = result.settings
-    expected = one_person_settings(region="ous", username="alice", unit=Unit.MMOL)
     field = key.split(".")[-1]
+    account = {"region": "ous", "username": "alice"}
     if line_table == "account":
-        expected = replace(expected, **{field: getattr(Settings(), field)})
-    if line_table == "display":
-        expected = replace(expected, unit=Unit.MGDL)
-    assert loaded == expected
+        account[field] = getattr(ShareSource(), field)
+    expected = one_person_settings(
+        region=account["region"],
+        username=account["username"],
+        unit=Unit.MGDL if line_table == "display" else Unit.MMOL,
+    )
+    assert without_ids(loaded) == without_ids(expected)
     assert validate(loaded, require_username=False) == []
 
 
@@ -322,9 +350,11 @@ def test_a_section_that_is_not_a_table_is_reported(path: Path) -> None:
     write(path, 'version = 1\naccount = "alice"\nalerts = 5\n[general]\nretention_days = 10\n')
     result = load_settings(path)
     assert result.problem is not None
-    assert "account" in result.problem
-    assert "alerts" in result.problem
-    assert result.settings == Settings(retention_days=10)
+    assert "people[1].share" in result.problem  # the version-1 account table
+    assert "people[1].alerts" in result.problem
+    assert result.settings.retention_days == 10
+    assert result.settings.first_person.source == ShareSource()
+    assert result.settings.first_person.alerts == AlertSettings()
 
 
 def test_thresholds_out_of_order_fall_back_to_default_thresholds(path: Path) -> None:
@@ -369,10 +399,12 @@ def test_version_0_file_is_migrated(path: Path) -> None:
     result = load_settings(path)
     assert result.problem is None
     assert result.should_save
-    assert result.settings == one_person_settings(region="jp", username="alice", unit=Unit.MMOL)
+    assert without_ids(result.settings) == without_ids(
+        one_person_settings(region="jp", username="alice", unit=Unit.MMOL)
+    )
     save_settings(result.settings, path)
     document = tomllib.loads(path.read_text(encoding="utf-8"))
-    assert document["version"] == 1
+    assert document["version"] == SETTINGS_VERSION
     assert "units" not in document
     assert load_settings(path) == LoadResult(result.settings)
 
@@ -385,8 +417,9 @@ def test_version_0_with_mgdl(path: Path) -> None:
 def test_newer_file_loads_what_is_known_and_says_so(path: Path) -> None:
     write(
         path,
-        'version = 7\nhologram = true\n[account]\nregion = "ous"\nusername = "alice"\n'
-        "[alerts.low]\nthreshold = 80\n[alerts.low.schedule]\nnight = 65\n",
+        'version = 7\nhologram = true\n[[people]]\nname = "Al"\n[people.share]\nregion = "ous"\n'
+        'username = "alice"\n[people.alerts.low]\nthreshold = 80\n'
+        "[people.alerts.low.schedule]\nnight = 65\n",
     )
     result = load_settings(path)
     assert result.problem is not None
@@ -418,7 +451,9 @@ def test_corrupt_file_is_kept_aside_and_the_sign_in_survives(path: Path) -> None
     assert result.problem.startswith(
         f"Your settings file was unreadable; it was kept as {backup} and defaults are in use."
     )
-    assert result.settings == one_person_settings(region="ous", username="alice@example.com")
+    assert without_ids(result.settings) == without_ids(
+        one_person_settings(region="ous", username="alice@example.com")
+    )
     assert result.should_save
     save_settings(result.settings, path)
     assert load_settings(path) == LoadResult(result.settings)
@@ -449,7 +484,9 @@ def test_file_that_is_not_utf8_is_treated_as_corrupt(path: Path) -> None:
     path.write_bytes(b'[account]\nregion = "jp"\nusername = "bob"\n\xff\xfe\xfa')
     result = load_settings(path, now=NOW)
     assert result.backup is not None
-    assert result.settings == one_person_settings(region="jp", username="bob")
+    assert without_ids(result.settings) == without_ids(
+        one_person_settings(region="jp", username="bob")
+    )
 
 
 def test_unreadable_path_gives_defaults_and_a_message(path: Path) -> None:
@@ -489,8 +526,8 @@ def test_validation_messages_are_plain() -> None:
     assert validate(bad) == [
         "Choose a region: United States, Outside the US or Japan.",
         "The username must not start or end with spaces.",
-        "Keep history between 1 and 3650 days.",
         "A custom Share address must point to this computer (loopback).",
+        "Keep history between 1 and 3650 days.",
     ]
 
 

@@ -465,6 +465,8 @@ def _migrate_v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
     account = document.get("account")
     advanced = document.get("advanced")
     share: Any = dict(account) if isinstance(account, dict) else account
+    if share is None and isinstance(advanced, dict) and "share_url" in advanced:
+        share = {}
     if isinstance(share, dict) and isinstance(advanced, dict) and "share_url" in advanced:
         share["share_url"] = advanced["share_url"]
     username = account.get("username") if isinstance(account, dict) else None
@@ -923,9 +925,9 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         problems.append(
             "The setting version in your settings file was not a whole number; "
-            "it was read as the current version."
+            "it was read as the version its layout has."
         )
-        version = SETTINGS_VERSION
+        version = SETTINGS_VERSION if "people" in document else 1
     if version > SETTINGS_VERSION:
         # An absurdly large number is not repeated (Python refuses to print some of them).
         shown = f" (settings version {version})" if version.bit_length() <= 64 else ""
@@ -933,6 +935,12 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
             f"Your settings file was written by a newer CGM Tray{shown}; "
             "the settings this version knows were loaded and the rest ignored."
         )
+    newer = version > SETTINGS_VERSION
+    if version >= 2 and _has_v1_layout(document):
+        # One account at the top level and no people: the version-1 layout, whatever the
+        # number says (a hand edit); read as such rather than losing the account.
+        document = _migrate_v1_to_v2(document)
+        should_save = should_save or not newer
     while version < SETTINGS_VERSION:
         document = MIGRATIONS[version](document)
         version += 1
@@ -940,13 +948,22 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
 
     settings, value_problems, legacy = _settings_and_legacy_ids(document)
     problems += value_problems
-    if legacy or any(not is_id(raw.get("id")) for raw in _raw_people(document)):
-        should_save = True  # use an older file's account id, then drop it; keep new ids
+    # An older file's account id is used, then dropped; ids made now are kept. A newer app's
+    # file is never clobbered on our own.
+    missing_id = any(not is_id(raw.get("id")) for raw in _raw_people(document))
+    if not newer and (legacy or missing_id):
+        should_save = True
     return LoadResult(
         settings,
         problem=" ".join(problems) or None,
         should_save=should_save,
         legacy_account_ids=legacy,
+    )
+
+
+def _has_v1_layout(document: dict[str, Any]) -> bool:
+    return "people" not in document and any(
+        key in document for key in ("account", "alerts", "advanced")
     )
 
 
