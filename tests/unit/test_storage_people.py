@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -225,8 +226,7 @@ def test_the_version_1_fixture_opens_as_one_person_with_everything_kept(tmp_path
     # The alerts as they were (tests/fixtures/make_v1_fixture.py changed these).
     alerts = person.alerts
     assert alerts[AlertKind.LOW].threshold == 75
-    assert alerts[AlertKind.LOW].repeat is not None
-    assert alerts[AlertKind.LOW].repeat.total_seconds() == 20 * 60
+    assert alerts[AlertKind.LOW].repeat == timedelta(minutes=20)
     assert alerts[AlertKind.HIGH].threshold == 220
     assert alerts[AlertKind.HIGH].sound
     assert alerts[AlertKind.HIGH].persistence.total_seconds() == 30 * 60
