@@ -199,16 +199,16 @@ class AppSession(QObject):
         if needs_first_run(self._settings):
             self._show_first_run(loaded.problem)
             return
+        person = self._settings.first_person  # the first person until the runtime has people
+        legacy_id = loaded.legacy_account_ids.get(person.id)
         if getattr(self._args, "password_stdin", False):
             password = sys.stdin.readline().rstrip("\r\n")
             if password:
-                self._start_account(self._settings, password, given=True)
+                self._start_account(self._settings, password, given=True, account_id=legacy_id)
                 return
             self._ask_for_password("No password arrived on standard input. Enter it to start.")
             return
-        person = self._settings.first_person  # the first person until the runtime has people
         source = person.source
-        legacy_id = loaded.legacy_account_ids.get(person.id)
         task = BackgroundTask(lambda: _look_up_password(source, legacy_id), name="keyring-read")
         task.finished.connect(self._on_keyring_task_finished)
         self._run(task)
