@@ -686,7 +686,7 @@ def test_a_saved_change_reaches_the_running_controller(
         dialog = harness.open()
         # What the app does with the signal (see the report): apply the view at once.
         dialog.settings_saved.connect(
-            lambda s: controller.apply_view(ViewSettings(unit=s.unit, alerts=s.alerts))
+            lambda s: controller.apply_view(ViewSettings(unit=s.unit, alerts=s.first_person.alerts))
         )
         dialog.unit_mmol.click()
         _type(qtbot, _threshold(dialog, AlertKind.HIGH), "7,5")

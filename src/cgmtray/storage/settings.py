@@ -459,8 +459,8 @@ def _migrate_v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
         if key not in {"account", "alerts", "advanced"}
     }
     migrated["version"] = 2
-    if not any(key in document for key in ("account", "alerts", "advanced")):
-        migrated.setdefault("people", [])
+    if "people" in document or not any(k in document for k in ("account", "alerts", "advanced")):
+        migrated.setdefault("people", [])  # people already (a hand edit): they are kept
         return migrated
     account = document.get("account")
     advanced = document.get("advanced")
