@@ -308,3 +308,34 @@ def test_a_person_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         person.name = "x"  # type: ignore[misc]
     assert isinstance(person, Person)
+
+
+def test_unknown_keys_in_a_version_2_file_are_ignored_quietly(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(
+        'version = 2\ntheme = "dark"\n[general]\nretention_days = 30\nvibrate = true\n'
+        '[[people]]\nid = "0123456789ab"\nname = "Sam"\nnickname = "S."\n'
+        '[people.share]\nregion = "jp"\nusername = "sam"\nport = 1\n'
+        "[people.alerts.low]\nthreshold = 80\nvibrate = true\n[people.alerts.made_up]\nx = 1\n",
+        encoding="utf-8",
+    )
+    loaded = load_settings(settings_file)
+    assert loaded.problem is None
+    assert not loaded.should_save  # nothing to fix: the file is left as the person wrote it
+    (sam,) = loaded.settings.people
+    assert (sam.id, sam.name, sam.source.region) == ("0123456789ab", "Sam", "jp")
+    assert sam.alerts[AlertKind.LOW].threshold == 80
+    assert loaded.settings.retention_days == 30
+
+
+def test_a_symlinked_version_2_file_is_not_followed(tmp_path: Path) -> None:
+    real = tmp_path / "real.toml"
+    save_settings(family("sam"), real)
+    link = tmp_path / "settings.toml"
+    link.symlink_to(real)
+    loaded = load_settings(link)
+    assert loaded.ignored
+    assert loaded.settings.people == ()
+    with pytest.raises(OSError):
+        save_settings(family("alex"), link)
+    assert load_settings(real).settings.first_person.source.username == "sam"
