@@ -15,6 +15,7 @@ from cgmtray.storage import people
 from cgmtray.storage.credentials import MemoryCredentialStore
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.paths import HISTORY_DB_NAME
+from cgmtray.storage.safe_open import UnsafeFileError
 from cgmtray.storage.people import (
     MAX_PEOPLE,
     PALETTE,
@@ -336,6 +337,6 @@ def test_a_symlinked_version_2_file_is_not_followed(tmp_path: Path) -> None:
     loaded = load_settings(link)
     assert loaded.ignored
     assert loaded.settings.people == ()
-    with pytest.raises(OSError):
+    with pytest.raises(UnsafeFileError):
         save_settings(family("alex"), link)
     assert load_settings(real).settings.first_person.source.username == "sam"
