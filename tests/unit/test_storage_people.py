@@ -15,7 +15,6 @@ from cgmtray.storage import people
 from cgmtray.storage.credentials import MemoryCredentialStore
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.paths import HISTORY_DB_NAME
-from cgmtray.storage.safe_open import UnsafeFileError
 from cgmtray.storage.people import (
     MAX_PEOPLE,
     PALETTE,
@@ -24,6 +23,7 @@ from cgmtray.storage.people import (
     ShareSource,
     new_person,
 )
+from cgmtray.storage.safe_open import UnsafeFileError
 from cgmtray.storage.settings import (
     LoadResult,
     Settings,
