@@ -340,3 +340,14 @@ def test_a_symlinked_version_2_file_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(UnsafeFileError):
         save_settings(family("alex"), link)
     assert load_settings(real).settings.first_person.source.username == "sam"
+
+
+def test_names_and_labels_made_from_odd_logins_load_back_the_same(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"
+    for username in ("a" * 39 + " b" + "c" * 20, "ﬃx@example.com", "@x", "ß"):
+        settings = family(username)
+        person = settings.people[0]
+        assert person.name == person.name.strip()
+        assert 1 <= len(person.label) <= 2
+        save_settings(settings, settings_file)
+        assert load_settings(settings_file) == LoadResult(settings)

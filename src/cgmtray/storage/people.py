@@ -112,15 +112,16 @@ def is_colour(value: object) -> bool:
 
 def name_from_username(username: str) -> str:
     """The name a person gets from their login: the part before '@', or "Me"."""
-    name = username.strip().split("@", 1)[0].strip()
-    return name[:MAX_NAME_LENGTH] if name else DEFAULT_NAME
+    name = username.strip().split("@", 1)[0].strip()[:MAX_NAME_LENGTH].strip()
+    return name or DEFAULT_NAME
 
 
 def default_label(name: str) -> str:
     """The badge label of a name: its initial, upper case ("?" for no letter at all)."""
     for character in name.strip():
         if character.isalnum():
-            return character.upper()
+            upper = character.upper()  # (a few letters grow: "ﬃ" is "FFI" in upper case)
+            return upper if len(upper) <= MAX_LABEL_LENGTH else character
     return "?"
 
 
