@@ -148,11 +148,12 @@ def prepare_account(
     `stored` (what the app shows at start, before its first fetch)."""
     from cgmtray.storage import paths as app_paths
     from cgmtray.storage.history import HistoryStore
-    from cgmtray.storage.settings import Settings, save_settings
+    from cgmtray.storage.settings import one_person_settings, save_settings
 
     paths = app_paths.ensure(app_paths.app_paths(basedir))
     save_settings(
-        Settings(region="us", username=username, share_url=share_url), paths.settings_file
+        one_person_settings(region="us", username=username, share_url=share_url),
+        paths.settings_file,
     )
     with HistoryStore(paths.history_db) as store:
         store.add(stored)

@@ -33,7 +33,7 @@ from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
 from cgmtray.storage.autostart import XdgAutostart
 from cgmtray.storage.credentials import CredentialStore
-from cgmtray.storage.settings import Settings
+from cgmtray.storage.settings import Settings, one_person_settings
 from cgmtray.ui.first_run import WelcomeWindow
 from cgmtray.ui.password_choice import PasswordChoice
 from cgmtray.ui.settings_dialog import Page, SettingsDialog
@@ -97,7 +97,9 @@ class Shooter:
     def dialog(self, settings: Settings, password: str = "") -> SettingsDialog:
         store = CredentialStore(ScreenshotKeyring())
         if password:
-            store.set(settings.region, settings.username, password)
+            store.set(
+                settings.first_person.source.region, settings.first_person.source.username, password
+            )
         dialog = SettingsDialog(
             settings,
             settings_path=self.work / "settings.toml",
@@ -136,7 +138,7 @@ class Shooter:
         _wait(self.app, lambda: bool(results))
 
     def shoot(self, theme: str) -> None:
-        account = Settings(region="us", username=USER)
+        account = one_person_settings(region="us", username=USER)
         self.save(self.dialog(Settings()), "settings-account-empty", theme)
 
         for minutes, mgdl in ((7, 138), (2, 142)):
@@ -151,20 +153,22 @@ class Shooter:
         self.save(rejected, "settings-account-rejected", theme)
 
         self.fake.add_account(Region.US, "quiet@example.com", PASSWORD)
-        quiet = self.dialog(Settings(region="us", username="quiet@example.com"))
+        quiet = self.dialog(one_person_settings(region="us", username="quiet@example.com"))
         self.test_sign_in(quiet, PASSWORD)
         self.save(quiet, "settings-account-no-readings", theme)
 
         # Share on, nobody follows: the follower list is empty, so reads are too.
         self.fake.add_account(Region.US, "unfollowed@example.com", PASSWORD)
         self.fake.remove_followers(Region.US, "unfollowed@example.com")
-        unfollowed = self.dialog(Settings(region="us", username="unfollowed@example.com"))
+        unfollowed = self.dialog(
+            one_person_settings(region="us", username="unfollowed@example.com")
+        )
         self.test_sign_in(unfollowed, PASSWORD)
         self.save(unfollowed, "sign-in-test-no-follower", theme)
 
         self.fake.add_account(Region.US, "locked@example.com", PASSWORD)
         self.fake.lock_account(Region.US, "locked@example.com")
-        locked = self.dialog(Settings(region="us", username="locked@example.com"))
+        locked = self.dialog(one_person_settings(region="us", username="locked@example.com"))
         self.test_sign_in(locked, PASSWORD)
         self.save(locked, "settings-account-locked", theme)
 
@@ -176,7 +180,9 @@ class Shooter:
         general.show_page(Page.GENERAL)
         self.save(general, "settings-general", theme)
 
-        mmol = self.dialog(Settings(region="us", username=USER, unit=Unit.MMOL), PASSWORD)
+        mmol = self.dialog(
+            one_person_settings(region="us", username=USER, unit=Unit.MMOL), PASSWORD
+        )
         mmol.show_page(Page.ALERTS)
         self.save(mmol, "settings-alerts-mmol", theme)
 
@@ -184,7 +190,7 @@ class Shooter:
         urgent_high = replace(AlertSettings()[AlertKind.URGENT_HIGH], enabled=True)
         alerts = AlertSettings().with_kind(AlertKind.URGENT_HIGH, urgent_high)
         invalid = self.dialog(
-            Settings(region="us", username=USER, unit=Unit.MMOL, alerts=alerts), PASSWORD
+            one_person_settings(region="us", username=USER, unit=Unit.MMOL, alerts=alerts), PASSWORD
         )
         invalid.show_page(Page.ALERTS)
         low = invalid.kind_rows[AlertKind.LOW].threshold

@@ -26,8 +26,9 @@ from cgmtray.share.errors import InvalidRequestError, ShareError
 from cgmtray.share.gate import SignInDeferred
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
+from cgmtray.storage import people
 from cgmtray.storage.credentials import CredentialStore, CredentialStoreError, PasswordStore
-from cgmtray.storage.settings import load_settings
+from cgmtray.storage.people import ShareSource
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 
 log = logging.getLogger(__name__)
@@ -82,22 +83,14 @@ class KeyringIds:
     """The keyring entry of one account's id, and what it held when `now` started."""
 
     store: PasswordStore
-    region: str
-    username: str
+    source: ShareSource
     stored: str | None = field(repr=False)
 
     def keep(self, account_id: str | None) -> None:
-        """Stores a newly learned id or forgets a refused one; a keyring that cannot is left
-        as it is (the next run signs in by name)."""
-        if account_id == self.stored:
-            return
-        try:
-            if account_id is None:
-                self.store.delete_account_id(self.region, self.username)
-            else:
-                self.store.set_account_id(self.region, self.username, account_id)
-        except (CredentialStoreError, ValueError) as error:
-            log.debug("the account id was not kept in the keyring (%s)", type(error).__name__)
+        """Stores a newly learned id or forgets a refused one (storage.people); a keyring that
+        cannot is left as it is (the next run signs in by name)."""
+        if account_id != self.stored:
+            people.keep_account_id(self.store, self.source, account_id, only_with_password=False)
 
 
 def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -160,19 +153,21 @@ def _account(
         )
         return
 
-    loaded = load_settings(paths.settings_file)
+    loaded = people.load(paths.settings_file)
     settings = loaded.settings
     if loaded.problem:
         log.warning("settings: %s", loaded.problem)
-    if not settings.username:
+    person = settings.first_person  # `now` follows the first person until --person lands
+    if not person.source.username:
         raise UsageError(
             "no Dexcom account is set up. Start `cgm-tray` to sign in, or pass --region, "
             "--username and --password-stdin."
         )
-    region = Region(args.region or settings.region)
+    region = Region(args.region or person.source.region)
+    source = ShareSource(region.value, person.source.username, person.source.share_url)
     store = CredentialStore()
     try:
-        saved = store.get(region.value, settings.username)
+        saved = people.read_password(store, source)
     except CredentialStoreError as error:
         raise UsageError(f"the system keyring could not be read: {error}") from None
     if not saved:
@@ -181,19 +176,17 @@ def _account(
             "sign in, or use --password-stdin."
         )
     logging_setup.register_secret(saved)
-    try:
-        stored_id = store.get_account_id(region.value, settings.username)
-    except CredentialStoreError:
-        stored_id = None  # a sign-in by name instead
+    stored_id = people.read_account_id(store, source)  # None: a sign-in by name instead
+    legacy_id = loaded.legacy_account_ids.get(person.id)
     yield (
         Account(
             region,
-            settings.username,
+            source.username,
             saved,
-            stored_id or settings.account_id,
-            args.share_url or settings.share_url,
+            stored_id or legacy_id,
+            args.share_url or source.share_url,
             settings.unit,
-            KeyringIds(store, region.value, settings.username, stored_id),
+            KeyringIds(store, source, stored_id),
             state_dir=paths.data_dir,
         ),
         _clock(args),

@@ -19,7 +19,13 @@ from cgmtray.domain.units import Unit
 from cgmtray.share.regions import ENDPOINT_READ
 from cgmtray.storage.history import HistoryStore, from_epoch_ms
 from cgmtray.storage.paths import app_paths
-from cgmtray.storage.settings import LoadResult, Settings, load_settings, save_settings
+from cgmtray.storage.settings import (
+    LoadResult,
+    Settings,
+    load_settings,
+    one_person_settings,
+    save_settings,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -70,8 +76,8 @@ while True:
 def _three_settings() -> list[Settings]:
     low = KindConfig(True, 75, timedelta(minutes=10), True, timedelta(minutes=30))
     return [
-        Settings(region="us", username="first@example.com", retention_days=30),
-        Settings(
+        one_person_settings(region="us", username="first@example.com", retention_days=30),
+        one_person_settings(
             region="ous",
             username="+441234567890",
             unit=Unit.MMOL,
@@ -79,7 +85,7 @@ def _three_settings() -> list[Settings]:
             start_at_login=True,
             retention_days=90,
         ),
-        Settings(region="jp", username="third", retention_days=3650),
+        one_person_settings(region="jp", username="third", retention_days=3650),
     ]
 
 
@@ -270,7 +276,9 @@ def test_the_app_killed_at_six_moments_keeps_its_history_and_settings(rig: Rig) 
     times = [first + k * INTERVAL for k in range(27 * 12)]  # 24 h past, 3 h to come
     fake.publish([(t, 60 + (k * 11) % 300, t + UPLOAD_LAG) for k, t in enumerate(times)])
     paths = app_paths(rig.basedir)
-    saved = Settings(region="us", username=rig.username, unit=Unit.MMOL, retention_days=400)
+    saved = one_person_settings(
+        region="us", username=rig.username, unit=Unit.MMOL, retention_days=400
+    )
     save_settings(saved, paths.settings_file)
     history = History(fake, paths.history_db)
 

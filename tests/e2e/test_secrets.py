@@ -28,7 +28,7 @@ from tests.support.secrets import assert_no_secrets, find_secrets
 from cgmtray.domain.sign_in_gate import Reason
 from cgmtray.share.regions import ENDPOINT_READ
 from cgmtray.storage.paths import app_paths
-from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.settings import load_settings, one_person_settings, save_settings
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 
 pytestmark = pytest.mark.e2e
@@ -199,7 +199,7 @@ def test_no_password_session_id_or_account_id_is_written_anywhere(
     _publish_day(fake, clock)
     paths = app_paths(runs.basedir)
     paths.config_dir.mkdir(parents=True)
-    save_settings(Settings(region="us", username=USERNAME), paths.settings_file)
+    save_settings(one_person_settings(region="us", username=USERNAME), paths.settings_file)
 
     # 1. First sign-in from the keyring, reads, a forced session expiry, all at --debug.
     first = runs.tray("tray-debug", fake, "--debug", stdin=None)
@@ -287,4 +287,4 @@ def test_no_password_session_id_or_account_id_is_written_anywhere(
     )
     elsewhere = _files_except(roots, {paths.settings_file})
     assert_no_secrets({"username": USERNAME}, roots=elsewhere, texts=runs.printed)
-    assert load_settings(paths.settings_file).settings.username == USERNAME
+    assert load_settings(paths.settings_file).settings.first_person.source.username == USERNAME

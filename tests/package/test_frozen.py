@@ -34,7 +34,7 @@ from tests.support.xdesktop import (
 from cgmtray import __version__
 from cgmtray.storage.credentials import SERVICE
 from cgmtray.storage.paths import app_paths
-from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.storage.settings import one_person_settings, save_settings
 
 LINUX: Final = sys.platform.startswith("linux")
 linux_only = pytest.mark.skipif(not LINUX, reason="checks the Linux one-folder layout")
@@ -152,7 +152,8 @@ def test_the_frozen_app_reads_the_saved_password_from_the_secret_service(
     settings_file = app_paths(basedir).settings_file
     settings_file.parent.mkdir(parents=True)
     save_settings(
-        Settings(region="us", username=frozen_rig.username, share_url=fake.base_url), settings_file
+        one_person_settings(region="us", username=frozen_rig.username, share_url=fake.base_url),
+        settings_file,
     )
     stored = subprocess.run(
         ["secret-tool", "store", "--label=CGM Tray test", "service", SERVICE,

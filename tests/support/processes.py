@@ -23,7 +23,7 @@ from typing import IO, Any, Final
 import requests
 
 from cgmtray.storage.paths import app_paths
-from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.storage.settings import one_person_settings, save_settings
 
 CGM_TRAY: Final = [sys.executable, "-m", "cgmtray"]
 USERNAME: Final = "e2e.person@example.com"
@@ -470,7 +470,7 @@ class Rig:
         settings_file = app_paths(basedir).settings_file
         if not settings_file.exists():
             settings_file.parent.mkdir(parents=True, exist_ok=True)
-            save_settings(Settings(region="us", username=USERNAME), settings_file)
+            save_settings(one_person_settings(region="us", username=USERNAME), settings_file)
         argv = [
             *CGM_TRAY,
             "--basedir",

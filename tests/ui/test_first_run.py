@@ -9,7 +9,7 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from cgmtray.storage.credentials import MemoryCredentialStore
-from cgmtray.storage.settings import Settings, load_settings
+from cgmtray.storage.settings import Settings, load_settings, one_person_settings
 from cgmtray.ui.first_run import FirstRunFlow, WelcomeWindow, needs_first_run
 from cgmtray.ui.settings_dialog import AccountChange, SettingsDialog
 
@@ -19,8 +19,8 @@ USER, PASSWORD = "+11234567890", "pa55word-Phone"
 
 def test_only_a_missing_account_means_first_run() -> None:
     assert needs_first_run(Settings())
-    assert needs_first_run(Settings(username="  "))
-    assert not needs_first_run(Settings(username=USER))
+    assert needs_first_run(one_person_settings(username="  "))
+    assert not needs_first_run(one_person_settings(username=USER))
 
 
 def test_the_welcome_window_offers_sign_in_and_demo(qtbot: QtBot) -> None:
@@ -80,11 +80,11 @@ def test_sign_in_opens_the_account_page_and_saving_ends_the_first_run(
         QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     change = blocker.args[0]
     assert isinstance(change, AccountChange)
-    assert change.settings.username == USER
+    assert change.settings.first_person.source.username == USER
     assert change.password == PASSWORD
     assert flow.flow.finished
     assert not flow.flow.welcome.isVisible()
-    assert load_settings(flow.path).settings.username == USER
+    assert load_settings(flow.path).settings.first_person.source.username == USER
 
 
 def test_cancelling_the_settings_goes_back_to_the_welcome(qtbot: QtBot, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from cgmtray.domain.clock import ManualClock
 from cgmtray.storage.autostart import XdgAutostart
 from cgmtray.storage.credentials import MemoryCredentialStore
 from cgmtray.storage.history import HistoryStore
-from cgmtray.storage.settings import Settings
+from cgmtray.storage.settings import one_person_settings
 from cgmtray.ui.first_run import WelcomeWindow
 from cgmtray.ui.history_window import HistoryWindow
 from cgmtray.ui.password_choice import PasswordChoice
@@ -81,7 +81,7 @@ def test_a_clash_is_found(qtbot: QtBot) -> None:
 
 def _settings_dialog(tmp_path: Path) -> SettingsDialog:
     return SettingsDialog(
-        Settings(username="fiona@example.com"),
+        one_person_settings(username="fiona@example.com"),
         settings_path=tmp_path / "settings.toml",
         password_store=MemoryCredentialStore(),
         autostart=XdgAutostart(tmp_path / "xdg"),

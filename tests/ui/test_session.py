@@ -40,7 +40,7 @@ from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, R
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import SERVICE
 from cgmtray.storage.history import HistoryStore
-from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.storage.settings import Settings, one_person_settings, save_settings
 from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
 from cgmtray.ui.controller import Controller
@@ -147,7 +147,9 @@ def test_without_a_keyring_the_password_is_asked_not_stored(
 ) -> None:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())  # type: ignore[no-untyped-call]
-    save_settings(Settings(region="us", username="fiona@example.com"), paths.settings_file)
+    save_settings(
+        one_person_settings(region="us", username="fiona@example.com"), paths.settings_file
+    )
     session = _session(_args(), paths, stack)
     session.begin()
     from cgmtray.ui.settings_dialog import Page, SettingsDialog
@@ -203,7 +205,7 @@ def fake() -> Iterator[FakeShare]:
 
 
 def _saved_account(paths: app_paths.AppPaths, backend: DictKeyring, username: str = USER) -> None:
-    save_settings(Settings(region="us", username=username), paths.settings_file)
+    save_settings(one_person_settings(region="us", username=username), paths.settings_file)
     backend.entries[(SERVICE, f"us:{username}")] = PASSWORD
 
 
@@ -318,7 +320,7 @@ def test_a_password_on_standard_input_keeps_the_account_id_in_memory_only(
     tmp_path: Path,
 ) -> None:
     _app_on_the_fakes_clock(fake, monkeypatch)  # the reading of T0 is current, not weeks old
-    save_settings(Settings(region="us", username=USER), paths.settings_file)
+    save_settings(one_person_settings(region="us", username=USER), paths.settings_file)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     session = _session(_run_args(fake, password_stdin=True), paths, stack)
     session.begin()
@@ -418,7 +420,9 @@ def _cancel_the_password_prompt(
     qtbot: QtBot, paths: app_paths.AppPaths, stack: contextlib.ExitStack
 ) -> tuple[AppSession, PasswordChoice]:
     """Starts without a keyring and presses Cancel in the password prompt, as a person would."""
-    save_settings(Settings(region="us", username="fiona@example.com"), paths.settings_file)
+    save_settings(
+        one_person_settings(region="us", username="fiona@example.com"), paths.settings_file
+    )
     session = _session(_args(), paths, stack)
     session.begin()
     qtbot.waitUntil(lambda: visible_settings_dialog() is not None, timeout=WAIT_MS)
@@ -566,10 +570,9 @@ def test_a_save_that_changes_nothing_redraws_nothing_and_keeps_the_worker(
     session = _session(_run_args(fake), paths, stack)
     session.begin()
     _wait_for_reading(qtbot, session)
-    # The learned account id is part of the settings: wait until the model has it too.
+    # The learned account id is in the keyring (not the settings) before the dialog opens.
     qtbot.waitUntil(lambda: backend.account_id() is not None, timeout=WAIT_MS)
     model, controller, tray = _running(session)
-    qtbot.waitUntil(lambda: model.settings.account_id is not None, timeout=WAIT_MS)
     window = _open_history(qtbot, session)
     before = model.settings
     client_source = session._client_source

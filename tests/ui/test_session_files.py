@@ -22,7 +22,7 @@ from cgmtray.domain.readings import Reading, Trend
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
-from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.storage.settings import one_person_settings, save_settings
 from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
 from cgmtray.ui.controller import FILES_NOTICE_KIND
@@ -52,7 +52,7 @@ def session(
     the status window; not begun."""
     clock = fake.clock
     monkeypatch.setattr(session_module, "shared_clock", lambda *_args: clock)
-    save_settings(Settings(region="us", username=USER), paths.settings_file)
+    save_settings(one_person_settings(region="us", username=USER), paths.settings_file)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     args = argparse.Namespace(
         demo=False,

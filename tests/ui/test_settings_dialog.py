@@ -28,7 +28,7 @@ from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, Region
 from cgmtray.storage.autostart import XdgAutostart
 from cgmtray.storage.credentials import SERVICE, CredentialStore, MemoryCredentialStore
 from cgmtray.storage.history import HistoryStore
-from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.settings import Settings, load_settings, one_person_settings, save_settings
 from cgmtray.ui.alerts_page import glucose_text
 from cgmtray.ui.controller import Controller, ViewSettings
 from cgmtray.ui.notifier import Notifier
@@ -149,9 +149,11 @@ def harness(qtbot: QtBot, tmp_path: Path, backend: DictKeyring, clock: ManualClo
 
 def _account(harness: Harness, settings: Settings | None = None) -> Settings:
     """A saved account with its password in the test keyring."""
-    saved = settings or Settings(region="us", username=USER)
+    saved = settings or one_person_settings(region="us", username=USER)
     save_settings(saved, harness.path)
-    harness.backend.entries[(SERVICE, f"{saved.region}:{saved.username}")] = PASSWORD
+    harness.backend.entries[
+        (SERVICE, f"{saved.first_person.source.region}:{saved.first_person.source.username}")
+    ] = PASSWORD
     return saved
 
 
@@ -214,7 +216,7 @@ def test_invalid_thresholds_keep_save_disabled_with_a_plain_message(
     # Urgent high on, so high is held below it (only enabled thresholds are held in order).
     urgent_high = dataclasses.replace(AlertSettings()[AlertKind.URGENT_HIGH], enabled=True)
     alerts = AlertSettings().with_kind(AlertKind.URGENT_HIGH, urgent_high)
-    _account(harness, Settings(username=USER, unit=unit, alerts=alerts))
+    _account(harness, one_person_settings(username=USER, unit=unit, alerts=alerts))
     dialog = harness.open()
     assert dialog.save_button.isEnabled()
     _type(qtbot, _threshold(dialog, kind), text)
@@ -240,7 +242,7 @@ def test_a_new_account_needs_its_password(qtbot: QtBot, harness: Harness) -> Non
 
 
 def test_an_account_with_no_saved_password_asks_for_it(qtbot: QtBot, harness: Harness) -> None:
-    save_settings(Settings(username=USER), harness.path)
+    save_settings(one_person_settings(username=USER), harness.path)
     dialog = harness.open()
     assert not dialog.save_button.isEnabled()
     assert "none is saved for this account" in dialog.problems_label.text()
@@ -268,7 +270,7 @@ def test_thresholds_show_in_the_chosen_unit_and_switch_with_it(
     assert _threshold(dialog, AlertKind.LOW).text() == "70"
     saved = harness.save(dialog)
     assert saved.unit is Unit.MGDL
-    assert saved.alerts == AlertSettings()
+    assert saved.first_person.alerts == AlertSettings()
 
 
 def test_editing_in_mmol_stores_mgdl_and_untouched_values_keep_theirs(
@@ -277,12 +279,12 @@ def test_editing_in_mmol_stores_mgdl_and_untouched_values_keep_theirs(
     odd = AlertSettings().with_kind(
         AlertKind.HIGH, dataclasses.replace(AlertSettings()[AlertKind.HIGH], threshold=181)
     )
-    _account(harness, Settings(username=USER, unit=Unit.MMOL, alerts=odd))
+    _account(harness, one_person_settings(username=USER, unit=Unit.MMOL, alerts=odd))
     dialog = harness.open()
     assert _threshold(dialog, AlertKind.HIGH).text() == "10.0"  # 181 mg/dL; 10.0 is 180
     _type(qtbot, _threshold(dialog, AlertKind.LOW), "4,4")
     saved = harness.save(dialog)
-    kinds = saved.alerts.kinds
+    kinds = saved.first_person.alerts.kinds
     assert kinds[AlertKind.LOW].threshold == 79  # 4.4 mmol/L
     assert kinds[AlertKind.HIGH].threshold == 181  # untouched: not moved to 180
     assert kinds[AlertKind.URGENT_LOW].threshold == 55
@@ -317,13 +319,13 @@ def test_opening_in_mmol_and_saving_keeps_every_mgdl_threshold(
             for kind, config in defaults.items()
         }
     )
-    original = _account(harness, Settings(username=USER, unit=Unit.MMOL, alerts=alerts))
+    original = _account(harness, one_person_settings(username=USER, unit=Unit.MMOL, alerts=alerts))
     dialog = harness.open()
     if switch_twice:
         dialog.unit_mgdl.click()
         dialog.unit_mmol.click()
     saved = harness.save(dialog)
-    assert saved.alerts == original.alerts
+    assert saved.first_person.alerts == original.first_person.alerts
     assert saved == original
 
 
@@ -391,7 +393,10 @@ def test_saving_a_new_account_stores_the_password_off_the_gui_thread(
     _type(qtbot, dialog.username_edit, "+447700900123")
     _type(qtbot, dialog.password_edit, PASSWORD)
     saved = harness.save(dialog)
-    assert (saved.region, saved.username) == ("ous", "+447700900123")
+    assert (saved.first_person.source.region, saved.first_person.source.username) == (
+        "ous",
+        "+447700900123",
+    )
     assert harness.backend.entries == {(SERVICE, "ous:+447700900123"): PASSWORD}
     assert harness.backend.threads
     assert threading.get_ident() not in harness.backend.threads
@@ -448,7 +453,7 @@ def test_the_apps_memory_store_counts_as_a_saved_password_for_this_session(
     memory = MemoryCredentialStore()
     memory.set("us", USER, PASSWORD)
     harness.store = memory
-    save_settings(Settings(username=USER), harness.path)
+    save_settings(one_person_settings(username=USER), harness.path)
     dialog = harness.open()
     assert "kept only while CGM Tray runs" in dialog.keyring_label.text()
     assert dialog.save_button.isEnabled()
@@ -563,8 +568,10 @@ def test_test_sign_in_shows_the_latest_reading_and_the_saved_account_id(
     assert "5.4 mmol/L ↘" in dialog.test_message.text()
     assert "3 min ago" in dialog.test_message.text()
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
-    saved = harness.save(dialog)
-    assert saved.account_id == fake.account_id(Region.US, USER)
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    harness.save(dialog)
+    assert changes[0].account_id == fake.account_id(Region.US, USER)
 
 
 def test_a_rejected_sign_in_is_not_repeated_until_something_changes(
@@ -679,7 +686,7 @@ def test_a_saved_change_reaches_the_running_controller(
         dialog = harness.open()
         # What the app does with the signal (see the report): apply the view at once.
         dialog.settings_saved.connect(
-            lambda s: controller.apply_view(ViewSettings(unit=s.unit, alerts=s.alerts))
+            lambda s: controller.apply_view(ViewSettings(unit=s.unit, alerts=s.first_person.alerts))
         )
         dialog.unit_mmol.click()
         _type(qtbot, _threshold(dialog, AlertKind.HIGH), "7,5")
@@ -698,7 +705,10 @@ ACCOUNT_ID = "2b7e151c-28ae-4d2a-8f6b-abf7158809cf"
 
 
 def _id_entry(settings: Settings) -> tuple[str, str]:
-    return (SERVICE, f"account-id:{settings.region}:{settings.username}")
+    return (
+        SERVICE,
+        f"account-id:{settings.first_person.source.region}:{settings.first_person.source.username}",
+    )
 
 
 def _no_file_holds(root: Path, secret: str) -> None:
@@ -747,7 +757,7 @@ def test_a_test_with_the_saved_password_keeps_its_account_id_when_saved(
 def test_changing_the_account_drops_the_old_account_id(
     qtbot: QtBot, harness: Harness, region: str, username: str
 ) -> None:
-    old = _account(harness, Settings(region="us", username=USER, account_id=ACCOUNT_ID))
+    old = _account(harness, one_person_settings(region="us", username=USER))
     harness.backend.entries[_id_entry(old)] = ACCOUNT_ID
     dialog = harness.open(old)
     changes: list[AccountChange] = []
@@ -757,21 +767,21 @@ def test_changing_the_account_drops_the_old_account_id(
     _type(qtbot, dialog.password_edit, "another-password")
     harness.save(dialog)
     assert harness.backend.entries == {(SERVICE, f"{region}:{username}"): "another-password"}
-    assert changes[0].settings.account_id is None  # the new account signs in by name
+    assert changes[0].account_id is None  # the new account signs in by name
 
 
 def test_a_new_password_for_the_same_account_keeps_its_account_id(
     qtbot: QtBot, harness: Harness
 ) -> None:
-    old = _account(harness, Settings(region="us", username=USER, account_id=ACCOUNT_ID))
-    harness.backend.entries[_id_entry(old)] = ACCOUNT_ID
+    old = _account(harness, one_person_settings(region="us", username=USER))
+    harness.backend.entries[_id_entry(old)] = ACCOUNT_ID  # the keyring holds the account id
     dialog = harness.open(old)
     changes: list[AccountChange] = []
     dialog.account_changed.connect(changes.append)
     _type(qtbot, dialog.password_edit, "a-new-password")
     harness.save(dialog)
     assert harness.backend.entries[_id_entry(old)] == ACCOUNT_ID
-    assert changes[0].settings.account_id == ACCOUNT_ID
+    assert changes[0].account_id == ACCOUNT_ID
     assert ACCOUNT_ID.encode() not in harness.path.read_bytes()
 
 
@@ -787,7 +797,10 @@ def test_without_a_keyring_the_learned_account_id_stays_in_memory(
     assert _test_click(qtbot, dialog).signed_in
     saved = harness.save(dialog)
     account_id = fake.account_id(Region.US, USER)
-    assert memory.get_account_id(saved.region, saved.username) == account_id
+    assert (
+        memory.get_account_id(saved.first_person.source.region, saved.first_person.source.username)
+        == account_id
+    )
     assert harness.backend.entries == {}
     _no_file_holds(tmp_path, account_id)
 
@@ -805,7 +818,7 @@ def test_save_waits_for_a_slow_keyring_so_a_new_password_is_not_left_in_memory(
     with qtbot.waitSignal(dialog.keyring_checked, timeout=WAIT_MS):
         harness.backend.gate.set()
     saved = harness.save(dialog)
-    assert saved.username == USER
+    assert saved.first_person.source.username == USER
     assert harness.store.get("us", USER) == PASSWORD  # in the keyring, for the next start
 
 
@@ -838,7 +851,7 @@ def test_rate_thresholds_are_shown_edited_and_stored_in_the_chosen_unit(
     stored: float,
     label: str,
 ) -> None:
-    _account(harness, Settings(username=USER, unit=unit))
+    _account(harness, one_person_settings(username=USER, unit=unit))
     dialog = harness.open()
     falling, rising = (
         dialog.kind_rows[AlertKind.FALLING_FAST],
@@ -848,9 +861,11 @@ def test_rate_thresholds_are_shown_edited_and_stored_in_the_chosen_unit(
     assert (falling.unit_label.text(), rising.unit_label.text()) == (label, label)
     _type(qtbot, _threshold(dialog, AlertKind.FALLING_FAST), typed)
     saved = harness.save(dialog)
-    assert saved.alerts[AlertKind.FALLING_FAST].threshold == stored  # always mg/dL per minute
-    assert saved.alerts[AlertKind.RISING_FAST].threshold == 3  # untouched: not moved
-    assert load_settings(harness.path).settings.alerts == saved.alerts
+    assert (
+        saved.first_person.alerts[AlertKind.FALLING_FAST].threshold == stored
+    )  # always mg/dL per minute
+    assert saved.first_person.alerts[AlertKind.RISING_FAST].threshold == 3  # untouched: not moved
+    assert load_settings(harness.path).settings.first_person.alerts == saved.first_person.alerts
     reopened = harness.open()
     assert _threshold(reopened, AlertKind.FALLING_FAST).text() == typed.replace(",", ".")
 
@@ -863,7 +878,7 @@ def test_switching_units_converts_a_typed_rate(qtbot: QtBot, harness: Harness) -
     assert _threshold(dialog, AlertKind.RISING_FAST).text() == "0.28"
     dialog.unit_mgdl.click()
     assert _threshold(dialog, AlertKind.RISING_FAST).text() == "5"  # kept, not re-rounded
-    assert harness.save(dialog).alerts[AlertKind.RISING_FAST].threshold == 5
+    assert harness.save(dialog).first_person.alerts[AlertKind.RISING_FAST].threshold == 5
 
 
 @pytest.mark.parametrize(
@@ -883,13 +898,13 @@ def test_switching_units_converts_a_typed_rate(qtbot: QtBot, harness: Harness) -
 def test_a_threshold_is_only_checked_against_enabled_ones(
     qtbot: QtBot, harness: Harness, alerts: AlertSettings, kind: AlertKind, text: str, stored: int
 ) -> None:
-    _account(harness, Settings(username=USER, alerts=alerts))
+    _account(harness, one_person_settings(username=USER, alerts=alerts))
     dialog = harness.open()
     _type(qtbot, _threshold(dialog, kind), text)
     assert not dialog.problems_label.isVisible(), dialog.problems_label.text()
     saved = harness.save(dialog)
-    assert saved.alerts[kind].threshold == stored
-    assert load_settings(harness.path).settings.alerts == saved.alerts
+    assert saved.first_person.alerts[kind].threshold == stored
+    assert load_settings(harness.path).settings.first_person.alerts == saved.first_person.alerts
 
 
 @pytest.mark.parametrize(
@@ -903,7 +918,7 @@ def test_turning_on_the_crossed_threshold_brings_the_check_back(
     qtbot: QtBot, harness: Harness, kind: AlertKind, text: str, turn_on: AlertKind, message: str
 ) -> None:
     alerts = _kind_settings(low=(False, 70), urgent_high=(False, 300))
-    _account(harness, Settings(username=USER, alerts=alerts))
+    _account(harness, one_person_settings(username=USER, alerts=alerts))
     dialog = harness.open()
     dialog.show_page(Page.ALERTS)
     _type(qtbot, _threshold(dialog, kind), text)

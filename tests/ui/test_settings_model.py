@@ -13,7 +13,7 @@ from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.units import Unit
 from cgmtray.storage.history import HistoryStore
-from cgmtray.storage.settings import Settings
+from cgmtray.storage.settings import Settings, one_person_settings
 from cgmtray.ui.history_access import history_opener
 from cgmtray.ui.settings_model import SettingsModel
 
@@ -22,10 +22,12 @@ WAIT_MS = 30_000  # bounds a hang only
 
 
 def test_an_update_to_equal_settings_emits_nothing() -> None:
-    model = SettingsModel(Settings(username="sam@example.com"))
+    model = SettingsModel(one_person_settings(username="sam@example.com", person_id="5a5a5a5a5a5a"))
     changes: list[Settings] = []
     model.changed.connect(changes.append)
-    assert not model.update(Settings(username="sam@example.com"))
+    assert not model.update(
+        one_person_settings(username="sam@example.com", person_id="5a5a5a5a5a5a")
+    )
     assert changes == []
 
 

@@ -27,7 +27,7 @@ from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
 from cgmtray.storage.credentials import MemoryCredentialStore
 from cgmtray.storage.settings import Settings, load_settings
-from cgmtray.ui.settings_dialog import SettingsDialog
+from cgmtray.ui.settings_dialog import AccountChange, SettingsDialog
 from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 
 T0: Final = datetime(2026, 3, 4, 7, 30, tzinfo=UTC)
@@ -180,13 +180,16 @@ def test_test_sign_in_and_save_leave_no_password_or_id_in_files_logs_or_screensh
     _save_png(masked, tmp_path / "screenshots" / "password-field.png")
 
     assert dialog.save_button.isEnabled(), dialog.problems_label.text()
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
     with qtbot.waitSignal(dialog.settings_saved, timeout=WAIT_MS) as saved_signal:
         QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     saved = saved_signal.args[0]
     assert isinstance(saved, Settings)
     account_ids, session_ids = fake.issued_ids()
-    assert saved.account_id == account_ids[0]  # learned, and used while the app runs ...
-    assert load_settings(settings_file).settings == Settings(username=USERNAME)  # not written
+    assert changes[0].account_id == account_ids[0]  # learned, and used while the app runs ...
+    assert load_settings(settings_file).settings == saved  # ... but not written
+    assert saved.first_person.source.username == USERNAME
 
     assert len(account_ids) == 1
     assert len(session_ids) == 1

@@ -7,7 +7,6 @@ gives the same settings with nothing to report.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tempfile
 import tomllib
@@ -28,12 +27,15 @@ from cgmtray.storage.settings import (
     LoadResult,
     Settings,
     load_settings,
+    one_person_settings,
     save_settings,
     to_toml_dict,
     validate,
 )
 
 NOW: Final = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
+#: The version-1 settings file the code before people wrote (tests/fixtures/make_v1_fixture.py).
+V1_SETTINGS: Final = Path(__file__).resolve().parents[1] / "fixtures" / "v1" / "settings.toml"
 #: Planted as a password in files: it must never reach a message or the rewritten file.
 PASSWORD: Final = "hunter2-Settings-Pa55"
 #: A long run of one character: a message must never echo a huge value back.
@@ -81,7 +83,10 @@ def check_usable(loaded: Loaded, original: bytes) -> None:
         assert result.should_save
         assert problem is not None
     assert PASSWORD not in repr(result.settings)
-    assert result.settings.username == result.settings.username.strip()
+    assert (
+        result.settings.first_person.source.username
+        == result.settings.first_person.source.username.strip()
+    )
 
 
 def check_round_trip(result: LoadResult) -> None:
@@ -92,7 +97,7 @@ def check_round_trip(result: LoadResult) -> None:
         save_settings(result.settings, target)
         text = target.read_bytes()
         again = load_settings(target, now=NOW)
-    assert again == LoadResult(dataclasses.replace(result.settings, account_id=None))
+    assert again == LoadResult(result.settings)
     assert PASSWORD.encode() not in text
 
 
@@ -103,6 +108,14 @@ KEYS = st.one_of(
     st.sampled_from(
         [
             "version",
+            "people",
+            "share",
+            "id",
+            "name",
+            "label",
+            "colour",
+            "history_file",
+            "tray_icons",
             "account",
             "region",
             "username",
@@ -192,17 +205,41 @@ def hostile_bytes(draw: st.DrawFn) -> bytes:
 
 
 def valid_document() -> dict[str, Any]:
-    settings_value = Settings(
-        region="ous", username="+11234567890", account_id="7d3a2f3c-0000-4c4c-9e9e-123456789abc"
-    )
+    settings_value = one_person_settings(region="ous", username="+11234567890")
     return to_toml_dict(settings_value)
 
 
-def _paths(document: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for key, value in document.items():
+def _paths(
+    document: dict[str, Any] | list[Any], prefix: tuple[str | int, ...] = ()
+) -> Iterator[tuple[str | int, ...]]:
+    items = document.items() if isinstance(document, dict) else enumerate(document)
+    for key, value in items:
         yield (*prefix, key)
-        if isinstance(value, dict):
+        if isinstance(value, dict | list):
             yield from _paths(value, (*prefix, key))
+
+
+def _child(parent: Any, key: str | int) -> Any:
+    if isinstance(parent, dict):
+        return parent.get(key)
+    if isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+        return parent[key]
+    return None
+
+
+def v1_document() -> dict[str, Any]:
+    """The version-1 file the code before people wrote (tests/fixtures/v1)."""
+    return tomllib.loads(V1_SETTINGS.read_text(encoding="utf-8"))
+
+
+def first_share(document: dict[str, Any]) -> dict[str, Any]:
+    """The first person's account table, in a version-2 or a version-1 document."""
+    people = document.get("people")
+    if isinstance(people, list) and people and isinstance(people[0], dict):
+        share = people[0].get("share")
+        return share if isinstance(share, dict) else {}
+    account = document.get("account")
+    return account if isinstance(account, dict) else {}
 
 
 BAD_VALUES = st.one_of(
@@ -236,21 +273,29 @@ BAD_VALUES = st.one_of(
 
 @st.composite
 def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid settings document with a few values replaced, removed or added."""
-    document = valid_document()
+    """A valid settings document (version 2, or version 1 as the code before people wrote it)
+    with a few values replaced, removed or added."""
+    document: dict[str, Any] = draw(st.sampled_from([valid_document, v1_document]))()
     paths = list(_paths(document))
     for _ in range(draw(st.integers(min_value=1, max_value=6))):
         path = draw(st.sampled_from(paths))
         parent: Any = document
         for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
+            parent = _child(parent, key)
+        last = path[-1]
+        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+        if isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+            if action == "delete":
+                del parent[last]
+            else:
+                parent[last] = draw(BAD_VALUES)
+            continue
         if not isinstance(parent, dict):
             continue
-        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
         if action == "replace":
-            parent[path[-1]] = draw(BAD_VALUES)
+            parent[last] = draw(BAD_VALUES)
         elif action == "delete":
-            parent.pop(path[-1], None)
+            parent.pop(last, None)
         else:
             parent[draw(KEYS)] = draw(BAD_VALUES)
     return document
@@ -288,11 +333,14 @@ def test_a_valid_file_with_mutated_values_keeps_what_is_still_good(
     assert loaded.result.backup is None
     check_usable(loaded, data)
     check_round_trip(loaded.result)
-    account = document.get("account")
-    if isinstance(account, dict) and account.get("region") == "ous":
-        assert loaded.result.settings.region == "ous"  # an untouched value survives
-    if isinstance(account, dict) and account.get("username") == "+11234567890":
-        assert loaded.result.settings.username == "+11234567890"
+    account = first_share(document)
+    people = document.get("people", [{}])  # (a version-1 file has one person)
+    first_kept = isinstance(people, list) and people and isinstance(people[0], dict)
+    source = loaded.result.settings.first_person.source
+    if first_kept and account.get("region") in ("ous", "jp"):  # (a tuple: it may be a list)
+        assert source.region == account["region"]  # an untouched value survives
+    if first_kept and account.get("username") in ("+11234567890", "sam.parent@example.com"):
+        assert source.username == account["username"]
 
 
 @pytest.mark.parametrize(
@@ -332,8 +380,8 @@ def test_a_future_version_loads_what_it_knows_and_says_so(tmp_path: Path) -> Non
     target = tmp_path / "settings.toml"
     target.write_text(tomli_w.dumps(document), encoding="utf-8")
     result = load_settings(target, now=NOW)
-    assert result.settings.region == "ous"
-    assert result.settings.username == "+11234567890"
+    assert result.settings.first_person.source.region == "ous"
+    assert result.settings.first_person.source.username == "+11234567890"
     assert result.problem is not None
     assert "newer CGM Tray" in result.problem
     check_round_trip(result)
@@ -341,8 +389,8 @@ def test_a_future_version_loads_what_it_knows_and_says_so(tmp_path: Path) -> Non
 
 def test_a_password_anywhere_is_dropped_and_never_repeated(tmp_path: Path) -> None:
     document = valid_document()
-    document["account"]["password"] = PASSWORD
-    document["alerts"]["low"]["Password_old"] = PASSWORD
+    document["people"][0]["share"]["password"] = PASSWORD
+    document["people"][0]["alerts"]["low"]["Password_old"] = PASSWORD
     document["extra"] = [{"password": PASSWORD}]
     target = tmp_path / "settings.toml"
     target.write_text(tomli_w.dumps(document), encoding="utf-8")
@@ -353,6 +401,6 @@ def test_a_password_anywhere_is_dropped_and_never_repeated(tmp_path: Path) -> No
     assert PASSWORD not in result.problem
     save_settings(result.settings, target)
     assert PASSWORD not in target.read_text(encoding="utf-8")
-    assert tomllib.loads(target.read_text(encoding="utf-8"))["account"]["username"] == (
+    assert tomllib.loads(target.read_text(encoding="utf-8"))["people"][0]["share"]["username"] == (
         "+11234567890"
     )

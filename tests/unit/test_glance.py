@@ -28,7 +28,7 @@ from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import SERVICE
-from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.storage.settings import one_person_settings, save_settings
 
 NOW = datetime(2026, 11, 21, 12, 0, 7, tzinfo=UTC)
 USER = "carol@example.com"
@@ -248,7 +248,7 @@ def _saved_account(
 ) -> DictKeyring:
     """Settings on disk and the password in a keyring of the test's own, as the app leaves them."""
     paths = app_paths.ensure(app_paths.app_paths(tmp_path))
-    save_settings(Settings(region="us", username=USER), paths.settings_file)
+    save_settings(one_person_settings(region="us", username=USER), paths.settings_file)
     backend = DictKeyring(read_only=read_only)
     backend.entries[(SERVICE, PASSWORD_KEY)] = PASSWORD
     monkeypatch.setattr(keyring, "get_keyring", lambda: backend)

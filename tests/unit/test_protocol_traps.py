@@ -68,7 +68,7 @@ from cgmtray.share.regions import (
     Region,
 )
 from cgmtray.share.wire import WireFormatError, parse_readings, parse_share_date, parse_trend
-from cgmtray.storage.settings import Settings, validate
+from cgmtray.storage.settings import one_person_settings, validate
 
 USERNAME: Final = "alice@example.com"
 PASSWORD: Final = "s3cret-Passw0rd!"
@@ -878,7 +878,7 @@ def test_trap_16_usernames_emails_and_phone_numbers_are_all_accepted(
     reading = Reading(clock.now() - 2 * MINUTE, 140, Trend.FLAT)
     fake.publish(Region.US, username, reading)
     assert make_client(username=username).read() == (reading,)
-    assert validate(Settings(region="us", username=username)) == []
+    assert validate(one_person_settings(region="us", username=username)) == []
 
 
 # --- 17: follower credentials --------------------------------------------------------------------

@@ -17,8 +17,8 @@ from cgmtray.share.regions import SERVICES_PATH, Region
 from cgmtray.share.urls import EXAMPLE_SHARE_URL, share_url_problem
 from cgmtray.storage.settings import (
     SETTINGS_VERSION,
-    Settings,
     load_settings,
+    one_person_settings,
     settings_from_document,
     validate,
 )
@@ -75,10 +75,13 @@ CANDIDATES = URL_LIKE | st.text(st.characters(codec="utf-8"), max_size=60)
 
 
 def loader_accepts(url: str) -> tuple[bool, list[str]]:
-    """What the settings loader made of `url` in [advanced] share_url: kept, and its messages."""
-    document: dict[str, Any] = {"version": SETTINGS_VERSION, "advanced": {"share_url": url}}
+    """What the settings loader made of `url` as a person's share_url: kept, and its messages."""
+    document: dict[str, Any] = {
+        "version": SETTINGS_VERSION,
+        "people": [{"share": {"share_url": url}}],
+    }
     settings, problems = settings_from_document(document)
-    return settings.share_url == url, problems
+    return settings.first_person.source.share_url == url, problems
 
 
 def client_accepts(url: str) -> bool:
@@ -101,13 +104,15 @@ def test_the_loader_and_the_client_agree_on_every_share_url(url: str) -> None:
     if kept:
         assert accepted, url  # a loaded share_url is always one the client polls
         assert problems == []
-        assert validate(Settings(share_url=url), require_username=False) == []
+        assert validate(one_person_settings(share_url=url), require_username=False) == []
     if not accepted:
         assert not kept
         assert len(problems) == 1
-        assert "advanced.share_url" in problems[0]
+        assert "people[1].share.share_url" in problems[0]
         assert EXAMPLE_SHARE_URL in problems[0]
-        assert validate(Settings(share_url=url), require_username=False) == [share_url_problem(url)]
+        assert validate(one_person_settings(share_url=url), require_username=False) == [
+            share_url_problem(url)
+        ]
     assert kept == accepted
     assert cli_accepts(url) == accepted  # --share-url: the third way in, the same rule
 
@@ -169,15 +174,17 @@ def test_a_refused_share_url_in_an_existing_settings_file_is_named_at_start(
     # A value the old loader accepted and the client refused: the app started, never polled.
     path = tmp_path / "settings.toml"
     document = {
-        "version": SETTINGS_VERSION,
+        "version": 1,  # the layout before people
         "account": {"region": "us", "username": USERNAME},
         "advanced": {"share_url": "http://127.0.0.1:8080/"},
     }
     path.write_text(tomli_w.dumps(document), encoding="utf-8")
     loaded = load_settings(path)
-    assert loaded.settings.share_url is None  # the account is polled on Dexcom's own service
-    assert loaded.settings.username == USERNAME
+    assert (
+        loaded.settings.first_person.source.share_url is None
+    )  # the account is polled on Dexcom's own service
+    assert loaded.settings.first_person.source.username == USERNAME
     assert loaded.problem is not None
-    assert "advanced.share_url" in loaded.problem
+    assert "people[1].share.share_url" in loaded.problem  # [advanced] was the first person's
     assert EXAMPLE_SHARE_URL in loaded.problem
     assert "Dexcom's own service is used instead" in loaded.problem

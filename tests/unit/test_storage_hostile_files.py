@@ -38,6 +38,7 @@ from cgmtray.storage.settings import (
     MAX_SETTINGS_BYTES,
     Settings,
     load_settings,
+    one_person_settings,
     save_settings,
 )
 from cgmtray.storage.sign_in_state import LOCK_FILE_NAME, STATE_FILE_NAME, PersistedSignInGate
@@ -149,14 +150,14 @@ def test_a_100_mb_settings_file_is_refused_without_being_parsed(
 
 def test_a_settings_file_at_the_limit_is_still_read(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
-    save_settings(Settings(region="jp", username="someone"), path)
+    save_settings(one_person_settings(region="jp", username="someone"), path)
     padding = MAX_SETTINGS_BYTES - path.stat().st_size
     with path.open("ab") as out:
         out.write(b"#" * (padding - 1) + b"\n")
     assert path.stat().st_size == MAX_SETTINGS_BYTES
     result = load_settings(path, now=T0)
     assert result.problem is None
-    assert result.settings.username == "someone"
+    assert result.settings.first_person.source.username == "someone"
 
 
 def test_a_symlinked_settings_file_is_neither_read_nor_saved_over(
@@ -174,7 +175,7 @@ def test_a_symlinked_settings_file_is_neither_read_nor_saved_over(
     assert result.backup is None
     assert not result.should_save
     with pytest.raises(UnsafeFileError):
-        save_settings(Settings(username="x"), path)
+        save_settings(one_person_settings(username="x"), path)
 
     assert path.is_symlink()
     assert unchanged(victim, before)
@@ -384,8 +385,8 @@ def test_a_symlinked_folder_is_used(tmp_path: Path) -> None:
     base.mkdir()
     (base / "config").symlink_to(real)
     assert prepare(app_paths(base)) == []
-    save_settings(Settings(username="linked"), app_paths(base).settings_file)
-    assert load_settings(real / "settings.toml").settings.username == "linked"
+    save_settings(one_person_settings(username="linked"), app_paths(base).settings_file)
+    assert load_settings(real / "settings.toml").settings.first_person.source.username == "linked"
 
 
 # --- the shared sign-in state ------------------------------------------------------------------

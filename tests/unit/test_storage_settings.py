@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.units import Unit
+from cgmtray.storage.people import ShareSource
 from cgmtray.storage.settings import (
     SETTINGS_VERSION,
     LoadResult,
@@ -25,6 +26,7 @@ from cgmtray.storage.settings import (
     SettingsError,
     is_loopback_url,
     load_settings,
+    one_person_settings,
     recover_account,
     save_settings,
     threshold_problems,
@@ -47,6 +49,15 @@ def write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+#: The id of the person of customised() (loaded back, it must be the same).
+PERSON_ID = "0123456789ab"
+
+
+def without_ids(settings: Settings) -> Settings:
+    """`settings` with every person's id blanked: a file without ids gets random ones."""
+    return replace(settings, people=tuple(replace(p, id="") for p in settings.people))
+
+
 def customised() -> Settings:
     alerts = AlertSettings().with_kind(
         AlertKind.LOW, KindConfig(True, 75, timedelta(minutes=10), True, timedelta(hours=1))
@@ -55,10 +66,10 @@ def customised() -> Settings:
         AlertKind.RISING_FAST,
         KindConfig(True, 2.5, None, False, timedelta(minutes=90), timedelta(minutes=5)),
     )
-    return Settings(
+    return one_person_settings(
         region="ous",
         username="+11234567890",
-        account_id=ACCOUNT_ID,
+        person_id=PERSON_ID,
         unit=Unit.MMOL,
         alerts=alerts,
         start_at_login=True,
@@ -77,10 +88,19 @@ def test_missing_file_gives_defaults_quietly(path: Path) -> None:
 
 def test_defaults_are_the_design_defaults() -> None:
     defaults = Settings()
-    assert (defaults.region, defaults.username, defaults.account_id) == ("us", "", None)
+    assert (
+        defaults.first_person.source.region,
+        defaults.first_person.source.username,
+        defaults.people,
+        defaults.tray_icons,
+    ) == ("us", "", (), "auto")
     assert defaults.unit is Unit.MGDL
-    assert defaults.alerts == AlertSettings()
-    assert (defaults.start_at_login, defaults.retention_days, defaults.share_url) == (
+    assert defaults.first_person.alerts == AlertSettings()
+    assert (
+        defaults.start_at_login,
+        defaults.retention_days,
+        defaults.first_person.source.share_url,
+    ) == (
         False,
         365,
         None,
@@ -90,7 +110,7 @@ def test_defaults_are_the_design_defaults() -> None:
 def test_saved_settings_load_back_identical(path: Path) -> None:
     save_settings(customised(), path)
     result = load_settings(path)
-    assert result.settings == replace(customised(), account_id=None)  # never written down
+    assert result.settings == customised()  # never written down
     assert result.problem is None
     assert not result.should_save
 
@@ -105,10 +125,19 @@ def test_file_layout_is_human_editable(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     document = tomllib.loads(text)
     assert document["version"] == SETTINGS_VERSION
-    assert document["account"] == {"region": "ous", "username": "+11234567890"}
+    (person,) = document["people"]
+    assert person["id"] == PERSON_ID
+    assert (person["name"], person["label"], person["colour"]) == ("+11234567890", "1", "#0072B2")
+    assert person["history_file"] == "history.sqlite3"
+    assert person["share"] == {
+        "region": "ous",
+        "username": "+11234567890",
+        "share_url": "http://127.0.0.1:8123/ShareWebServices/Services/",
+    }
     assert ACCOUNT_ID not in text
     assert document["display"] == {"unit": "mmol/L"}
-    assert document["alerts"]["low"] == {
+    alerts = person["alerts"]
+    assert alerts["low"] == {
         "enabled": True,
         "threshold": 75,
         "repeat_minutes": 10,
@@ -116,22 +145,31 @@ def test_file_layout_is_human_editable(path: Path) -> None:
         "snooze_cap_minutes": 60,
         "persistence_minutes": 0,
     }
-    assert document["alerts"]["rising_fast"]["threshold"] == 2.5
-    assert document["alerts"]["rising_fast"]["repeat_minutes"] == 0
-    assert set(document["alerts"]) == {kind.value for kind in AlertKind}
-    assert document["general"] == {"start_at_login": True, "retention_days": 90}
-    assert "[alerts.urgent_low]" in text
+    assert alerts["rising_fast"]["threshold"] == 2.5
+    assert alerts["rising_fast"]["repeat_minutes"] == 0
+    assert set(alerts) == {kind.value for kind in AlertKind}
+    assert document["general"] == {
+        "start_at_login": True,
+        "retention_days": 90,
+        "tray_icons": "auto",
+    }
+    assert "[[people]]" in text
+    assert "[people.alerts.urgent_low]" in text
     assert "password" not in text.replace("The password is never stored here", "")
 
 
 def test_hand_edit_is_picked_up(path: Path) -> None:
-    save_settings(Settings(username="alice"), path)
+    save_settings(one_person_settings(username="alice"), path)
     text = path.read_text(encoding="utf-8").replace('unit = "mg/dL"', 'unit = "mmol/L"')
     text = text.replace("retention_days = 365", "retention_days = 30")
     path.write_text(text, encoding="utf-8")
     loaded = load_settings(path)
     assert loaded.problem is None
-    assert loaded.settings == Settings(username="alice", unit=Unit.MMOL, retention_days=30)
+    assert loaded.settings == replace(
+        one_person_settings(username="alice", unit=Unit.MMOL, retention_days=30),
+        people=loaded.settings.people,
+    )
+    assert loaded.settings.first_person.source.username == "alice"
 
 
 def test_unit_spellings_people_type_are_understood(path: Path) -> None:
@@ -144,7 +182,7 @@ def test_unit_spellings_people_type_are_understood(path: Path) -> None:
 def test_saved_file_is_owner_only_even_over_a_loose_one(path: Path) -> None:
     write(path, "version = 1\n")
     path.chmod(0o644)
-    save_settings(Settings(username="alice"), path)
+    save_settings(one_person_settings(username="alice"), path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -164,11 +202,11 @@ def test_a_save_clears_what_a_killed_save_left_but_not_a_save_in_progress(path: 
     running.write_text("version = 1\n", encoding="utf-8")
     save_settings(customised(), path)
     assert sorted(p.name for p in path.parent.iterdir()) == [running.name, "settings.toml"]
-    assert load_settings(path).settings == replace(customised(), account_id=None)
+    assert load_settings(path).settings == customised()
 
 
 def test_failed_save_keeps_the_old_file_whole(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    save_settings(Settings(username="alice"), path)
+    save_settings(one_person_settings(username="alice"), path)
     before = path.read_bytes()
 
     def disk_full(fd: int) -> None:
@@ -190,8 +228,8 @@ def test_invalid_settings_are_not_saved(path: Path) -> None:
 
 
 def test_settings_without_an_account_may_be_saved(path: Path) -> None:
-    save_settings(Settings(region="jp"), path)
-    assert load_settings(path).settings.region == "jp"
+    save_settings(one_person_settings(region="jp"), path)
+    assert load_settings(path).settings.first_person.source.region == "jp"
 
 
 def test_repr_never_shows_the_account_id() -> None:
@@ -202,12 +240,12 @@ def test_repr_never_shows_the_account_id() -> None:
 def test_an_account_id_in_an_older_file_is_used_then_dropped_from_the_file(path: Path) -> None:
     write(path, f'version = 1\n[account]\nusername = "alice"\naccount_id = "{ACCOUNT_ID}"\n')
     loaded = load_settings(path)
-    assert loaded.settings.account_id == ACCOUNT_ID
+    assert loaded.legacy_account_ids == {loaded.settings.first_person.id: ACCOUNT_ID}
     assert loaded.should_save
     assert loaded.problem is None
     save_settings(loaded.settings, path)
     assert ACCOUNT_ID not in path.read_text(encoding="utf-8")
-    assert load_settings(path) == LoadResult(replace(loaded.settings, account_id=None))
+    assert load_settings(path) == LoadResult(loaded.settings)
 
 
 # --- passwords never live here ---------------------------------------------------------------
@@ -226,7 +264,7 @@ def test_an_account_id_in_an_older_file_is_used_then_dropped_from_the_file(path:
 def test_a_password_in_the_file_is_ignored_reported_and_dropped(path: Path, text: str) -> None:
     write(path, text)
     result = load_settings(path)
-    assert result.settings.username == "alice"
+    assert result.settings.first_person.source.username == "alice"
     assert result.problem is not None
     assert "password" in result.problem
     assert "hunter2" not in result.problem
@@ -248,8 +286,8 @@ def test_unknown_keys_and_tables_are_ignored(path: Path) -> None:
     )
     result = load_settings(path)
     assert result.problem is None
-    assert result.settings.username == "alice"
-    assert result.settings.alerts[AlertKind.LOW].threshold == 80
+    assert result.settings.first_person.source.username == "alice"
+    assert result.settings.first_person.alerts[AlertKind.LOW].threshold == 80
 
 
 @pytest.mark.parametrize(
@@ -289,16 +327,22 @@ def test_one_bad_value_falls_back_alone_and_is_named(
     )
     result = load_settings(path)
     assert result.problem is not None
-    assert key in result.problem
+    # A version-1 file's account and alerts are the first person's in version 2.
+    named = key.replace("account.", "people[1].share.")
+    named = "people[1]." + named if named.startswith("alerts.") else named
+    assert named in result.problem
     assert "default" in result.problem
     loaded = result.settings
-    expected = Settings(region="ous", username="alice", unit=Unit.MMOL)
     field = key.split(".")[-1]
+    account = {"region": "ous", "username": "alice"}
     if line_table == "account":
-        expected = replace(expected, **{field: getattr(Settings(), field)})
-    if line_table == "display":
-        expected = replace(expected, unit=Unit.MGDL)
-    assert loaded == expected
+        account[field] = getattr(ShareSource(), field)
+    expected = one_person_settings(
+        region=account["region"],
+        username=account["username"],
+        unit=Unit.MGDL if line_table == "display" else Unit.MMOL,
+    )
+    assert without_ids(loaded) == without_ids(expected)
     assert validate(loaded, require_username=False) == []
 
 
@@ -306,9 +350,11 @@ def test_a_section_that_is_not_a_table_is_reported(path: Path) -> None:
     write(path, 'version = 1\naccount = "alice"\nalerts = 5\n[general]\nretention_days = 10\n')
     result = load_settings(path)
     assert result.problem is not None
-    assert "account" in result.problem
-    assert "alerts" in result.problem
-    assert result.settings == Settings(retention_days=10)
+    assert "people[1].share" in result.problem  # the version-1 account table
+    assert "people[1].alerts" in result.problem
+    assert result.settings.retention_days == 10
+    assert result.settings.first_person.source == ShareSource()
+    assert result.settings.first_person.alerts == AlertSettings()
 
 
 def test_thresholds_out_of_order_fall_back_to_default_thresholds(path: Path) -> None:
@@ -320,29 +366,29 @@ def test_thresholds_out_of_order_fall_back_to_default_thresholds(path: Path) -> 
     result = load_settings(path)
     assert result.problem is not None
     assert "not in order" in result.problem
-    alerts = result.settings.alerts
+    alerts = result.settings.first_person.alerts
     assert alerts.thresholds() == AlertSettings().thresholds()
     assert alerts[AlertKind.LOW].sound  # the rest of the kind's settings survive
 
 
 def test_urgent_low_stays_on_and_capped_whatever_the_file_says(path: Path) -> None:
     write(path, "version = 1\n[alerts.urgent_low]\nenabled = false\nsnooze_cap_minutes = 240\n")
-    urgent_low = load_settings(path).settings.alerts[AlertKind.URGENT_LOW]
+    urgent_low = load_settings(path).settings.first_person.alerts[AlertKind.URGENT_LOW]
     assert urgent_low.enabled
     assert urgent_low.snooze_cap == timedelta(minutes=30)
 
 
 def test_usernames_are_trimmed_and_account_ids_blank_means_none(path: Path) -> None:
     write(path, 'version = 1\n[account]\nusername = "  alice@example.com "\naccount_id = ""\n')
-    loaded = load_settings(path).settings
-    assert loaded.username == "alice@example.com"
-    assert loaded.account_id is None
+    result = load_settings(path)
+    assert result.settings.first_person.source.username == "alice@example.com"
+    assert result.legacy_account_ids == {}
 
 
 def test_loopback_share_url_is_kept(path: Path) -> None:
     url = "http://localhost:9000/ShareWebServices/Services/"
     write(path, f'version = 1\n[advanced]\nshare_url = "{url}"\n')
-    assert load_settings(path).settings.share_url == url
+    assert load_settings(path).settings.first_person.source.share_url == url
 
 
 # --- versions ------------------------------------------------------------------------------
@@ -353,10 +399,12 @@ def test_version_0_file_is_migrated(path: Path) -> None:
     result = load_settings(path)
     assert result.problem is None
     assert result.should_save
-    assert result.settings == Settings(region="jp", username="alice", unit=Unit.MMOL)
+    assert without_ids(result.settings) == without_ids(
+        one_person_settings(region="jp", username="alice", unit=Unit.MMOL)
+    )
     save_settings(result.settings, path)
     document = tomllib.loads(path.read_text(encoding="utf-8"))
-    assert document["version"] == 1
+    assert document["version"] == SETTINGS_VERSION
     assert "units" not in document
     assert load_settings(path) == LoadResult(result.settings)
 
@@ -369,15 +417,16 @@ def test_version_0_with_mgdl(path: Path) -> None:
 def test_newer_file_loads_what_is_known_and_says_so(path: Path) -> None:
     write(
         path,
-        'version = 7\nhologram = true\n[account]\nregion = "ous"\nusername = "alice"\n'
-        "[alerts.low]\nthreshold = 80\n[alerts.low.schedule]\nnight = 65\n",
+        'version = 7\nhologram = true\n[[people]]\nname = "Al"\n[people.share]\nregion = "ous"\n'
+        'username = "alice"\n[people.alerts.low]\nthreshold = 80\n'
+        "[people.alerts.low.schedule]\nnight = 65\n",
     )
     result = load_settings(path)
     assert result.problem is not None
     assert "newer" in result.problem
     assert not result.should_save  # do not clobber the newer app's file on our own
-    assert result.settings.region == "ous"
-    assert result.settings.alerts[AlertKind.LOW].threshold == 80
+    assert result.settings.first_person.source.region == "ous"
+    assert result.settings.first_person.alerts[AlertKind.LOW].threshold == 80
 
 
 def test_a_nonsense_version_is_reported(path: Path) -> None:
@@ -385,7 +434,7 @@ def test_a_nonsense_version_is_reported(path: Path) -> None:
     result = load_settings(path)
     assert result.problem is not None
     assert "version" in result.problem
-    assert result.settings.username == "alice"
+    assert result.settings.first_person.source.username == "alice"
 
 
 # --- unreadable files ----------------------------------------------------------------------
@@ -402,7 +451,9 @@ def test_corrupt_file_is_kept_aside_and_the_sign_in_survives(path: Path) -> None
     assert result.problem.startswith(
         f"Your settings file was unreadable; it was kept as {backup} and defaults are in use."
     )
-    assert result.settings == Settings(region="ous", username="alice@example.com")
+    assert without_ids(result.settings) == without_ids(
+        one_person_settings(region="ous", username="alice@example.com")
+    )
     assert result.should_save
     save_settings(result.settings, path)
     assert load_settings(path) == LoadResult(result.settings)
@@ -433,7 +484,9 @@ def test_file_that_is_not_utf8_is_treated_as_corrupt(path: Path) -> None:
     path.write_bytes(b'[account]\nregion = "jp"\nusername = "bob"\n\xff\xfe\xfa')
     result = load_settings(path, now=NOW)
     assert result.backup is not None
-    assert result.settings == Settings(region="jp", username="bob")
+    assert without_ids(result.settings) == without_ids(
+        one_person_settings(region="jp", username="bob")
+    )
 
 
 def test_unreadable_path_gives_defaults_and_a_message(path: Path) -> None:
@@ -464,7 +517,7 @@ def test_default_settings_need_only_a_username() -> None:
 
 
 def test_validation_messages_are_plain() -> None:
-    bad = Settings(
+    bad = one_person_settings(
         region="eu",
         username=" alice",
         retention_days=4000,
@@ -473,8 +526,8 @@ def test_validation_messages_are_plain() -> None:
     assert validate(bad) == [
         "Choose a region: United States, Outside the US or Japan.",
         "The username must not start or end with spaces.",
-        "Keep history between 1 and 3650 days.",
         "A custom Share address must point to this computer (loopback).",
+        "Keep history between 1 and 3650 days.",
     ]
 
 
@@ -516,19 +569,19 @@ def test_settings_with_high_above_a_turned_off_urgent_high_are_saved_and_loaded(
     alerts = AlertSettings().with_kind(
         AlertKind.HIGH, replace(AlertSettings()[AlertKind.HIGH], threshold=320)
     )
-    settings = Settings(username="alice", alerts=alerts)
+    settings = one_person_settings(username="alice", alerts=alerts)
     assert validate(settings) == []
     save_settings(settings, path)
     loaded = load_settings(path)
     assert loaded.problem is None
-    assert loaded.settings.alerts[AlertKind.HIGH].threshold == 320
+    assert loaded.settings.first_person.alerts[AlertKind.HIGH].threshold == 320
 
 
 def test_a_rate_out_of_range_is_described_in_the_chosen_unit() -> None:
     alerts = AlertSettings().with_kind(
         AlertKind.RISING_FAST, KindConfig(True, 12, None, False, timedelta(hours=1))
     )
-    problems = validate(Settings(username="alice", unit=Unit.MMOL, alerts=alerts))
+    problems = validate(one_person_settings(username="alice", unit=Unit.MMOL, alerts=alerts))
     assert problems == ["Rising fast must be a rate between 0.06 and 0.55 mmol/L per minute."]
 
 
@@ -537,9 +590,13 @@ def test_an_old_file_without_a_sound_key_gets_the_new_default_and_one_with_it_ke
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("version = 1\n[alerts.low]\nthreshold = 75\n", encoding="utf-8")
-    assert load_settings(path).settings.alerts[AlertKind.LOW].sound  # the new default: a chime
+    assert (
+        load_settings(path).settings.first_person.alerts[AlertKind.LOW].sound
+    )  # the new default: a chime
     path.write_text("version = 1\n[alerts.low]\nsound = false\n", encoding="utf-8")
-    assert not load_settings(path).settings.alerts[AlertKind.LOW].sound  # the person's choice
+    assert (
+        not load_settings(path).settings.first_person.alerts[AlertKind.LOW].sound
+    )  # the person's choice
 
 
 def test_other_alert_kinds_are_validated() -> None:
@@ -549,7 +606,7 @@ def test_other_alert_kinds_are_validated() -> None:
         .with_kind(AlertKind.URGENT_LOW_SOON, KindConfig(True, 500, None, True, timedelta(hours=1)))
         .with_kind(AlertKind.NO_DATA, KindConfig(True, 2, timedelta(0), False, timedelta(hours=1)))
     )
-    problems = validate(Settings(username="alice", alerts=alerts))
+    problems = validate(one_person_settings(username="alice", alerts=alerts))
     assert problems == [
         "Urgent low soon must be between 40 and 400 mg/dL.",
         "Falling fast must be a rate between 1 and 10 mg/dL per minute.",
@@ -559,7 +616,9 @@ def test_other_alert_kinds_are_validated() -> None:
     too_long = timedelta(days=2)
     high = KindConfig(True, 250, timedelta(hours=1), False, too_long, too_long)
     problems = validate(
-        Settings(username="alice", alerts=AlertSettings().with_kind(AlertKind.HIGH, high))
+        one_person_settings(
+            username="alice", alerts=AlertSettings().with_kind(AlertKind.HIGH, high)
+        )
     )
     assert problems == [
         "High: snooze limit must be at most 1440 minutes.",
@@ -665,14 +724,13 @@ def test_any_toml_document_loads_into_valid_settings(document: dict[str, Any]) -
         target = Path(folder) / "settings.toml"
         save_settings(result.settings, target)
         again = load_settings(target)
-    assert again == LoadResult(replace(result.settings, account_id=None))  # never written
+    assert again == LoadResult(result.settings)  # an old file's account id is never written
 
 
 @settings(max_examples=100, deadline=None)
 @given(
     region=st.sampled_from(["us", "ous", "jp"]),
     username=st.text(no_surrogates, max_size=30).map(str.strip),
-    account_id=st.one_of(st.none(), st.uuids().map(str)),
     unit=st.sampled_from(Unit),
     retention=st.integers(1, 3650),
     thresholds=st.lists(st.integers(40, 400), min_size=4, max_size=4, unique=True).map(sorted),
@@ -682,7 +740,6 @@ def test_any_toml_document_loads_into_valid_settings(document: dict[str, Any]) -
 def test_any_valid_settings_round_trip(
     region: str,
     username: str,
-    account_id: str | None,
     unit: Unit,
     retention: int,
     thresholds: list[int],
@@ -698,10 +755,9 @@ def test_any_valid_settings_round_trip(
         kinds[kind] = replace(kinds[kind], threshold=value)
     kinds[AlertKind.LOW] = replace(kinds[AlertKind.LOW], repeat=low_repeat)
     kinds[AlertKind.FALLING_FAST] = replace(kinds[AlertKind.FALLING_FAST], threshold=rate)
-    original = Settings(
+    original = one_person_settings(
         region=region,
         username=username,
-        account_id=account_id,
         unit=unit,
         alerts=AlertSettings(kinds),
         retention_days=retention,
@@ -709,4 +765,4 @@ def test_any_valid_settings_round_trip(
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "settings.toml"
         save_settings(original, target)
-        assert load_settings(target) == LoadResult(replace(original, account_id=None))
+        assert load_settings(target) == LoadResult(original)

@@ -30,12 +30,33 @@ from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
 from cgmtray.domain.units import Unit, format_value, rate_range_text
 from cgmtray.share.urls import EXAMPLE_SHARE_URL, is_share_url, share_url_problem
 from cgmtray.storage.atomic import write_atomically
+from cgmtray.storage.paths import HISTORY_DB_NAME
+from cgmtray.storage.people import (
+    DEFAULT_NAME,
+    MAX_PEOPLE,
+    PALETTE,
+    Person,
+    ShareSource,
+    colour_for,
+    default_label,
+    history_file_for,
+    is_colour,
+    is_history_file,
+    is_id,
+    name_from_username,
+    new_id,
+    people_problems,
+)
 from cgmtray.storage.safe_open import TooLargeError, UnsafeFileError, check_not_link, read_capped
 
 log = logging.getLogger(__name__)
 
 #: The layout this code writes; older files are migrated on load.
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
+
+#: How the tray shows people: "auto" (one icon each up to three people, one for everyone beyond),
+#: "per_person" or "together".
+TRAY_ICONS = ("auto", "per_person", "together")
 
 #: Region values as stored (the caller converts to share.regions.Region).
 REGIONS = ("us", "ous", "jp")
@@ -66,22 +87,61 @@ RATE_KINDS = frozenset({AlertKind.FALLING_FAST, AlertKind.RISING_FAST})
 _T = TypeVar("_T")
 
 
+#: Who `Settings.first_person` is before anyone is set up (never saved: it has no account).
+NOBODY = Person(id="", name=DEFAULT_NAME, label=default_label(DEFAULT_NAME), colour=PALETTE[0])
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the user can set. Never a password: that lives in the keyring only."""
 
-    region: str = "us"
-    #: The Dexcom login of the person who wears the sensor (username, e-mail or phone number).
-    username: str = ""
-    #: Learned from Share and reused to skip name sign-ins while the app runs. Never written to
-    #: the file (like session ids and the password), never shown in reprs or logs.
-    account_id: str | None = field(default=None, repr=False)
     unit: Unit = Unit.MGDL
-    alerts: AlertSettings = field(default_factory=AlertSettings)
     start_at_login: bool = False
     retention_days: int = 365
-    #: A loopback Share base URL for tests and the demo; not shown in the UI.
-    share_url: str | None = None
+    tray_icons: str = "auto"
+    #: The people followed, in the order the person chose (storage.people owns the list).
+    people: tuple[Person, ...] = ()
+
+    @property
+    def first_person(self) -> Person:
+        """The person the app, the settings dialog and `cgm-tray now` follow until the
+        multi-person runtime lands; NOBODY (no account) before anyone is set up."""
+        return self.people[0] if self.people else NOBODY
+
+
+def one_person_settings(
+    *,
+    region: str = "us",
+    username: str = "",
+    alerts: AlertSettings | None = None,
+    share_url: str | None = None,
+    name: str | None = None,
+    unit: Unit = Unit.MGDL,
+    start_at_login: bool = False,
+    retention_days: int = 365,
+    tray_icons: str = "auto",
+    person_id: str | None = None,
+) -> Settings:
+    """Settings following one person (the layout before people), e.g. for tests and the demo.
+
+    `person_id` defaults to a fresh random id."""
+    shown = (name or "").strip() or name_from_username(username)
+    person = Person(
+        id=person_id if person_id is not None else new_id(),
+        name=shown,
+        label=default_label(shown),
+        colour=PALETTE[0],
+        source=ShareSource(region=region, username=username, share_url=share_url),
+        alerts=alerts if alerts is not None else AlertSettings(),
+        history_file=HISTORY_DB_NAME,
+    )
+    return Settings(
+        unit=unit,
+        start_at_login=start_at_login,
+        retention_days=retention_days,
+        tray_icons=tray_icons,
+        people=(person,),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +158,8 @@ class LoadResult:
     #: True when the file was not used at all (unreadable, a symlink, too large: defaults are in
     #: use), which the person must see, not only the log.
     ignored: bool = False
+    #: Account ids an older file held, by person id: moved to the keyring, never written back.
+    legacy_account_ids: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class SettingsError(ValueError):
@@ -215,29 +277,49 @@ def validate(settings: Settings, *, require_username: bool = True) -> list[str]:
     `require_username=False` accepts settings without an account yet (first run, demo).
     """
     problems: list[str] = []
-    if settings.region not in REGIONS:
-        problems.append("Choose a region: United States, Outside the US or Japan.")
-    if require_username and not settings.username.strip():
+    if require_username and not settings.first_person.source.username.strip():
         problems.append(
             "Enter the Dexcom username, e-mail or phone number of the person who wears the sensor."
         )
-    elif settings.username != settings.username.strip():
+    for person in settings.people:
+        for problem in source_problems(person.source) + alert_problems(
+            person.alerts, settings.unit
+        ):
+            if problem not in problems:
+                problems.append(problem)
+    problems += people_problems(settings.people)
+    if not MIN_RETENTION_DAYS <= settings.retention_days <= MAX_RETENTION_DAYS:
+        problems.append(f"Keep history between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days.")
+    if settings.tray_icons not in TRAY_ICONS:
+        problems.append('Tray icons must be "auto", "per_person" or "together".')
+    return problems
+
+
+def source_problems(source: ShareSource) -> list[str]:
+    """Plain messages for a person's Share account as entered (no username is allowed)."""
+    problems: list[str] = []
+    if source.region not in REGIONS:
+        problems.append("Choose a region: United States, Outside the US or Japan.")
+    if source.username != source.username.strip():
         problems.append("The username must not start or end with spaces.")
-    kinds = settings.alerts.kinds
-    problems += threshold_problems(
+    if source.share_url is not None and (url_problem := share_url_problem(source.share_url)):
+        problems.append(url_problem)
+    return problems
+
+
+def alert_problems(alerts: AlertSettings, unit: Unit = Unit.MGDL) -> list[str]:
+    """Plain messages for a person's alert settings (values shown in `unit`)."""
+    kinds = alerts.kinds
+    problems = threshold_problems(
         kinds[AlertKind.URGENT_LOW].threshold,
         kinds[AlertKind.LOW].threshold,
         kinds[AlertKind.HIGH].threshold,
         kinds[AlertKind.URGENT_HIGH].threshold,
-        settings.unit,
-        enabled=range_enabled(settings.alerts),
+        unit,
+        enabled=range_enabled(alerts),
     )
     for kind in AlertKind:
-        problems += _kind_problems(kind, kinds[kind], settings.unit)
-    if not MIN_RETENTION_DAYS <= settings.retention_days <= MAX_RETENTION_DAYS:
-        problems.append(f"Keep history between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days.")
-    if settings.share_url is not None and (url_problem := share_url_problem(settings.share_url)):
-        problems.append(url_problem)
+        problems += _kind_problems(kind, kinds[kind], unit)
     return problems
 
 
@@ -254,12 +336,10 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def to_toml_dict(settings: Settings) -> dict[str, Any]:
-    """The settings as the TOML document's tables (the layout a person may edit)."""
-    account: dict[str, Any] = {"region": settings.region, "username": settings.username}
+def _alerts_table(settings: AlertSettings) -> dict[str, Any]:
     alerts: dict[str, Any] = {}
     for kind in AlertKind:
-        config = settings.alerts.kinds[kind]
+        config = settings.kinds[kind]
         alerts[kind.value] = {
             "enabled": config.enabled,
             "threshold": _number(config.threshold),
@@ -268,25 +348,44 @@ def to_toml_dict(settings: Settings) -> dict[str, Any]:
             "snooze_cap_minutes": _minutes(config.snooze_cap),
             "persistence_minutes": _minutes(config.persistence),
         }
-    document: dict[str, Any] = {
+    return alerts
+
+
+def _person_table(person: Person) -> dict[str, Any]:
+    share: dict[str, Any] = {"region": person.source.region, "username": person.source.username}
+    if person.source.share_url is not None:
+        share["share_url"] = person.source.share_url
+    return {
+        "id": person.id,
+        "name": person.name,
+        "label": person.label,
+        "colour": person.colour,
+        "history_file": person.history_file,
+        "share": share,
+        "alerts": _alerts_table(person.alerts),
+    }
+
+
+def to_toml_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as the TOML document's tables (the layout a person may edit)."""
+    return {
         "version": SETTINGS_VERSION,
-        "account": account,
         "display": {"unit": settings.unit.value},
-        "alerts": alerts,
         "general": {
             "start_at_login": settings.start_at_login,
             "retention_days": settings.retention_days,
+            "tray_icons": settings.tray_icons,
         },
+        "people": [_person_table(person) for person in settings.people],
     }
-    if settings.share_url is not None:
-        document["advanced"] = {"share_url": settings.share_url}
-    return document
 
 
 _HEADER = (
     "# CGM Tray settings. You may edit this file while CGM Tray is not running.\n"
     "# The password is never stored here: it lives in the system keyring.\n"
-    "# repeat_minutes = 0 means the alert is not repeated.\n\n"
+    "# repeat_minutes = 0 means the alert is not repeated.\n"
+    "# Each [[people]] table is one person followed, in the order shown; their id and\n"
+    "# history_file name their history store: leave those two as they are.\n\n"
 )
 
 
@@ -350,8 +449,45 @@ def _migrate_v0_to_v1(document: dict[str, Any]) -> dict[str, Any]:
     return migrated
 
 
+def _migrate_v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
+    """v1 held one account at the top level (account, alerts, advanced.share_url); v2 holds
+    people. The one person keeps the history file and keyring entries (region + username) of
+    v1, so nothing is copied and no password is asked."""
+    migrated = {
+        key: value
+        for key, value in document.items()
+        if key not in {"account", "alerts", "advanced"}
+    }
+    migrated["version"] = 2
+    if "people" in document or not any(k in document for k in ("account", "alerts", "advanced")):
+        migrated.setdefault("people", [])  # people already (a hand edit): they are kept
+        return migrated
+    account = document.get("account")
+    advanced = document.get("advanced")
+    share: Any = dict(account) if isinstance(account, dict) else account
+    if share is None and isinstance(advanced, dict) and "share_url" in advanced:
+        share = {}
+    if isinstance(share, dict) and isinstance(advanced, dict) and "share_url" in advanced:
+        share["share_url"] = advanced["share_url"]
+    username = account.get("username") if isinstance(account, dict) else None
+    person: dict[str, Any] = {
+        "id": new_id(),
+        "name": name_from_username(username if isinstance(username, str) else ""),
+        "history_file": HISTORY_DB_NAME,
+    }
+    if share is not None:
+        person["share"] = share
+    if "alerts" in document:
+        person["alerts"] = document["alerts"]
+    migrated["people"] = [person]
+    return migrated
+
+
 #: MIGRATIONS[v] turns a version-v document into a version v + 1 one.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_v0_to_v1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _migrate_v0_to_v1,
+    1: _migrate_v1_to_v2,
+}
 
 
 def _mentions_password(value: object) -> bool:
@@ -438,6 +574,34 @@ def _as_unit(value: object) -> Unit | None:
     return None
 
 
+def _as_id(value: object) -> str | None:
+    return value if isinstance(value, str) and is_id(value) else None
+
+
+def _as_history_file(value: object) -> str | None:
+    return value if isinstance(value, str) and is_history_file(value) else None
+
+
+def _as_name(value: object) -> str | None:
+    if not isinstance(value, str) or len(value.strip()) > 40:
+        return None
+    return value.strip()
+
+
+def _as_label(value: object) -> str | None:
+    if isinstance(value, str) and value.strip() and len(value.strip()) <= 2:
+        return value.strip()
+    return None
+
+
+def _as_colour(value: object) -> str | None:
+    return value.upper() if isinstance(value, str) and is_colour(value) else None
+
+
+def _as_tray_icons(value: object) -> str | None:
+    return value if isinstance(value, str) and value in TRAY_ICONS else None
+
+
 def _as_account_id(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -482,9 +646,9 @@ def _as_repeat(value: object) -> timedelta | None:
 
 
 def _read_kind(
-    reader: _Reader, table: dict[str, Any], kind: AlertKind, default: KindConfig
+    reader: _Reader, table: dict[str, Any], kind: AlertKind, default: KindConfig, prefix: str = ""
 ) -> KindConfig:
-    where = f"alerts.{kind.value}"
+    where = f"{prefix}alerts.{kind.value}"
     low, high = threshold_range(kind)
     repeat = reader.value(
         table,
@@ -530,13 +694,13 @@ def _read_kind(
     )
 
 
-def _read_alerts(reader: _Reader, document: dict[str, Any]) -> AlertSettings:
-    alerts_table = reader.table(document, "alerts", "alerts")
+def _read_alerts(reader: _Reader, document: dict[str, Any], where: str = "") -> AlertSettings:
+    alerts_table = reader.table(document, "alerts", f"{where}alerts")
     defaults = AlertSettings().kinds
     kinds: dict[AlertKind, KindConfig] = {}
     for kind in AlertKind:
-        table = reader.table(alerts_table, kind.value, f"alerts.{kind.value}")
-        kinds[kind] = _read_kind(reader, table, kind, defaults[kind])
+        table = reader.table(alerts_table, kind.value, f"{where}alerts.{kind.value}")
+        kinds[kind] = _read_kind(reader, table, kind, defaults[kind], where)
     try:
         return AlertSettings(kinds)
     except ValueError:
@@ -549,28 +713,124 @@ def _read_alerts(reader: _Reader, document: dict[str, Any]) -> AlertSettings:
     return AlertSettings(kinds)
 
 
-def settings_from_document(document: dict[str, Any]) -> tuple[Settings, list[str]]:
-    """Settings from a parsed current-version document, and a message per value it replaced."""
-    reader = _Reader()
-    defaults = Settings()
-    account = reader.table(document, "account", "account")
-    display = reader.table(document, "display", "display")
-    general = reader.table(document, "general", "general")
-    advanced = reader.table(document, "advanced", "advanced")
-    settings = Settings(
+def _read_person(
+    reader: _Reader, table: dict[str, Any], index: int, earlier: list[Person]
+) -> tuple[Person, str | None]:
+    """One [[people]] table as a person (what cannot be used replaced), and a legacy id."""
+    where = f"people[{index + 1}]."
+    share = reader.table(table, "share", f"{where}share")
+    source = ShareSource(
         region=reader.value(
-            account, "region", "account.region", defaults.region, _as_region, '"us", "ous" or "jp"'
+            share, "region", f"{where}share.region", "us", _as_region, '"us", "ous" or "jp"'
         ),
         username=reader.value(
-            account, "username", "account.username", defaults.username, _as_username, "text"
+            share, "username", f"{where}share.username", "", _as_username, "text"
         ),
-        account_id=reader.value(
-            account, "account_id", "account.account_id", None, _as_account_id, "text"
+        share_url=reader.value(
+            share,
+            "share_url",
+            f"{where}share.share_url",
+            None,
+            _as_share_url,
+            "the address of a Share service on this computer, such as "
+            f"{EXAMPLE_SHARE_URL} (Dexcom's own service is used instead)",
         ),
+    )
+    legacy_id = reader.value(
+        share, "account_id", f"{where}share.account_id", None, _as_account_id, "text"
+    )
+    taken_ids = {person.id for person in earlier}
+    person_id = reader.value(table, "id", f"{where}id", "", _as_id, "an id of 12 hex digits")
+    if not person_id or person_id in taken_ids:
+        person_id = new_id()
+        while person_id in taken_ids:
+            person_id = new_id()
+    taken_files = {person.history_file for person in earlier}
+    history_file = reader.value(
+        table,
+        "history_file",
+        f"{where}history_file",
+        history_file_for(person_id),
+        _as_history_file,
+        "a history file name CGM Tray gave",
+    )
+    if history_file in taken_files:
+        reader.complain(f"{where}history_file", "used by one person only")
+        history_file = history_file_for(person_id)
+    name = reader.value(table, "name", f"{where}name", "", _as_name, "a name of 1 to 40 characters")
+    name = name or name_from_username(source.username)
+    label = reader.value(
+        table, "label", f"{where}label", default_label(name), _as_label, "1 or 2 characters"
+    )
+    colour = reader.value(
+        table, "colour", f"{where}colour", colour_for(len(earlier)), _as_colour, '"#RRGGBB"'
+    )
+    person = Person(
+        id=person_id,
+        name=name,
+        label=label,
+        colour=colour,
+        source=source,
+        alerts=_read_alerts(reader, table, where),
+        history_file=history_file,
+    )
+    return person, legacy_id
+
+
+def _read_people(
+    reader: _Reader, document: dict[str, Any]
+) -> tuple[tuple[Person, ...], dict[str, str]]:
+    entries = document.get("people", [])
+    if not isinstance(entries, list):
+        reader.complain("people", "a list of [[people]] tables")
+        return (), {}
+    people: list[Person] = []
+    legacy: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            reader.problems.append(
+                f"Person {index + 1} in your settings file was not a table of settings; "
+                "it was left out."
+            )
+            continue
+        if len(people) == MAX_PEOPLE:
+            reader.problems.append(
+                f"Your settings file lists more than {MAX_PEOPLE} people; only the first "
+                f"{MAX_PEOPLE} are followed."
+            )
+            break
+        person, legacy_id = _read_person(reader, entry, index, people)
+        key = person.source.account_key
+        if key[1] and any(other.source.account_key == key for other in people):
+            reader.problems.append(
+                f"{person.name} in your settings file has the same Dexcom account as someone "
+                "before them; they were left out."
+            )
+            continue
+        people.append(person)
+        if legacy_id is not None:
+            legacy[person.id] = legacy_id
+    return tuple(people), legacy
+
+
+def settings_from_document(document: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """Settings from a parsed current-version document, and a message per value it replaced."""
+    settings, problems, _legacy = _settings_and_legacy_ids(document)
+    return settings, problems
+
+
+def _settings_and_legacy_ids(
+    document: dict[str, Any],
+) -> tuple[Settings, list[str], dict[str, str]]:
+    reader = _Reader()
+    defaults = Settings()
+    display = reader.table(document, "display", "display")
+    general = reader.table(document, "general", "general")
+    people, legacy = _read_people(reader, document)
+    settings = Settings(
         unit=reader.value(
             display, "unit", "display.unit", defaults.unit, _as_unit, '"mg/dL" or "mmol/L"'
         ),
-        alerts=_read_alerts(reader, document),
         start_at_login=reader.value(
             general,
             "start_at_login",
@@ -587,17 +847,17 @@ def settings_from_document(document: dict[str, Any]) -> tuple[Settings, list[str
             _whole_in_range(MIN_RETENTION_DAYS, MAX_RETENTION_DAYS),
             f"a whole number of days from {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}",
         ),
-        share_url=reader.value(
-            advanced,
-            "share_url",
-            "advanced.share_url",
-            None,
-            _as_share_url,
-            "the address of a Share service on this computer, such as "
-            f"{EXAMPLE_SHARE_URL} (Dexcom's own service is used instead)",
+        tray_icons=reader.value(
+            general,
+            "tray_icons",
+            "general.tray_icons",
+            defaults.tray_icons,
+            _as_tray_icons,
+            '"auto", "per_person" or "together"',
         ),
+        people=people,
     )
-    return settings, reader.problems
+    return settings, reader.problems, legacy
 
 
 _STRAY_KEY_PROBLEM = (
@@ -665,9 +925,9 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         problems.append(
             "The setting version in your settings file was not a whole number; "
-            "it was read as the current version."
+            "it was read as the version its layout has."
         )
-        version = SETTINGS_VERSION
+        version = SETTINGS_VERSION if "people" in document else 1
     if version > SETTINGS_VERSION:
         # An absurdly large number is not repeated (Python refuses to print some of them).
         shown = f" (settings version {version})" if version.bit_length() <= 64 else ""
@@ -675,16 +935,43 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
             f"Your settings file was written by a newer CGM Tray{shown}; "
             "the settings this version knows were loaded and the rest ignored."
         )
+    newer = version > SETTINGS_VERSION
+    if version >= 2 and _has_v1_layout(document):
+        # One account at the top level and no people: the version-1 layout, whatever the
+        # number says (a hand edit); read as such rather than losing the account.
+        document = _migrate_v1_to_v2(document)
+        should_save = should_save or not newer
     while version < SETTINGS_VERSION:
         document = MIGRATIONS[version](document)
         version += 1
         should_save = True
 
-    settings, value_problems = settings_from_document(document)
+    settings, value_problems, legacy = _settings_and_legacy_ids(document)
     problems += value_problems
-    if settings.account_id is not None:
-        should_save = True  # a file from an older version: use its account id, then drop it
-    return LoadResult(settings, problem=" ".join(problems) or None, should_save=should_save)
+    # An older file's account id is used, then dropped; ids made now are kept. A newer app's
+    # file is never clobbered on our own.
+    missing_id = any(not is_id(raw.get("id")) for raw in _raw_people(document))
+    if not newer and (legacy or missing_id):
+        should_save = True
+    return LoadResult(
+        settings,
+        problem=" ".join(problems) or None,
+        should_save=should_save,
+        legacy_account_ids=legacy,
+    )
+
+
+def _has_v1_layout(document: dict[str, Any]) -> bool:
+    return "people" not in document and any(
+        key in document for key in ("account", "alerts", "advanced")
+    )
+
+
+def _raw_people(document: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = document.get("people")
+    if not isinstance(entries, list):
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 _RECOVERABLE_LINE = re.compile(r"^[ \t]*(region|username)[ \t]*=.*$", re.MULTILINE)
@@ -709,7 +996,9 @@ def recover_account(text: str) -> tuple[str | None, str | None]:
 
 def _load_corrupt(path: Path, raw: bytes, now: datetime | None) -> LoadResult:
     region, username = recover_account(raw.decode("utf-8", errors="replace"))
-    settings = Settings(region=region or Settings().region, username=username or "")
+    settings = (
+        one_person_settings(region=region or "us", username=username) if username else Settings()
+    )
     backup = _move_aside(path, now)
     if backup is None:
         problem = "Your settings file was unreadable and defaults are in use."

@@ -231,7 +231,7 @@ class Controller(QObject):
     def apply_settings(self, settings: Settings) -> None:
         """New settings (a SettingsModel's `changed`): the unit and alerts are applied when they
         differ from the ones in use; any other change redraws nothing."""
-        view = ViewSettings(unit=settings.unit, alerts=settings.alerts)
+        view = ViewSettings(unit=settings.unit, alerts=settings.first_person.alerts)
         if view != self._view:
             self.apply_view(view)
 

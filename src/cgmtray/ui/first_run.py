@@ -13,8 +13,8 @@ from cgmtray.ui.settings_dialog import AccountChange, Page, SettingsDialog
 
 
 def needs_first_run(settings: Settings) -> bool:
-    """True when no Dexcom account is set up yet (no username saved)."""
-    return not settings.username.strip()
+    """True when no Dexcom account is set up yet (the first person has no username saved)."""
+    return not settings.first_person.source.username.strip()
 
 
 class WelcomeWindow(QDialog):

@@ -86,7 +86,7 @@ class HistoryOpener(QObject):
     def apply_settings(self, settings: Settings) -> None:
         """New settings (a SettingsModel's `changed`): the window is redrawn only when its unit
         or alert settings differ."""
-        view = (settings.unit, settings.alerts)
+        view = (settings.unit, settings.first_person.alerts)
         if view != self._view:
             self.apply_view(*view)
 
@@ -119,7 +119,7 @@ def history_opener(
 
         store = HistoryStore(history_path, read_only=True)
         stores.append(store)
-        unit, alerts = opener.view or (settings.unit, settings.alerts)
+        unit, alerts = opener.view or (settings.unit, settings.first_person.alerts)
         return HistoryWindow(
             store,
             clock=clock,
@@ -133,5 +133,5 @@ def history_opener(
             stores.pop().close()
 
     opener = HistoryOpener(make_window, parent, release=release)
-    opener.apply_view(settings.unit, settings.alerts)
+    opener.apply_view(settings.unit, settings.first_person.alerts)
     return opener

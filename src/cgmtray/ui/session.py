@@ -24,17 +24,17 @@ from cgmtray.domain.readings import Reading
 from cgmtray.domain.server_clock import ServerClock
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
-from cgmtray.storage import autostart
+from cgmtray.storage import autostart, people
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage.credentials import (
     CredentialStore,
-    CredentialStoreError,
     MemoryCredentialStore,
     PasswordStore,
 )
 from cgmtray.storage.history import HistoryStore, open_or_recover
+from cgmtray.storage.people import ShareSource
 from cgmtray.storage.safe_open import describe
-from cgmtray.storage.settings import Settings, load_settings, save_settings
+from cgmtray.storage.settings import Settings, one_person_settings
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
@@ -90,7 +90,7 @@ def _pick_store() -> PasswordStore:
     return store if store.available() else MemoryCredentialStore()
 
 
-def _look_up_password(region: str, username: str, legacy_id: str | None = None) -> KeyringAnswer:
+def _look_up_password(source: ShareSource, legacy_id: str | None = None) -> KeyringAnswer:
     """Runs on a background thread: picks the keyring backend, reads the password and the
     account id. `legacy_id` (from an old settings file) moves to the keyring if none is there."""
     store = CredentialStore()
@@ -101,40 +101,14 @@ def _look_up_password(region: str, username: str, legacy_id: str | None = None) 
             "No system keyring works on this computer, so the password is kept in memory for "
             "this session only. Enter it to start.",
         )
-    password = store.get(region, username)
+    password = people.read_password(store, source)
     if not password:
         return KeyringAnswer(store, None, "Enter the Dexcom password to start.")
-    account_id = _read_account_id(store, region, username)
+    account_id = people.read_account_id(store, source)
     if account_id is None and legacy_id is not None:
         account_id = legacy_id
-        _keep_account_id(store, region, username, legacy_id)
+        people.keep_account_id(store, source, legacy_id)
     return KeyringAnswer(store, password, None, account_id)
-
-
-def _read_account_id(store: PasswordStore, region: str, username: str) -> str | None:
-    """The stored account id; None (a full sign-in follows) if the keyring cannot say."""
-    try:
-        return store.get_account_id(region, username)
-    except CredentialStoreError:
-        log.info("the account id could not be read from the keyring; signing in by name")
-        return None
-
-
-def _keep_account_id(
-    store: PasswordStore, region: str, username: str, account_id: str | None
-) -> None:
-    """Runs on a background thread: stores (or, for None, forgets) the account id, best effort.
-
-    An id is only kept while the account's password is kept: a read-only or locked keyring, or
-    an account whose password was just removed, is left as it is.
-    """
-    try:
-        if account_id is None:
-            store.delete_account_id(region, username)
-        elif store.get(region, username):
-            store.set_account_id(region, username, account_id)
-    except (CredentialStoreError, ValueError) as error:
-        log.debug("the account id was not kept in the keyring (%s)", type(error).__name__)
 
 
 class AppSession(QObject):
@@ -211,7 +185,7 @@ class AppSession(QObject):
         if self._demo:
             self._start_demo()
             return
-        loaded = load_settings(self._paths.settings_file)
+        loaded = people.load(self._paths.settings_file)
         self._settings = loaded.settings
         if loaded.problem:
             log.warning("settings: %s", loaded.problem)
@@ -219,7 +193,7 @@ class AppSession(QObject):
                 self.add_notice(loaded.problem)
         if loaded.should_save:
             try:
-                save_settings(loaded.settings, self._paths.settings_file)
+                people.save(loaded.settings, self._paths.settings_file)
             except OSError as error:
                 self.add_notice(
                     f"Settings cannot be saved ({describe(error)}); they are kept in memory "
@@ -232,18 +206,17 @@ class AppSession(QObject):
         if needs_first_run(self._settings):
             self._show_first_run(loaded.problem)
             return
+        person = self._settings.first_person  # the first person until the runtime has people
+        legacy_id = loaded.legacy_account_ids.get(person.id)
         if getattr(self._args, "password_stdin", False):
             password = sys.stdin.readline().rstrip("\r\n")
             if password:
-                self._start_account(self._settings, password, given=True)
+                self._start_account(self._settings, password, given=True, account_id=legacy_id)
                 return
             self._ask_for_password("No password arrived on standard input. Enter it to start.")
             return
-        region, username = self._settings.region, self._settings.username
-        legacy_id = self._settings.account_id
-        task = BackgroundTask(
-            lambda: _look_up_password(region, username, legacy_id), name="keyring-read"
-        )
+        source = person.source
+        task = BackgroundTask(lambda: _look_up_password(source, legacy_id), name="keyring-read")
         task.finished.connect(self._on_keyring_task_finished)
         self._run(task)
 
@@ -262,7 +235,7 @@ class AppSession(QObject):
         if answer.password is None:
             self._ask_for_password(answer.problem)
             return
-        self._start_account(replace(self._settings, account_id=answer.account_id), answer.password)
+        self._start_account(self._settings, answer.password, account_id=answer.account_id)
 
     def _show_first_run(self, notice: str | None) -> None:
         from cgmtray.ui.first_run import FirstRunFlow
@@ -303,7 +276,7 @@ class AppSession(QObject):
         speed = float(getattr(self._args, "speed", None) or 1.0)
         demo = self._demo_stack.enter_context(DemoService(speed=speed))
         config = ClientConfig(region=demo.region, username=demo.username, base_url=demo.base_url)
-        settings = Settings(username=demo.username)
+        settings = one_person_settings(username=demo.username)
         store_dir = Path(self._demo_stack.enter_context(tempfile.TemporaryDirectory()))
         self._state_dir = store_dir
         self._start(
@@ -311,20 +284,31 @@ class AppSession(QObject):
             store_dir / "history.sqlite3",
         )
 
-    def _start_account(self, settings: Settings, password: str, *, given: bool = False) -> None:
-        """Starts polling as `settings`' account; `given`: the person just typed the password
-        (or piped it on stdin), which lifts a rejection on record (a lock stays)."""
+    def _start_account(
+        self,
+        settings: Settings,
+        password: str,
+        *,
+        given: bool = False,
+        account_id: str | None = None,
+    ) -> None:
+        """Starts polling as the first person's account; `given`: the person just typed the
+        password (or piped it on stdin), which lifts a rejection on record (a lock stays)."""
         logging_setup.register_secret(password)
-        logging_setup.register_secret(settings.username)
+        logging_setup.register_secret(settings.first_person.source.username)
         self._settings = settings
-        config = self._client_config(settings)
+        config = self._client_config(settings, account_id)
         if given:
             self._gate_for(config).user_acted(credentials_changed=True)
         speed = float(getattr(self._args, "speed", None) or 1.0)
         epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
         clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
         account = Account(config, password, clock, speed, settings, ServerClock(clock))
-        self._start(account, self._paths.history_db)
+        self._start(account, self._history_path_of(settings))
+
+    def _history_path_of(self, settings: Settings) -> Path:
+        """The history store of the person followed (the first)."""
+        return self._paths.data_dir / settings.first_person.history_file
 
     def _start(self, account: Account, history_path: Path) -> None:
         self._account = account
@@ -402,7 +386,7 @@ class AppSession(QObject):
             tray=tray,
             notifier=notifier,
             worker=WorkerThread(worker),
-            view=ViewSettings(unit=settings.unit, alerts=settings.alerts),
+            view=ViewSettings(unit=settings.unit, alerts=settings.first_person.alerts),
             stored=stored,
             time_scale=account.time_scale,
             history=history,
@@ -433,13 +417,14 @@ class AppSession(QObject):
             )
         return controller
 
-    def _client_config(self, settings: Settings) -> ClientConfig:
-        """The client's account from the settings (and a --share-url, loopback only)."""
+    def _client_config(self, settings: Settings, account_id: str | None = None) -> ClientConfig:
+        """The client's account: the first person's (and a --share-url, loopback only)."""
+        source = settings.first_person.source
         return ClientConfig(
-            region=Region(settings.region),
-            username=settings.username,
-            base_url=self._args.share_url or settings.share_url,
-            account_id=settings.account_id,
+            region=Region(source.region),
+            username=source.username,
+            base_url=self._args.share_url or source.share_url,
+            account_id=account_id,
         )
 
     def _gate_for(self, config: ClientConfig, *, asked: bool = False) -> PersistedSignInGate:
@@ -505,7 +490,7 @@ class AppSession(QObject):
             return
         if self._picking_for_sign_in:  # a second click while the keyring is being opened
             return
-        loaded = load_settings(self._paths.settings_file)
+        loaded = people.load(self._paths.settings_file)
         if loaded.problem:
             log.warning("settings: %s", loaded.problem)
         self._settings = loaded.settings
@@ -561,21 +546,35 @@ class AppSession(QObject):
         from cgmtray.ui.settings_dialog import SettingsDialog
 
         # With a loopback Share URL (tests, the fake service) every region's test goes there.
-        share_url = self._args.share_url or self._settings.share_url
+        share_url = self._args.share_url or self._settings.first_person.source.share_url
         share_urls = dict.fromkeys(Region, share_url) if share_url else None
         return SettingsDialog(
             self._settings,
             settings_path=self._paths.settings_file,
             password_store=self._password_store,
             autostart=autostart.for_platform(),
-            history_path=self._paths.history_db,
+            history_path=self._history_path_of(self._settings),
             log_dir=self._paths.log_dir,
             share_urls=share_urls,
             notice=notice,
             sign_in_state_dir=self._paths.data_dir
             if for_account
             else (None if self._demo else self._state_dir),
+            account_id=self._running_account_id(),
         )
+
+    def _running_account_id(self) -> str | None:
+        """The account id of the account running now, when it is the first person's."""
+        account = self._account
+        if self._demo or account is None:
+            return None
+        source = self._settings.first_person.source
+        if (source.region, source.username) != (
+            account.config.region.value,
+            account.config.username,
+        ):
+            return None
+        return account.config.account_id
 
     @Slot()
     def _on_dialog_rejected(self) -> None:
@@ -607,14 +606,6 @@ class AppSession(QObject):
         log.info("no password given: quitting as the person chose")
         self.quit_requested.emit()
 
-    def _with_known_account_id(self, settings: Settings) -> Settings:
-        """`settings`, keeping the account id already known when the account is the same."""
-        current = self._settings
-        same_account = (settings.region, settings.username) == (current.region, current.username)
-        if settings.account_id is None and same_account and current.account_id is not None:
-            return replace(settings, account_id=current.account_id)
-        return settings
-
     @Slot(object)
     def _on_account_id_changed(self, news: AccountIdNews) -> None:
         """The polling client learned or dropped its account id: keep the keyring in step."""
@@ -623,12 +614,9 @@ class AppSession(QObject):
             return  # from a client of an account that has been replaced since
         config = replace(account.config, account_id=news.account_id)
         self._account = replace(account, config=config)
-        region, username = config.region.value, config.username
-        if (self._settings.region, self._settings.username) == (region, username):
-            self._settings = replace(self._settings, account_id=news.account_id)
-            self._publish_settings()
+        source = ShareSource(config.region.value, config.username)
         store, account_id = self._password_store, news.account_id
-        self._queue_id_write(lambda: _keep_account_id(store, region, username, account_id))
+        self._queue_id_write(lambda: people.keep_account_id(store, source, account_id))
 
     def _queue_id_write(self, write: Callable[[], None]) -> None:
         self._id_writes.append(write)
@@ -657,7 +645,7 @@ class AppSession(QObject):
     def _on_settings_saved(self, settings: Settings) -> None:
         """Saved settings become the model's; its listeners apply what changed (the unit and
         alerts at once). The account is handled separately (`_on_account_changed`)."""
-        self._settings = self._with_known_account_id(settings)
+        self._settings = settings
         self._publish_settings()
 
     @Slot(object)
@@ -678,24 +666,26 @@ class AppSession(QObject):
         if self._demo:
             self._end_demo()
         settings = change.settings
+        source = settings.first_person.source
+        account_id = change.account_id
         if self._account is not None:
             current = self._account.config
-            if (settings.region, settings.username) == (current.region.value, current.username):
-                settings = replace(settings, account_id=settings.account_id or current.account_id)
+            if (source.region, source.username) == (current.region.value, current.username):
+                account_id = account_id or current.account_id
         if not change.remembered:
             memory = MemoryCredentialStore()
-            memory.set(settings.region, settings.username, change.password)
-            if settings.account_id is not None:
+            memory.set(source.region, source.username, change.password)
+            if account_id is not None:
                 with contextlib.suppress(ValueError):  # an old file's id that is no UUID
-                    memory.set_account_id(settings.region, settings.username, settings.account_id)
+                    memory.set_account_id(source.region, source.username, account_id)
             self._password_store = memory
         if self._controller is None or self._account is None:
-            self._start_account(settings, change.password, given=True)
+            self._start_account(settings, change.password, given=True, account_id=account_id)
             return
         logging_setup.register_secret(change.password)
-        logging_setup.register_secret(settings.username)
+        logging_setup.register_secret(source.username)
         self._settings = settings
-        config = self._client_config(settings)
+        config = self._client_config(settings, account_id)
         share_clock = self._account.share_clock
         self._account = replace(
             self._account, config=config, password=change.password, settings=settings

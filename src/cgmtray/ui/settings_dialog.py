@@ -42,15 +42,16 @@ from cgmtray.domain.sign_in_gate import Reason
 from cgmtray.domain.units import Unit
 from cgmtray.share.regions import Region
 from cgmtray.storage import autostart as autostart_entries
+from cgmtray.storage import people
 from cgmtray.storage.autostart import AutostartEntry, AutostartError
 from cgmtray.storage.credentials import CredentialStoreError, PasswordStore
 from cgmtray.storage.history import HistoryStore
+from cgmtray.storage.people import ShareSource
 from cgmtray.storage.settings import (
     MAX_RETENTION_DAYS,
     MIN_RETENTION_DAYS,
     Settings,
     SettingsError,
-    save_settings,
     validate,
 )
 from cgmtray.storage.sign_in_state import PersistedSignInGate
@@ -109,6 +110,9 @@ class AccountChange:
     settings: Settings
     password: str = field(repr=False)
     remembered: bool
+    #: The first person's Share account id when known (a test sign-in learned it, or the
+    #: account is the one already running); never in the repr.
+    account_id: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ class Draft:
     problems: tuple[str, ...] = ()
     #: Save must wait (the keyring is still being checked), without a problem to show.
     pending: bool = False
+    #: The account id known for the first person's account as the fields name it.
+    account_id: str | None = field(default=None, repr=False)
 
 
 def _store_password(
@@ -132,34 +138,18 @@ def _store_password(
     new_account: bool = False,
 ) -> None:
     """Runs on a worker thread: saves the password and the account id (if known), then forgets
-    the old account's password and account id, if any."""
+    the old account's password and account id, if any. With no id and another account, an id
+    left from earlier for this account is removed (storage.people keeps the id)."""
     store.set(region, username, password)
-    _store_account_id(store, region, username, account_id, drop_unknown=new_account)
+    source = ShareSource(region, username)
+    people.keep_account_id(
+        store, source, account_id, only_with_password=False, forget_unknown=new_account
+    )
     if forget is not None and forget != (region, username):
         try:
-            store.delete(*forget)
+            people.forget_credentials(store, ShareSource(*forget))
         except (CredentialStoreError, ValueError):
             log.warning("the old account's password could not be removed from the keyring")
-
-
-def _store_account_id(
-    store: PasswordStore,
-    region: str,
-    username: str,
-    account_id: str | None,
-    *,
-    drop_unknown: bool,
-) -> None:
-    """Runs on a worker thread: keeps the account id next to the password, best effort (without
-    it the next start signs in by name). With no id and `drop_unknown` (another account), an
-    id left from earlier for this account is removed."""
-    try:
-        if account_id is not None:
-            store.set_account_id(region, username, account_id)
-        elif drop_unknown:
-            store.delete_account_id(region, username)
-    except (CredentialStoreError, ValueError) as error:
-        log.info("the account id was not kept in the keyring (%s)", type(error).__name__)
 
 
 @dataclass(frozen=True)
@@ -167,18 +157,23 @@ class _KeyringStatus:
     usable: bool
     saved: bool
     problem: str | None = None
+    #: The account id kept next to the saved password, if any.
+    account_id: str | None = field(default=None, repr=False)
 
 
 def _check_keyring(store: PasswordStore, region: str, username: str) -> _KeyringStatus:
-    """Runs on a worker thread: is there a keyring, and a password saved for this account?"""
+    """Runs on a worker thread: is there a keyring, a password saved for this account, and the
+    account id kept next to it?"""
+    source = ShareSource(region, username)
     try:
         usable = store.available()
-        saved = bool(usable and username and store.get(region, username))
+        saved = bool(usable and people.read_password(store, source))
     except CredentialStoreError as error:
         return _KeyringStatus(False, False, str(error))
     except ValueError:
         return _KeyringStatus(store.available(), False)
-    return _KeyringStatus(usable, saved)
+    account_id = people.read_account_id(store, source) if saved else None
+    return _KeyringStatus(usable, saved, account_id=account_id)
 
 
 def _export_history(history_path: Path, target: Path) -> int:
@@ -236,12 +231,18 @@ class SettingsDialog(QDialog):
         notice: str | None = None,
         open_url: Callable[[QUrl], object] | None = None,
         sign_in_state_dir: Path | None = None,
+        account_id: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
+        """`account_id`: the first person's Share account id the running app knows (else it
+        is read from the keyring with the password)."""
         super().__init__(parent)
         self.setWindowTitle(f"{APP_NAME} Settings")
         self.setObjectName("settings-dialog")
         self._original = settings
+        #: The person this dialog edits: the first (the People page comes later).
+        self._person = settings.first_person
+        self._known_account_id = account_id
         self._settings_path = settings_path
         self._store = password_store
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -276,7 +277,7 @@ class SettingsDialog(QDialog):
         tabs.setObjectName("settings-tabs")
         tabs.addTab(self._account_page(), "&Account")
         tabs.addTab(self._display_page(), "&Display")
-        self.alerts_page = AlertsPage(self._original.alerts, self._unit)
+        self.alerts_page = AlertsPage(self._person.alerts, self._unit)
         self.kind_rows = self.alerts_page.kind_rows
         tabs.addTab(self.alerts_page, "A&lerts")
         tabs.addTab(self._general_page(), "&General")
@@ -316,7 +317,7 @@ class SettingsDialog(QDialog):
         self._connect_revalidation()
         self._check_keyring()
         self._revalidate()
-        if not settings.username:
+        if not self._person.source.username:
             self.username_edit.setFocus()
 
     # --- pages --------------------------------------------------------------------------------
@@ -326,10 +327,10 @@ class SettingsDialog(QDialog):
         self.region_combo = QComboBox()
         for region in Region:
             self.region_combo.addItem(region.display_name, region.value)
-        index = self.region_combo.findData(self._original.region)
+        index = self.region_combo.findData(self._person.source.region)
         self.region_combo.setCurrentIndex(max(0, index))
 
-        self.username_edit = QLineEdit(self._original.username)
+        self.username_edit = QLineEdit(self._person.source.username)
         self.username_edit.setPlaceholderText("username, e-mail or phone number (+11234567890)")
         self.username_edit.setAccessibleName("Dexcom username, e-mail or phone number")
         self.password_edit = QLineEdit()
@@ -483,15 +484,17 @@ class SettingsDialog(QDialog):
             return Draft(None, tuple(problems))
         region, username = self._account_fields()
         account_id = self._account_id_for(region, username)
-        settings = dataclasses.replace(
-            self._original,
+        settings = people.with_first_person(
+            dataclasses.replace(
+                self._original,
+                unit=self._unit,
+                start_at_login=self.start_at_login_box.isChecked(),
+                retention_days=self.retention_spin.value(),
+            ),
             region=region,
             username=username,
-            account_id=account_id,
-            unit=self._unit,
+            share_url=self._person.source.share_url,
             alerts=alerts,
-            start_at_login=self.start_at_login_box.isChecked(),
-            retention_days=self.retention_spin.value(),
         )
         problems += validate(settings, require_username=True)
         # A typed password waits for the keyring check: saving before it would keep the
@@ -507,7 +510,7 @@ class SettingsDialog(QDialog):
                 problems.append("Enter the password: none is saved for this account.")
         if problems:
             return Draft(None, tuple(problems))
-        return Draft(settings, (), pending)
+        return Draft(settings, (), pending, account_id)
 
     # --- validation ---------------------------------------------------------------------------
 
@@ -516,18 +519,21 @@ class SettingsDialog(QDialog):
         return region, self.username_edit.text().strip()
 
     def _account_is_new(self, region: str, username: str) -> bool:
-        return (
-            not self._original.username
-            or region != self._original.region
-            or username != self._original.username
-        )
+        source = self._person.source
+        return not source.username or region != source.region or username != source.username
 
     def _account_id_for(self, region: str, username: str) -> str | None:
         if self._learned is not None and self._learned[:2] == (region, username):
             return self._learned[2]
         if self._account_is_new(region, username):
             return None
-        return self._original.account_id
+        return self._original_account_id()
+
+    def _original_account_id(self) -> str | None:
+        """The first person's account id as the app or the keyring knows it."""
+        if self._known_account_id is not None:
+            return self._known_account_id
+        return self._keyring.account_id if self._keyring is not None else None
 
     def _connect_revalidation(self) -> None:
         self.region_combo.currentIndexChanged.connect(self._on_account_field_changed)
@@ -586,7 +592,8 @@ class SettingsDialog(QDialog):
         task.start()
 
     def _check_keyring(self) -> None:
-        store, region, username = self._store, self._original.region, self._original.username
+        store, source = self._store, self._person.source
+        region, username = source.region, source.username
         self._run(lambda: _check_keyring(store, region, username), self._on_keyring_checked)
 
     def _on_keyring_checked(self, result: TaskResult) -> None:
@@ -684,7 +691,7 @@ class SettingsDialog(QDialog):
             region,
             username,
             self.password_edit.text(),
-            base_url=self._share_urls.get(region) or self._original.share_url,
+            base_url=self._share_urls.get(region) or self._person.source.share_url,
             unit=self._unit,
             thresholds=self._thresholds_for_display(),
         )
@@ -696,8 +703,8 @@ class SettingsDialog(QDialog):
     def _thresholds_for_display(self) -> Thresholds:
         draft = self.draft()
         if draft.settings is not None:
-            return draft.settings.alerts.thresholds()
-        return self._original.alerts.thresholds()
+            return draft.settings.first_person.alerts.thresholds()
+        return self._person.alerts.thresholds()
 
     @Slot(object)
     def _on_tester_finished(self, outcome: SignInOutcome) -> None:
@@ -770,18 +777,20 @@ class SettingsDialog(QDialog):
         password = self.password_edit.text()
         self._saving = True
         self._revalidate()
-        store, region, username = self._store, settings.region, settings.username
-        account_id = settings.account_id
+        store, source = self._store, settings.first_person.source
+        region, username = source.region, source.username
+        account_id = draft.account_id
         if password and self._keeps_passwords():
             new_account = self._account_is_new(region, username)
             forget = None
-            if self._original.username and new_account:
-                forget = (self._original.region, self._original.username)
+            old = self._person.source
+            if old.username and new_account:
+                forget = (old.region, old.username)
             self._run(
                 lambda: _store_password(
                     store, region, username, password, forget, account_id, new_account=new_account
                 ),
-                lambda result: self._on_password_stored(settings, password, result),
+                lambda result: self._on_password_stored(settings, password, account_id, result),
             )
             return
         if password and not self._store.persistent:
@@ -789,18 +798,23 @@ class SettingsDialog(QDialog):
                 self._store.set(region, username, password)
             except (CredentialStoreError, ValueError):
                 log.warning("the password could not be kept in memory")
-        learned = account_id is not None and account_id != self._original.account_id
+        learned = account_id is not None and account_id != self._original_account_id()
+
+        def keep() -> None:
+            people.keep_account_id(
+                store, source, account_id, only_with_password=False, forget_unknown=False
+            )
+
         if learned and not password and self._keeps_passwords():
             # A test sign-in with the saved password learned the id: keep it next to that.
-            self._run(
-                lambda: _store_account_id(store, region, username, account_id, drop_unknown=False),
-                lambda _result: None,
-            )
+            self._run(keep, lambda _result: None)
         elif learned and not self._store.persistent:
-            _store_account_id(store, region, username, account_id, drop_unknown=False)
-        self._finish_save(settings, password, remembered=False)
+            keep()
+        self._finish_save(settings, password, account_id, remembered=False)
 
-    def _on_password_stored(self, settings: Settings, password: str, result: TaskResult) -> None:
+    def _on_password_stored(
+        self, settings: Settings, password: str, account_id: str | None, result: TaskResult
+    ) -> None:
         if result.error is not None:
             self._saving = False
             self._keyring_failed_on_save = (
@@ -815,9 +829,11 @@ class SettingsDialog(QDialog):
             )
             self._revalidate_keep_problem()
             return
-        self._finish_save(settings, password, remembered=True)
+        self._finish_save(settings, password, account_id, remembered=True)
 
-    def _finish_save(self, settings: Settings, password: str, *, remembered: bool) -> None:
+    def _finish_save(
+        self, settings: Settings, password: str, account_id: str | None, *, remembered: bool
+    ) -> None:
         try:
             self._apply_start_at_login(settings.start_at_login)
         except AutostartError as error:
@@ -826,7 +842,7 @@ class SettingsDialog(QDialog):
             self._revalidate_keep_problem()
             return
         try:
-            save_settings(settings, self._settings_path)
+            people.save(settings, self._settings_path)
         except (OSError, SettingsError) as error:
             self._saving = False
             reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
@@ -842,7 +858,7 @@ class SettingsDialog(QDialog):
         self._saving = False
         self.settings_saved.emit(settings)
         if account_changed:
-            self.account_changed.emit(AccountChange(settings, password, remembered))
+            self.account_changed.emit(AccountChange(settings, password, remembered, account_id))
         locked = self._lock_warning(settings)
         if locked is not None:
             # Saved, but nothing signs in before the lock is over: say so and stay open.
@@ -853,14 +869,15 @@ class SettingsDialog(QDialog):
 
     def _lock_warning(self, settings: Settings) -> str | None:
         """While Dexcom's lock of this account runs, what Save must say (it signs in nowhere)."""
-        if self._state_dir is None or not settings.username:
+        source = settings.first_person.source
+        if self._state_dir is None or not source.username:
             return None
-        region = Region(settings.region)
+        region = Region(source.region)
         gate = PersistedSignInGate(
             self._state_dir,
-            region=settings.region,
-            username=settings.username,
-            base_url=self._share_urls.get(region) or settings.share_url,
+            region=source.region,
+            username=source.username,
+            base_url=self._share_urls.get(region) or source.share_url,
         )
         now = self._clock.now()
         decision = gate.check(now, asked=True)
