@@ -26,6 +26,11 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 
 CSV_HEADER = ("time_utc", "time_local", "mg_dl", "mmol_l", "trend")
+#: The column an export of one of several people's history adds after CSV_HEADER's.
+CSV_PERSON_COLUMN = "person"
+#: Spreadsheets read a cell starting with one of these as a formula; a name written to a CSV
+#: cell gets a leading apostrophe instead (OWASP's advice against CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 MEMORY = ":memory:"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -121,6 +126,11 @@ def _classified(path: str, error: sqlite3.DatabaseError) -> HistoryError:
     damaged = code is not None and code & 0xFF in _DAMAGE_CODES
     kind = HistoryDamagedError if damaged else HistoryUnavailableError
     return kind(f"The history file {path} cannot be opened: {error}")
+
+
+def _csv_text(text: str) -> str:
+    """`text` for a CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 class HistoryStore:
@@ -326,15 +336,23 @@ class HistoryStore:
         out: TextIO,
         *,
         local_tz: tzinfo | None = None,
+        person: str | None = None,
     ) -> int:
         """Writes [start, end) as CSV, oldest first; returns the number of readings written.
 
         Columns: time_utc, time_local (ISO 8601; `local_tz` or the system's zone), mg_dl, mmol_l,
         trend (Share's wire name). LOW and HIGH are written as words in both value columns.
+        With `person` (a name), a last column "person" holds it on every row; the columns
+        before it stay as they are, so a tool reading them by position or by name still works.
         Open files with newline="" (the csv module writes its own line endings).
         """
         writer = csv.writer(out)
-        writer.writerow(CSV_HEADER)
+        extra: tuple[str, ...] = ()
+        if person is not None:
+            extra = (_csv_text(person),)
+            writer.writerow((*CSV_HEADER, CSV_PERSON_COLUMN))
+        else:
+            writer.writerow(CSV_HEADER)
         readings = self.range(start, end)
         for reading in readings:
             local = reading.time.astimezone(local_tz) if local_tz else reading.time.astimezone()
@@ -349,6 +367,7 @@ class HistoryStore:
                     mgdl_text,
                     mmol_text,
                     reading.trend.wire_name,
+                    *extra,
                 )
             )
         return len(readings)

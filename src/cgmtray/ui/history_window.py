@@ -1,4 +1,4 @@
-"""The history window: the chosen range charted from the local store, its statistics, CSV export."""
+"""The history window: a range of a person's local store charted, its statistics, CSV export."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from cgmtray.domain.stats import Stats, summarize
 from cgmtray.domain.units import Unit
 from cgmtray.storage.history import HistoryError, HistoryStore
 from cgmtray.ui.chart import GlucoseChart, chart_points, local_time
+from cgmtray.ui.history_people import HistoryPerson, PersonSelector, file_name_part
 from cgmtray.ui.stats_panel import StatsPanel
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,17 @@ _ONE_MS = timedelta(milliseconds=1)
 
 #: Asks where to save: (parent, suggested path) -> chosen path, or None when cancelled.
 SavePathAsker = Callable[[QWidget, str], str | None]
+#: A person's history store by their id (opened on the first ask; raises HistoryError,
+#: sqlite3.Error or OSError when it cannot be opened).
+StoreFor = Callable[[str], HistoryStore]
+
+#: The window's title for one person (or before there are people), as it has always been.
+TITLE = f"History — {APP_NAME}"
+
+
+def title_for(person: HistoryPerson | None) -> str:
+    """The window title naming whose history it is ("Sam — History — CGM Tray")."""
+    return TITLE if person is None else f"{person.name} — {TITLE}"
 
 
 def ask_save_path_with_dialog(parent: QWidget, suggested: str) -> str | None:
@@ -110,6 +122,10 @@ class HistoryWindow(QWidget):
     Closing hides it; `present()` shows and raises it again. Nothing is queried or drawn before
     it is shown; while hidden, new readings only mark it for a redraw on the next show.
 
+    With two people or more (`set_people`), a selector above the chart picks whose history is
+    shown (their store, their alert thresholds; the unit is everyone's), the title names them
+    and a CSV export carries their name. With one person it is the window it always was.
+
     Signals:
         refreshed(): the chart and figures were drawn anew from the store.
         export_finished(str path): a CSV export was written.
@@ -133,15 +149,22 @@ class HistoryWindow(QWidget):
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setObjectName("history-window")
-        self.setWindowTitle(f"History — {APP_NAME}")
-        self._store = store
+        self.setWindowTitle(TITLE)
+        self._store: HistoryStore | None = store
+        #: The store given at construction: shown while there are no people.
+        self._own_store = store
+        self._store_problem = ""
+        self._store_for: StoreFor | None = None
+        self._people: tuple[HistoryPerson, ...] = ()
+        self._person: HistoryPerson | None = None
         self._clock = clock
         self._unit = unit
         self._alerts = alerts if alerts is not None else AlertSettings()
         self._settings = settings_store
         self._local_tz = local_tz
         self._ask_save_path = ask_save_path or ask_save_path_with_dialog
-        self._live: dict[datetime, Reading] = {}
+        #: Readings that arrived while the window existed, by person id ("" before people).
+        self._live_by_person: dict[str, dict[datetime, Reading]] = {}
         self._dirty = True
         self._start: datetime | None = None
         self._end: datetime | None = None
@@ -153,6 +176,10 @@ class HistoryWindow(QWidget):
         self._buttons.setExclusive(True)
         bar = QHBoxLayout()
         bar.setSpacing(4)
+        self._selector = PersonSelector(self)
+        self._selector.person_chosen.connect(self._on_selector_person_chosen)
+        bar.addWidget(self._selector)
+        bar.addSpacing(8)
         for choice in HISTORY_RANGES:
             button = QPushButton(choice.button_text, self)
             button.setObjectName(f"range-{choice.key}")
@@ -204,21 +231,57 @@ class HistoryWindow(QWidget):
     # --- slots the app calls ------------------------------------------------------------------
 
     @Slot(object)
-    def add_readings(self, readings: Sequence[Reading]) -> None:
-        """New readings (the worker's readings_received): shown at once if the window is open."""
+    def add_readings(self, readings: Sequence[Reading], person_id: str | None = None) -> None:
+        """New readings (a worker's readings_received) of `person_id` (None: the first person,
+        or the only one): shown at once if the window is open on that person; another person's
+        are kept for when they are shown and redraw nothing."""
+        key = self._key(person_id)
+        live = self._live_by_person.setdefault(key, {})
         for reading in readings:
-            self._live[reading.time] = reading
-        if self._live:
-            cutoff = max(self._live) - LIVE_KEEP
-            self._live = {t: r for t, r in self._live.items() if t > cutoff}
-        self._redraw_or_mark()
+            live[reading.time] = reading
+        if live:
+            cutoff = max(live) - LIVE_KEEP
+            self._live_by_person[key] = {t: r for t, r in live.items() if t > cutoff}
+        if key == self._key(self.person_id):
+            self._redraw_or_mark()
 
     def apply_view(self, unit: Unit, alerts: AlertSettings) -> None:
-        """A new unit or new alert thresholds."""
+        """A new unit, and new alert thresholds for the person shown (for one person: theirs)."""
         self._unit = unit
         self._alerts = alerts
         self._chart.set_view(unit, alerts)
         self._redraw_or_mark()
+
+    def apply_unit(self, unit: Unit) -> None:
+        """A new unit (everyone's); each person keeps their own thresholds."""
+        if unit != self._unit:
+            self.apply_view(unit, self._alerts)
+
+    def set_people(self, people: Sequence[HistoryPerson], store_for: StoreFor) -> None:
+        """Whose histories the window can show, in list order, and each one's store
+        (`store_for(person_id)`, asked when that person is shown). The person shown stays if
+        still listed (with their new name, chip and thresholds), else the first is shown."""
+        self._people = tuple(people)
+        self._store_for = store_for
+        shown = self._person.id if self._person is not None else None
+        if shown not in {p.id for p in self._people}:
+            shown = self._people[0].id if self._people else None
+        unnamed = self._live_by_person.pop("", {})
+        if self._people and unnamed:  # (readings that came before the people: the first's)
+            self._live_by_person.setdefault(self._people[0].id, {}).update(unnamed)
+        elif unnamed:
+            self._live_by_person[""] = unnamed
+        live_keys = {p.id for p in self._people} | {""}
+        self._live_by_person = {k: v for k, v in self._live_by_person.items() if k in live_keys}
+        self._selector.set_people(self._people, shown)
+        self._switch_to(shown, force=True)
+
+    def show_person(self, person_id: str) -> None:
+        """Shows `person_id`'s history (as picking them in the selector does)."""
+        if person_id not in {p.id for p in self._people}:
+            raise ValueError("no such person in the history window")
+        self._selector.select(person_id)
+        self._switch_to(person_id)
 
     def show_range(self, key: str) -> None:
         """Shows one of HISTORY_RANGES by key ("3h" .. "30d") and remembers it."""
@@ -259,16 +322,24 @@ class HistoryWindow(QWidget):
         target = Path(path)
         if not target.suffix:
             target = target.with_suffix(".csv")
+        named = self._named_person()
         try:
+            if self._store is None:
+                raise HistoryError(self._store_problem or "the history store is not open")
             with target.open("w", newline="", encoding="utf-8") as out:
                 count = self._store.export_csv(
-                    self._start + _ONE_MS, self._end + _ONE_MS, out, local_tz=self._local_tz
+                    self._start + _ONE_MS,
+                    self._end + _ONE_MS,
+                    out,
+                    local_tz=self._local_tz,
+                    person=named.name if named is not None else None,
                 )
         except (OSError, sqlite3.Error, HistoryError) as error:
             log.warning("CSV export failed: %s", error)
             self._status.setText(f"Could not export to {target}: {error}")
             return None
-        self._status.setText(f"Exported {count} readings to {target}")
+        whose = f" of {named.name}" if named is not None else ""
+        self._status.setText(f"Exported {count} readings{whose} to {target}")
         self.export_finished.emit(str(target))
         return target
 
@@ -277,6 +348,19 @@ class HistoryWindow(QWidget):
     @property
     def range_key(self) -> str:
         return self._range.key
+
+    @property
+    def person_id(self) -> str | None:
+        """The id of the person shown; None before there are people."""
+        return self._person.id if self._person is not None else None
+
+    @property
+    def people(self) -> tuple[HistoryPerson, ...]:
+        return self._people
+
+    @property
+    def selector(self) -> PersonSelector:
+        return self._selector
 
     @property
     def shown_span(self) -> tuple[datetime, datetime] | None:
@@ -321,17 +405,22 @@ class HistoryWindow(QWidget):
     def refresh(self) -> None:
         """Queries the store for the chosen range ending now and draws it."""
         now = self._clock.now()
+        live = self._live
         try:
+            if self._store is None:
+                raise HistoryError(self._store_problem or "the history store is not open")
             newest = self._store.newest_time()
             oldest = self._store.oldest_time()
-            if self._live:
-                newest = max(newest or now, max(self._live))
+            if live:
+                newest = max(newest or now, max(live))
             end = newest if newest is not None and newest > now else now
             start = end - self._range.span
             stored = self._store.range(start + _ONE_MS, end + _ONE_MS)
         except (sqlite3.Error, HistoryError) as error:
             log.warning("the history could not be read: %s", error)
             self._notice.setText(f"The history could not be read: {error}")
+            if self._person is not None:
+                self._show_nothing(now)  # not the previous person's chart under this title
             return
         readings = self._with_live(stored, start, end)
         thresholds = self._alerts.thresholds()
@@ -350,6 +439,55 @@ class HistoryWindow(QWidget):
         after = stored[-1].time if stored else start
         extra = sorted(r for t, r in self._live.items() if after < t <= end and t > start)
         return (*stored, *extra)
+
+    def _show_nothing(self, now: datetime) -> None:
+        """An empty chart and figures for the person shown (their store could not be read)."""
+        start = now - self._range.span
+        self._start, self._end, self._readings = start, now, ()
+        self._stats = summarize((), start, now, self._alerts.thresholds())
+        self._chart.show_points(chart_points(()), start, now)
+        self._stats_panel.show_stats(self._stats, self._unit, self._title(start, now))
+        self._dirty = False
+
+    @property
+    def _live(self) -> dict[datetime, Reading]:
+        """The live readings of the person shown."""
+        return self._live_by_person.get(self._key(self.person_id), {})
+
+    def _key(self, person_id: str | None) -> str:
+        """The live-readings key of `person_id` (None: the first person, or nobody yet)."""
+        if person_id is not None:
+            return person_id
+        return self._people[0].id if self._people else ""
+
+    def _named_person(self) -> HistoryPerson | None:
+        """The person shown when the window shows one of several (who a title or file names)."""
+        return self._person if len(self._people) > 1 else None
+
+    def _switch_to(self, person_id: str | None, *, force: bool = False) -> None:
+        """Shows `person_id` (their store, thresholds, title); redrawn now if open."""
+        person = next((p for p in self._people if p.id == person_id), None)
+        if person == self._person and not force:
+            return
+        changed = person is None or self._person is None or person.id != self._person.id
+        self._person = person
+        if person is not None and self._store_for is not None and (changed or self._store is None):
+            try:
+                self._store = self._store_for(person.id)
+                self._store_problem = ""
+            except (OSError, sqlite3.Error, HistoryError) as error:
+                log.warning("a person's history could not be opened: %s", error)
+                self._store = None
+                self._store_problem = f"{person.name}'s history could not be opened ({error})"
+        if person is None and changed:
+            self._store, self._store_problem = self._own_store, ""
+        if person is not None:
+            self._alerts = person.alerts
+            self._chart.set_view(self._unit, person.alerts)
+        self.setWindowTitle(title_for(self._named_person()))
+        if changed:
+            self._chart.clear_hover()
+        self._redraw_or_mark()
 
     def _title(self, start: datetime, end: datetime) -> str:
         first = local_time(start, self._local_tz)
@@ -387,7 +525,12 @@ class HistoryWindow(QWidget):
     def _suggested_export_path(self) -> Path:
         end = local_time(self._end, self._local_tz) if self._end else None
         stamp = f"{end:%Y-%m-%d-%H%M}" if end else "now"
-        name = f"cgm-readings-{self._range.key}-to-{stamp}.csv"
+        named = self._named_person()
+        whose = ""
+        if named is not None:
+            position = self._people.index(named) + 1
+            whose = file_name_part(named.name, fallback=f"person-{position}") + "-"
+        name = f"cgm-readings-{whose}{self._range.key}-to-{stamp}.csv"
         folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
         return Path(folder) / name if folder else Path(name)
 
@@ -447,6 +590,10 @@ class HistoryWindow(QWidget):
             self.refresh()
         else:
             self._tick.stop()
+
+    @Slot(str)
+    def _on_selector_person_chosen(self, person_id: str) -> None:
+        self._switch_to(person_id)
 
     @Slot()
     def _on_export_button_clicked(self) -> None:
