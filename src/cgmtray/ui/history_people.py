@@ -82,7 +82,7 @@ def _ink(label: str, colour: str) -> str:
 
 
 class PersonSelector(QWidget):
-    """"Person:" and a combo box of each person's chip and name. Hidden for one person or none.
+    """ "Person:" and a combo box of each person's chip and name. Hidden for one person or none.
 
     Signals:
         person_chosen(str id): the user picked a person (not emitted by `select`).
