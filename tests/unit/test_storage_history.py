@@ -397,3 +397,30 @@ def test_repr_names_the_file_and_mode(db_path: Path) -> None:
     with HistoryStore(db_path) as store:
         assert "read-write" in repr(store)
         assert str(db_path) in repr(store)
+
+
+def test_csv_export_of_a_persons_history_adds_their_name_as_the_last_column(
+    store: HistoryStore,
+) -> None:
+    store.add(series(3))
+    out = io.StringIO(newline="")
+    assert store.export_csv(T0, T0 + timedelta(hours=1), out, local_tz=UTC, person="Mia, 7") == 3
+    rows = read_csv(out.getvalue())
+    assert list(rows[0]) == ["time_utc", "time_local", "mg_dl", "mmol_l", "trend", "person"]
+    assert [row["person"] for row in rows] == ["Mia, 7"] * 3
+    plain = io.StringIO(newline="")
+    store.export_csv(T0, T0 + timedelta(hours=1), plain, local_tz=UTC)
+    # The five columns are the same, value for value, as an export without a person.
+    assert [list(row.values())[:5] for row in rows] == [
+        list(r.values()) for r in read_csv(plain.getvalue())
+    ]
+
+
+def test_a_name_that_a_spreadsheet_would_run_as_a_formula_is_written_as_text(
+    store: HistoryStore,
+) -> None:
+    store.add(series(1))
+    for name in ('=HYPERLINK("x")', "+1", "-Sam", "@Sam"):
+        out = io.StringIO(newline="")
+        store.export_csv(T0, T0 + FIVE_MIN, out, local_tz=UTC, person=name)
+        assert read_csv(out.getvalue())[0]["person"] == "'" + name

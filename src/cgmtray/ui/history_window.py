@@ -406,9 +406,11 @@ class HistoryWindow(QWidget):
         """Queries the store for the chosen range ending now and draws it."""
         now = self._clock.now()
         live = self._live
+        if self._store is None:
+            self._notice.setText(self._store_problem)
+            self._show_nothing(now)  # not the previous person's chart under this title
+            return
         try:
-            if self._store is None:
-                raise HistoryError(self._store_problem or "the history store is not open")
             newest = self._store.newest_time()
             oldest = self._store.oldest_time()
             if live:
@@ -419,8 +421,6 @@ class HistoryWindow(QWidget):
         except (sqlite3.Error, HistoryError) as error:
             log.warning("the history could not be read: %s", error)
             self._notice.setText(f"The history could not be read: {error}")
-            if self._person is not None:
-                self._show_nothing(now)  # not the previous person's chart under this title
             return
         readings = self._with_live(stored, start, end)
         thresholds = self._alerts.thresholds()
@@ -478,7 +478,7 @@ class HistoryWindow(QWidget):
             except (OSError, sqlite3.Error, HistoryError) as error:
                 log.warning("a person's history could not be opened: %s", error)
                 self._store = None
-                self._store_problem = f"{person.name}'s history could not be opened ({error})"
+                self._store_problem = f"The history of {person.name} could not be opened: {error}"
         if person is None and changed:
             self._store, self._store_problem = self._own_store, ""
         if person is not None:
