@@ -1,4 +1,5 @@
-"""Screenshots of the history window: 3 h, 24 h and 30 d, mg/dL and mmol/L, light and dark."""
+"""Screenshots of the history window: 3 h, 24 h and 30 d, mg/dL and mmol/L, light and dark; and
+with three people, the person selector open (history-people-{light,dark}.png)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from zoneinfo import ZoneInfo
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QMouseEvent, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QApplication, QComboBox
 
-from cgmtray.domain.alert_config import AlertSettings
+from cgmtray.domain.alert_config import AlertKind, AlertSettings, KindConfig
 from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.readings import Reading
 from cgmtray.domain.units import Unit
+from cgmtray.fakeshare.demo import DEMO_FAMILY, day_of
 from cgmtray.fakeshare.sensor import SimulatedSensor
 from cgmtray.storage.history import MEMORY, HistoryStore
+from cgmtray.storage.people import PALETTE
+from cgmtray.ui.history_people import HistoryPerson
 from cgmtray.ui.history_window import HistoryWindow
 
 #: 05:15 in Berlin: the 3 h view holds the night's low (with LOW readings) and a sensor gap.
@@ -41,6 +45,32 @@ def seeded_readings() -> list[Reading]:
         seed=3, start=NOW - timedelta(days=31), offset_minutes=60, gaps=GAPS, jitter_s=1.5
     )
     return [p.reading for p in sensor.readings_between(sensor.start, NOW + timedelta(seconds=1))]
+
+
+def family_readings(index: int) -> list[Reading]:
+    """A day and a bit of the demo family's person `index` (their own kind of day) ending at NOW."""
+    sensor = SimulatedSensor(
+        seed=11 + index,
+        start=NOW - timedelta(days=1, hours=2),
+        offset_minutes=60,
+        profile=day_of(DEMO_FAMILY[index]),
+        jitter_s=1.5,
+    )
+    return [p.reading for p in sensor.readings_between(sensor.start, NOW + timedelta(seconds=1))]
+
+
+def family_people() -> list[HistoryPerson]:
+    """The demo family as the history window sees them; Mia's low alert is raised to 80."""
+    people = []
+    for index, person in enumerate(DEMO_FAMILY):
+        alerts = AlertSettings()
+        if person.name == "Mia":
+            five = timedelta(minutes=5)
+            alerts = alerts.with_kind(AlertKind.LOW, KindConfig(True, 80, five, False, five))
+        people.append(
+            HistoryPerson(f"{index + 1:012x}", person.name, person.label, PALETTE[index], alerts)
+        )
+    return people
 
 
 def dark_palette() -> QPalette:
@@ -88,6 +118,50 @@ def hover_reading(window: HistoryWindow) -> None:
     QApplication.sendEvent(viewport, move)
 
 
+def with_popup(window: HistoryWindow, combo: QComboBox) -> QPixmap:
+    """The window's image with the selector's list drawn open over it, where it would show."""
+    shot = window.grab()
+    combo.showPopup()
+    QApplication.processEvents()
+    popup = combo.view().window()
+    where = window.mapFromGlobal(popup.mapToGlobal(QPoint(0, 0)))
+    painter = QPainter(shot)
+    try:
+        painter.drawPixmap(where, popup.grab())
+    finally:
+        painter.end()
+    combo.hidePopup()
+    return shot
+
+
+def render_people(out_dir: Path, theme: str) -> Path:
+    """Three people's histories, Mia's shown over 24 h, the person selector open."""
+    people = family_people()
+    stores = {person.id: HistoryStore(MEMORY) for person in people}
+    try:
+        for index, person in enumerate(people):
+            stores[person.id].add(family_readings(index))
+        window = HistoryWindow(
+            stores[people[0].id], clock=ManualClock(NOW), unit=Unit.MGDL, local_tz=LOCAL_TZ
+        )
+        window.resize(*SIZE)
+        window.set_people(people, stores.__getitem__)
+        window.show_person(people[1].id)
+        window.show_range("24h")
+        window.present()
+        QApplication.processEvents()
+        combo = window.selector.combo
+        path = out_dir / f"history-people-{theme}.png"
+        with_popup(window, combo).save(str(path))
+        window.close()
+        window.deleteLater()
+        QApplication.processEvents()
+    finally:
+        for store in stores.values():
+            store.close()
+    return path
+
+
 def render(out_dir: Path) -> list[Path]:
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -100,6 +174,7 @@ def render(out_dir: Path) -> list[Path]:
     try:
         for theme, palette in (("light", light), ("dark", dark_palette())):
             app.setPalette(palette)
+            written.append(render_people(out_dir, theme))
             for unit, unit_name in ((Unit.MGDL, "mgdl"), (Unit.MMOL, "mmol")):
                 for key in RANGES:
                     window = HistoryWindow(

@@ -128,6 +128,7 @@ def test_the_selector_switches_the_chart_the_figures_and_the_thresholds(
     assert texts["below"].startswith("100%")
     assert window.chart.threshold_labels()[AlertKind.LOW] == (80.0, "Low 80")  # her own
     assert window.chart.drawn_counts()["LOW"] == 36
+    assert window.stats_panel.title.startswith("Mia · Last 3 hours")  # (in a screenshot too)
 
     with qtbot.waitSignal(window.refreshed, timeout=WAIT_MS):
         QTest.keyClick(combo, Qt.Key.Key_Up)
@@ -204,6 +205,14 @@ def test_settings_changes_follow_the_people(
     assert combo_of(window).currentText() == "Mia Rose"
     assert window.windowTitle() == "Mia Rose — History — CGM Tray"
     assert window.chart.threshold_labels()[AlertKind.LOW] == (90.0, "Low 90")
+    # A name is shown as written, never read as markup.
+    tagged = dataclasses.replace(mia, name="<b>Mia</b> & co")
+    opener.apply_settings(dataclasses.replace(settings, people=(sam, tagged)))
+    title = window.findChild(QLabel, "stats-title")
+    assert title is not None
+    assert title.text().startswith("<b>Mia</b> & co · Last 3 hours")
+    assert title.textFormat() == Qt.TextFormat.PlainText
+    assert combo_of(window).currentText() == "<b>Mia</b> & co"
     # Mia is removed (her history deleted): the window shows Sam, alone, as the one-person window.
     alone = remove_person(
         settings, mia.id, MemoryCredentialStore(), keep_history=False, data_dir=tmp_path
@@ -226,6 +235,7 @@ def test_with_one_person_the_window_is_todays(
     try:
         window = open_window(opener, qtbot, settings.people[0].id)
         assert window.windowTitle() == "History — CGM Tray"
+        assert window.stats_panel.title.startswith("Last 3 hours")
         assert not combo_of(window).isVisible()
         assert not any(
             label.isVisible() and "Person" in label.text() for label in window.findChildren(QLabel)

@@ -193,6 +193,7 @@ class HistoryWindow(QWidget):
         bar.addSpacing(12)
         self._notice = QLabel(self)
         self._notice.setObjectName("history-notice")
+        self._notice.setTextFormat(Qt.TextFormat.PlainText)  # (names and paths, as written)
         self._notice.setWordWrap(True)
         bar.addWidget(self._notice, 1)
         self._export_button = QPushButton("&Export CSV…", self)
@@ -211,6 +212,7 @@ class HistoryWindow(QWidget):
 
         self._status = QLabel(self)
         self._status.setObjectName("history-status")
+        self._status.setTextFormat(Qt.TextFormat.PlainText)
         self._status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         layout = QVBoxLayout(self)
@@ -498,7 +500,9 @@ class HistoryWindow(QWidget):
             when = f"{first:%a %d %b %H:%M} – {last:%a %d %b %H:%M}"
         else:
             when = f"{first:%d %b} – {last:%d %b %Y}"
-        return f"{self._range.title}\n{when}"
+        named = self._named_person()
+        whose = f"{named.name} · " if named is not None else ""
+        return f"{whose}{self._range.title}\n{when}"
 
     def _availability(
         self,

@@ -169,6 +169,7 @@ class StatsPanel(QFrame):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self._title = QLabel(self)
         self._title.setObjectName("stats-title")
+        self._title.setTextFormat(Qt.TextFormat.PlainText)  # (it may hold a person's name)
         title_font = self._title.font()
         title_font.setBold(True)
         self._title.setFont(title_font)
