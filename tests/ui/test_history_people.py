@@ -240,6 +240,12 @@ def test_with_one_person_the_window_is_todays(
         assert not any(
             label.isVisible() and "Person" in label.text() for label in window.findChildren(QLabel)
         )
+        # The bar starts with the range buttons, at the window's margin, as it always did.
+        first_button = window.findChild(QPushButton, "range-3h")
+        assert first_button is not None
+        layout = window.layout()
+        assert layout is not None
+        assert first_button.geometry().x() == layout.contentsMargins().left()
         asked: list[str] = []
         target = tmp_path / "export.csv"
 

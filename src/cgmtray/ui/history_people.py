@@ -103,7 +103,7 @@ class PersonSelector(QWidget):
         label.setObjectName("history-person-label")
         label.setBuddy(self._combo)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(0, 0, 8, 0)  # (a gap before the range buttons)
         layout.setSpacing(6)
         layout.addWidget(label)
         layout.addWidget(self._combo)

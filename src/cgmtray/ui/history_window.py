@@ -178,8 +178,7 @@ class HistoryWindow(QWidget):
         bar.setSpacing(4)
         self._selector = PersonSelector(self)
         self._selector.person_chosen.connect(self._on_selector_person_chosen)
-        bar.addWidget(self._selector)
-        bar.addSpacing(8)
+        bar.addWidget(self._selector)  # (hidden for one person: the bar is as it always was)
         for choice in HISTORY_RANGES:
             button = QPushButton(choice.button_text, self)
             button.setObjectName(f"range-{choice.key}")
