@@ -115,6 +115,8 @@ def test_the_selector_switches_the_chart_the_figures_and_the_thresholds(
     assert window.chart.threshold_labels()[AlertKind.LOW] == (70.0, "Low 70")
 
     # The person picks Mia with the keyboard: Alt+P to the selector, then Down.
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
     QTest.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(combo.hasFocus, timeout=WAIT_MS)
     with qtbot.waitSignal(window.refreshed, timeout=WAIT_MS):
