@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QWidget
@@ -336,3 +339,14 @@ def test_a_persons_store_that_cannot_be_opened_is_said_not_shown_as_another_s(
 )
 def test_a_name_in_a_file_name_keeps_only_safe_characters(name: str, part: str) -> None:
     assert file_name_part(name) == part
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_name_gives_a_short_file_name_part_that_cannot_leave_the_folder(name: str) -> None:
+    part = file_name_part(name)
+    assert 1 <= len(part) <= 40
+    assert not set(part) & set('/\\:*?"<>|.\0 \t\n')
+    assert not part.startswith("-")
+    assert not part.endswith("-")
+    assert part == part.lower()
