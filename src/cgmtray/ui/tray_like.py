@@ -1,4 +1,4 @@
-"""What a Controller uses of its tray: a TrayPresenter's icon, or one person's place in a shared one."""
+"""What a Controller uses of its tray: a TrayPresenter, or one person's port in a shared icon."""
 
 from __future__ import annotations
 
