@@ -402,6 +402,10 @@ class TrayPresenter(QObject):
     def _build_menu(self) -> None:
         """Rebuilt each time it opens, so the status line and snoozes are current."""
         menu = self._menu
+        # clear() deletes the menu's actions but not the submenus made last time (children of
+        # the menu): they go too, or every opening would keep another set.
+        for old in menu.findChildren(QMenu, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            old.deleteLater()
         menu.clear()
         if self._menu_builder is not None:
             self._menu_builder(menu)
