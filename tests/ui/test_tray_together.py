@@ -128,7 +128,7 @@ def opened(menu: QMenu) -> list[QAction]:
 
 
 def person_menus(together: TogetherTray) -> list[QMenu]:
-    return [sub for action in opened(together.menu) if (sub := action.menu()) is not None]
+    return [sub for action in opened(together.menu) if isinstance(sub := action.menu(), QMenu)]
 
 
 def item(menu: QMenu, text: str) -> QAction:

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QSystemTrayIcon
 
 from cgmtray.domain.alert_config import AlertKind
 from cgmtray.domain.display import DisplayModel
-from cgmtray.ui.tray import MenuState
+from cgmtray.ui.tray import MenuState, StatusWindow
 
 __all__ = ["TrayLike"]
 
@@ -49,8 +49,16 @@ class TrayLike(Protocol):
         """The icon in the tray (the notifier's balloons go there), None without a tray."""
 
     @property
+    def status_window(self) -> StatusWindow | None:
+        """The window standing in for the icon when there is no tray."""
+
+    @property
     def demo(self) -> bool:
         """The readings are the demo's: alerts and labels say so."""
+
+    @property
+    def model(self) -> DisplayModel | None:
+        """The person's model last shown (None before the first)."""
 
     def show_model(self, model: DisplayModel) -> None: ...
 

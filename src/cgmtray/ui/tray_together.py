@@ -87,6 +87,11 @@ class TrayPort(QObject):
         return self._owner.tray
 
     @property
+    def status_window(self) -> StatusWindow | None:
+        """The window everyone shares when there is no tray."""
+        return self._owner.status_window
+
+    @property
     def demo(self) -> bool:
         return self._owner.demo
 
