@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -345,7 +346,9 @@ def test_the_status_window_shows_the_most_urgent_alert_and_answers_for_that_pers
     assert window.message == ""
 
 
-def test_a_stopped_person_leaves_the_menu_and_the_icon(together: TogetherTray) -> None:
+def test_a_stopped_person_leaves_the_menu_and_the_icon(
+    together: TogetherTray, qtbot: QtBot
+) -> None:
     ports = three(together)
     ports["Mia"].set_menu_state(alerting(AlertKind.LOW))
     assert together.shown is ports["Mia"]
@@ -357,7 +360,33 @@ def test_a_stopped_person_leaves_the_menu_and_the_icon(together: TogetherTray) -
     assert window.isVisible()
     ports["Sam"].shutdown()
     ports["Alex"].shutdown()
-    assert not window.isVisible()  # everyone stopped: the icon (here its window) goes
+    # Everyone stopped: the icon (here its window) goes.
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
+
+
+def test_people_restarted_keep_the_icon_and_arrange_follows_the_list(
+    together: TogetherTray, qtbot: QtBot
+) -> None:
+    ports = three(together)
+    for port in ports.values():
+        port.shutdown()
+    # The runtime starts everyone again before the event loop turns: the icon stays.
+    again = {person.name: together.port_for(person) for person in FAMILY}
+    assert all(again[name] is not ports[name] for name in again)
+    window = together.status_window
+    assert window is not None
+    qtbot.wait(50)  # (the event loop turns; nothing is timed here)
+    assert window.isVisible()
+
+    renamed = replace(MIA, name="Mia Rose", label="MR")
+    together.arrange((renamed, ALEX, SAM))
+    again["Sam"].show_model(model(120, 118, 117))
+    again["Mia"].show_model(model(120, 118, 117))
+    again["Alex"].show_model(model(120, 118, 117))
+    assert together.shown is again["Mia"]  # everyone fine: the first in the new order
+    assert together.badge == PersonBadge("MR", MIA.colour)
+    names = [a.text().split(" · ")[0] for a in opened(together.menu)][:3]
+    assert names == ["&1 Mia Rose", "&2 Alex", "&3 Sam"]
 
 
 def test_a_port_and_a_presenter_are_both_what_a_controller_takes(together: TogetherTray) -> None:

@@ -17,10 +17,11 @@ Controller uses of a TrayPresenter (`TrayLike`), so the runtime can hand a Contr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
@@ -218,8 +219,9 @@ class TogetherTray(QObject):
 
     def port_for(self, person: Person) -> TrayPort:
         """The person's port: new ones join at the end of the list (call in the people list's
-        order); asked again with the same id, the same port, with the person's name, label and
-        colour updated."""
+        order, or `arrange` after); asked again with the same id while their port runs, the
+        same port, with the person's name, label and colour updated. A stopped port is gone:
+        the same person gets a new one."""
         for port in self._ports:
             if port.person.id == person.id:
                 port.person = person
@@ -231,6 +233,17 @@ class TogetherTray(QObject):
         self._ports.append(port)
         self._reevaluate()
         return port
+
+    def arrange(self, people: Sequence[Person]) -> None:
+        """The people list changed (reordered, renamed, a new label or colour): the ports follow
+        its order (ties of attention go by it) and show the new names and badges. A port whose
+        person is not in `people` keeps its place after them until its Controller stops."""
+        where = {person.id: index for index, person in enumerate(people)}
+        for port in self._ports:
+            if port.person.id in where:
+                port.person = people[where[port.person.id]]
+        self._ports.sort(key=lambda port: where.get(port.person.id, len(where)))
+        self._reevaluate()
 
     @property
     def ports(self) -> tuple[TrayPort, ...]:
@@ -289,11 +302,19 @@ class TogetherTray(QObject):
         """A person's model or alerts changed: who the icon shows is decided again."""
         self._reevaluate()
 
-    def stopped(self, _port: TrayPort) -> None:
+    def stopped(self, port: TrayPort) -> None:
+        """A person's Controller stopped: they leave. When everyone has, the icon goes on the
+        event loop's next turn, unless someone joined by then (the runtime restarting people)."""
+        self._ports.remove(port)
         self.status_alerts_changed()
-        if self.ports:
+        if self._ports:
             self._reevaluate()
         else:
+            QTimer.singleShot(0, self, self._on_everyone_stopped)
+
+    @Slot()
+    def _on_everyone_stopped(self) -> None:
+        if not self._ports:
             self._surface.shutdown()
 
     def show_status_message(self, title: str, body: str) -> None:
@@ -329,6 +350,7 @@ class TogetherTray(QObject):
         ports = self.ports
         first = first_needing_attention(port.glance(i) for i, port in enumerate(ports))
         if first is None:
+            self._shown = None
             return
         shown = ports[first.position]
         if shown is not self._shown:
