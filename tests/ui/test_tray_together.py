@@ -8,8 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QLabel, QMenu
 from pytestqt.qtbot import QtBot
 from tests.support.notifications import quiet_alarm
 from tests.ui.test_mnemonics import mnemonic
@@ -500,3 +501,15 @@ def test_real_controllers_move_the_icon_and_a_menu_snooze_silences_only_that_per
     item(submenu(submenu(alexs, "Snooze alerts"), "Urgent low"), "30 min").trigger()
     assert family.open_requests() == {}
     assert not family.sound.playing
+
+
+def test_a_name_with_markup_and_an_ampersand_is_shown_as_written(together: TogetherTray) -> None:
+    odd = replace(SAM, name="<b>Sam</b> & Co")
+    together.port_for(odd).show_model(model(120, 118, 117))
+    together.port_for(MIA).show_model(model(120, 118, 117))
+    assert opened(together.menu)[0].text().startswith("&1 <b>Sam</b> && Co · 117 mg/dL")
+    window = together.status_window
+    assert window is not None
+    line = next(label for label in window.findChildren(QLabel) if "117 mg/dL" in label.text())
+    assert line.text().startswith("<b>Sam</b> & Co · 117 mg/dL")
+    assert line.textFormat() is Qt.TextFormat.PlainText

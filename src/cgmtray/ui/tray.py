@@ -625,6 +625,7 @@ class StatusWindow(QWidget):
         self._badge = QLabel()
         self._badge.setFixedSize(64, 64)
         self._line = QLabel("Starting…")
+        self._line.setTextFormat(Qt.TextFormat.PlainText)  # a person's name is text, not markup
         self._line.setWordWrap(True)
         self._line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self._message = QLabel()
