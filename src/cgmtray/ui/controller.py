@@ -29,7 +29,8 @@ from cgmtray.share.client import ShareClient
 from cgmtray.storage.settings import Settings
 from cgmtray.ui.notifier import BACKEND_WINDOW, NotificationRequest, Notifier
 from cgmtray.ui.timers import REAL_TIMERS, Timers
-from cgmtray.ui.tray import MenuState, TrayPresenter
+from cgmtray.ui.tray import MenuState
+from cgmtray.ui.tray_like import TrayLike
 from cgmtray.ui.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Controller(QObject):
         self,
         *,
         clock: Clock,
-        tray: TrayPresenter,
+        tray: TrayLike,
         notifier: Notifier,
         worker: WorkerThread,
         view: ViewSettings,
@@ -493,5 +494,6 @@ class Controller(QObject):
                 snoozed_until=snoozed,
                 alerts=self._view.alerts,
                 connection=self._status,
+                open_alerts=alerts.active_alerts(self._alert_state),
             )
         )

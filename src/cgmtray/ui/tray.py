@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, SignalInstance, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -34,7 +35,7 @@ from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_li
 from cgmtray.domain.display import DisplayModel
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.units import Unit
-from cgmtray.ui.icon import render_icon, render_image
+from cgmtray.ui.icon import PersonBadge, render_icon, render_image
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,14 @@ class MenuState:
     connection: ConnectionStatus = field(
         default_factory=lambda: ConnectionStatus(LinkState.STARTING)
     )
+    #: The kinds with an open alert (snoozed ones too), most urgent first: who needs attention.
+    open_alerts: tuple[AlertKind, ...] = ()
 
 
-def _badge_of(model: DisplayModel) -> tuple[object, ...]:
+def _badge_of(model: DisplayModel, person: PersonBadge | None = None) -> tuple[object, ...]:
     """What the icon draws: a model with the same badge needs no repaint."""
     trend = model.reading.trend if model.reading is not None else None
-    return (model.text, model.arrow, trend, model.severity, model.range, model.stale)
+    return (model.text, model.arrow, trend, model.severity, model.range, model.stale, person)
 
 
 def _snooze_label(minutes: int) -> str:
@@ -173,6 +176,10 @@ class TrayPresenter(QObject):
         self._recheck = QTimer(self)
         self._recheck.setInterval(TRAY_RECHECK_MS)
         self._recheck.timeout.connect(self._on_recheck_timeout)
+        #: Fills the menu instead of this presenter's own items (see set_menu_builder).
+        self._menu_builder: Callable[[QMenu], None] | None = None
+        #: The person's mark drawn on the badge, or None (a single person's badge).
+        self._badge: PersonBadge | None = None
         self._build_menu()
         self._place()
 
@@ -217,23 +224,25 @@ class TrayPresenter(QObject):
         self._menu.popup(where.bottomLeft())
         return "menu"
 
-    def show_model(self, model: DisplayModel) -> None:
+    def show_model(self, model: DisplayModel, badge: PersonBadge | None = None) -> None:
         """Shows a new model: the icon is repainted only when what it draws changed (value,
-        arrow, colour, stale look), the tooltip whenever its text changed (the age ticks)."""
+        arrow, colour, stale look, the person's label `badge`), the tooltip whenever its text
+        changed (the age ticks)."""
         previous, self._model = self._model, model
-        if previous is not None and _badge_of(previous) == _badge_of(model):
+        previous_badge, self._badge = self._badge, badge
+        if previous is not None and _badge_of(previous, previous_badge) == _badge_of(model, badge):
             if previous.tooltip != model.tooltip:
                 if self._tray is not None:
                     self._tray.setToolTip(self.tooltip_of(model))
                 if self._window is not None:
-                    self._window.show_model(model)
+                    self._window.show_model(model, badge)
             return
-        icon = render_icon(model)
+        icon = render_icon(model, badge)
         if self._tray is not None:
             self._tray.setIcon(icon)
             self._tray.setToolTip(self.tooltip_of(model))
         if self._window is not None:
-            self._window.show_model(model)
+            self._window.show_model(model, badge)
         log.info(
             "tray updated",
             extra={"event": "tray.updated", "severity": model.severity.value, "stale": model.stale},
@@ -296,9 +305,9 @@ class TrayPresenter(QObject):
         self,
         action: ControlAction,
         kinds: tuple[AlertKind, ...],
+        duration: timedelta | None = None,
         *,
         source: ControlSource = ControlSource.MENU,
-        duration: timedelta | None = None,
     ) -> None:
         self.control_requested.emit(AlertControl(action, kinds, source, duration))
 
@@ -308,8 +317,8 @@ class TrayPresenter(QObject):
             self._control(
                 ControlAction.SNOOZE,
                 (self._status_kind,),
+                timedelta(minutes=WINDOW_SNOOZE_MIN),
                 source=ControlSource.WINDOW,
-                duration=timedelta(minutes=WINDOW_SNOOZE_MIN),
             )
 
     @Slot()
@@ -342,7 +351,7 @@ class TrayPresenter(QObject):
         tray.setContextMenu(self._menu)
         tray.activated.connect(self._on_tray_activated)
         if self._model is not None:
-            tray.setIcon(render_icon(self._model))
+            tray.setIcon(render_icon(self._model, self._badge))
             tray.setToolTip(self.tooltip_of(self._model))
         else:
             tray.setIcon(render_icon(STARTING_MODEL))
@@ -357,7 +366,7 @@ class TrayPresenter(QObject):
         window.snooze_clicked.connect(self._on_window_snooze_clicked)
         window.acknowledge_clicked.connect(self._on_window_acknowledge_clicked)
         if self._model is not None:
-            window.show_model(self._model)
+            window.show_model(self._model, self._badge)
         window.show_notices(self._notices)
         window.show()
         self._window = window
@@ -384,49 +393,39 @@ class TrayPresenter(QObject):
     def _on_menu_about_to_show(self) -> None:
         self._build_menu()
 
+    def set_menu_builder(self, builder: Callable[[QMenu], None] | None) -> None:
+        """Another presenter's menu (one icon for everyone): `builder` fills the emptied menu
+        each time it opens, instead of this presenter's own items. None: its own again."""
+        self._menu_builder = builder
+        self._build_menu()
+
     def _build_menu(self) -> None:
         """Rebuilt each time it opens, so the status line and snoozes are current."""
         menu = self._menu
+        # clear() deletes the menu's actions but not the submenus made last time (children of
+        # the menu): they go too, or every opening would keep another set.
+        for old in menu.findChildren(QMenu, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            old.deleteLater()
         menu.clear()
+        if self._menu_builder is not None:
+            self._menu_builder(menu)
+            return
         if self.demo:
-            demo_line = menu.addAction(DEMO_LINE)
-            demo_line.setObjectName("demo-line")
-            demo_line.setEnabled(False)
-        # The most important line of the menu: enabled (so it is not drawn faded), bold, and
-        # opening the history when chosen. Menu items never wrap (Qt's styles draw them on one
-        # line, and a panel's dbusmenu shows a QWidgetAction's label nowhere), so a long line is
-        # split into several items of the same look, the same on both paths.
-        bold = menu.font()
-        bold.setBold(True)
-        max_px = QFontMetrics(menu.font()).averageCharWidth() * MENU_LINE_CHARS
-        for line in wrap_lines(self._status_text(), QFontMetrics(bold), max_px):
-            status = menu.addAction(_literal(line))
-            status.setObjectName("status-line")
-            status.setFont(bold)
-            status.triggered.connect(self.open_history_requested)
-        next_check = next_check_line(self._menu_state.connection, self._clock.now())
-        if next_check is not None:
-            for line in wrap_lines(next_check, QFontMetrics(menu.font()), max_px):
-                when = menu.addAction(_literal(line))
-                when.setObjectName("next-check")
-                when.setEnabled(False)
-        for text in self._notices:
-            for line in wrap_lines(text, QFontMetrics(menu.font()), max_px):
-                notice = menu.addAction(_literal(line))
-                notice.setObjectName("files-notice")
-                notice.setEnabled(False)
+            add_demo_line(menu)
+        now = self._clock.now()
+        text = status_text(self._model, self._menu_state.connection)
+        add_status_lines(menu, text, self._menu_state.connection, now, self.open_history_requested)
+        add_notices(menu, self._notices)
         menu.addSeparator()
-
-        history = menu.addAction("Open &history…")
-        history.setEnabled(self._menu_state.history_available)
-        history.triggered.connect(self.open_history_requested)
-        refresh = menu.addAction("&Refresh now")
-        refresh.setShortcut(QKeySequence.StandardKey.Refresh)
-        refresh.triggered.connect(self.refresh_requested)
-
-        snooze = menu.addMenu("&Snooze alerts")
-        snooze.setObjectName("snooze-menu")
-        self._fill_snooze_menu(snooze)
+        add_person_actions(
+            menu,
+            self._menu_state,
+            now,
+            on_history=self.open_history_requested,
+            on_refresh=self.refresh_requested,
+            on_control=self._control,
+            refresh_shortcut=True,
+        )
         menu.addSeparator()
 
         if self.demo:
@@ -439,75 +438,166 @@ class TrayPresenter(QObject):
         about = menu.addAction("&About")
         about.triggered.connect(self.about_requested)
         menu.addSeparator()
-        quit_action = menu.addAction("&Quit")
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.quit_requested)
+        add_quit(menu, self.quit_requested)
 
-    def _status_text(self) -> str:
-        """The model's status line; while a lock or a rejected password stops checks, without
-        the problem's own (long) message: the line under it says what happened and what to do.
-        A problem too long to share the reading's line starts a line of its own."""
-        model = self._model
-        if model is None:
-            return "Starting…"
-        connection = self._menu_state.connection
-        problem = connection.problem
-        if connection.state in _SAID_BELOW and problem:
-            return model.status_line.replace(display.SEPARATOR + problem, "", 1)
-        if problem and len(model.status_line) > MENU_LINE_CHARS:
-            return model.status_line.replace(display.SEPARATOR + problem, "\n" + problem, 1)
-        return model.status_line
 
-    def _fill_snooze_menu(self, snooze: QMenu) -> None:
-        """ "Snooze all non-urgent", one submenu per kind (only durations its cap grants, and
-        until when it is snoozed), then "Cancel snooze" per snoozed kind and for all."""
-        state = self._menu_state
-        now = self._clock.now()
-        enabled = tuple(kind for kind in AlertKind if state.alerts[kind].enabled)
-        snoozed = tuple(
-            kind for kind in enabled if (until := state.snoozed_until.get(kind)) and until > now
+#: What a menu item asks of a person's alerts: (action, kinds, duration or None for no snooze).
+ControlAsk = Callable[[ControlAction, tuple[AlertKind, ...], timedelta | None], None]
+
+
+def add_demo_line(menu: QMenu) -> None:
+    """The demo's first line: the readings are simulated."""
+    demo_line = menu.addAction(DEMO_LINE)
+    demo_line.setObjectName("demo-line")
+    demo_line.setEnabled(False)
+
+
+def add_quit(menu: QMenu, on_quit: SignalInstance) -> QAction:
+    """The menu's last item, "Quit" (Ctrl+Q)."""
+    quit_action = menu.addAction("&Quit")
+    quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+    quit_action.triggered.connect(on_quit)
+    return quit_action
+
+
+def menu_line_px(menu: QMenu) -> int:
+    """How wide a menu's status lines may get before they wrap."""
+    return QFontMetrics(menu.font()).averageCharWidth() * MENU_LINE_CHARS
+
+
+def add_status_lines(
+    menu: QMenu,
+    text: str,
+    connection: ConnectionStatus,
+    now: datetime,
+    on_open_history: SignalInstance,
+) -> None:
+    """The status line (bold, wrapped; choosing it opens the history), then when the app looks
+    next if that says more (a lock, a rejected password, a backoff)."""
+    # The most important line of the menu: enabled (so it is not drawn faded), bold, and
+    # opening the history when chosen. Menu items never wrap (Qt's styles draw them on one
+    # line, and a panel's dbusmenu shows a QWidgetAction's label nowhere), so a long line is
+    # split into several items of the same look, the same on both paths.
+    bold = menu.font()
+    bold.setBold(True)
+    max_px = menu_line_px(menu)
+    for line in wrap_lines(text, QFontMetrics(bold), max_px):
+        status = menu.addAction(_literal(line))
+        status.setObjectName("status-line")
+        status.setFont(bold)
+        status.triggered.connect(on_open_history)
+    next_check = next_check_line(connection, now)
+    if next_check is not None:
+        for line in wrap_lines(next_check, QFontMetrics(menu.font()), max_px):
+            when = menu.addAction(_literal(line))
+            when.setObjectName("next-check")
+            when.setEnabled(False)
+
+
+def add_notices(menu: QMenu, notices: tuple[str, ...]) -> None:
+    """Lines about the app's files (history not kept, settings not saved), wrapped, faded."""
+    max_px = menu_line_px(menu)
+    for text in notices:
+        for line in wrap_lines(text, QFontMetrics(menu.font()), max_px):
+            notice = menu.addAction(_literal(line))
+            notice.setObjectName("files-notice")
+            notice.setEnabled(False)
+
+
+def add_person_actions(
+    menu: QMenu,
+    state: MenuState,
+    now: datetime,
+    *,
+    on_history: SignalInstance,
+    on_refresh: SignalInstance,
+    on_control: ControlAsk,
+    refresh_shortcut: bool,
+) -> QMenu:
+    """A person's "Open history…", "Refresh now" (F5 with `refresh_shortcut`) and "Snooze
+    alerts" submenu; returns the submenu."""
+    history = menu.addAction("Open &history…")
+    history.setObjectName("open-history")
+    history.setEnabled(state.history_available)
+    history.triggered.connect(on_history)
+    refresh = menu.addAction("&Refresh now")
+    refresh.setObjectName("refresh-now")
+    if refresh_shortcut:
+        refresh.setShortcut(QKeySequence.StandardKey.Refresh)
+    refresh.triggered.connect(on_refresh)
+    snooze = menu.addMenu("&Snooze alerts")
+    snooze.setObjectName("snooze-menu")
+    fill_snooze_menu(snooze, state, now, on_control)
+    return snooze
+
+
+def status_text(model: DisplayModel | None, connection: ConnectionStatus) -> str:
+    """The model's status line; while a lock or a rejected password stops checks, without
+    the problem's own (long) message: the line under it says what happened and what to do.
+    A problem too long to share the reading's line starts a line of its own."""
+    if model is None:
+        return "Starting…"
+    problem = connection.problem
+    if connection.state in _SAID_BELOW and problem:
+        return model.status_line.replace(display.SEPARATOR + problem, "", 1)
+    if problem and len(model.status_line) > MENU_LINE_CHARS:
+        return model.status_line.replace(display.SEPARATOR + problem, "\n" + problem, 1)
+    return model.status_line
+
+
+def fill_snooze_menu(
+    snooze: QMenu, state: MenuState, now: datetime, on_control: ControlAsk
+) -> None:
+    """ "Snooze all non-urgent", one submenu per kind (only durations its cap grants, and
+    until when it is snoozed), then "Cancel snooze" per snoozed kind and for all."""
+    enabled = tuple(kind for kind in AlertKind if state.alerts[kind].enabled)
+    snoozed = tuple(
+        kind for kind in enabled if (until := state.snoozed_until.get(kind)) and until > now
+    )
+    non_urgent = tuple(kind for kind in NON_URGENT_KINDS if kind in enabled)
+    every = snooze.addMenu("Snooze all &non-urgent")
+    every.setObjectName("snooze-non-urgent")
+    cap = min((_cap_minutes(state.alerts, kind) for kind in non_urgent), default=0)
+    _add_durations(every, non_urgent, cap, on_control)
+    every.setEnabled(bool(every.actions()))
+    snooze.addSeparator()
+    for kind in enabled:
+        title = kind.title
+        if kind in snoozed:
+            title += f" — snoozed until {_clock_time(state.snoozed_until[kind])}"
+        sub = snooze.addMenu(title)
+        sub.setObjectName(f"snooze-{kind.value}")
+        _add_durations(sub, (kind,), _cap_minutes(state.alerts, kind), on_control)
+        sub.setEnabled(bool(sub.actions()))
+    if not snoozed:
+        return
+    snooze.addSeparator()
+    for kind in snoozed:
+        cancel = snooze.addAction(f"Cancel snooze: {kind.title}")
+        cancel.setObjectName(f"cancel-snooze-{kind.value}")
+        cancel.triggered.connect(
+            lambda _checked=False, k=kind: on_control(ControlAction.CANCEL_SNOOZE, (k,), None)
         )
-        non_urgent = tuple(kind for kind in NON_URGENT_KINDS if kind in enabled)
-        every = snooze.addMenu("Snooze all &non-urgent")
-        every.setObjectName("snooze-non-urgent")
-        cap = min((_cap_minutes(state.alerts, kind) for kind in non_urgent), default=0)
-        self._add_durations(every, non_urgent, cap)
-        every.setEnabled(bool(every.actions()))
-        snooze.addSeparator()
-        for kind in enabled:
-            title = kind.title
-            if kind in snoozed:
-                title += f" — snoozed until {_clock_time(state.snoozed_until[kind])}"
-            sub = snooze.addMenu(title)
-            sub.setObjectName(f"snooze-{kind.value}")
-            self._add_durations(sub, (kind,), _cap_minutes(state.alerts, kind))
-            sub.setEnabled(bool(sub.actions()))
-        if not snoozed:
-            return
-        snooze.addSeparator()
-        for kind in snoozed:
-            cancel = snooze.addAction(f"Cancel snooze: {kind.title}")
-            cancel.setObjectName(f"cancel-snooze-{kind.value}")
-            cancel.triggered.connect(
-                lambda _checked=False, k=kind: self._control(ControlAction.CANCEL_SNOOZE, (k,))
-            )
-        cancel_all = snooze.addAction("&Cancel all snoozes")
-        cancel_all.setObjectName("cancel-all-snoozes")
-        cancel_all.triggered.connect(
-            lambda _checked=False, ks=snoozed: self._control(ControlAction.CANCEL_SNOOZE, ks)
-        )
+    cancel_all = snooze.addAction("&Cancel all snoozes")
+    cancel_all.setObjectName("cancel-all-snoozes")
+    cancel_all.triggered.connect(
+        lambda _checked=False, ks=snoozed: on_control(ControlAction.CANCEL_SNOOZE, ks, None)
+    )
 
-    def _add_durations(self, menu: QMenu, kinds: tuple[AlertKind, ...], cap_min: int) -> None:
-        for minutes in SNOOZE_CHOICES_MIN:
-            if minutes > cap_min:
-                continue
-            action = QAction(_snooze_label(minutes), menu)
-            action.triggered.connect(
-                lambda _checked=False, ks=kinds, m=minutes: self._control(
-                    ControlAction.SNOOZE, ks, duration=timedelta(minutes=m)
-                )
+
+def _add_durations(
+    menu: QMenu, kinds: tuple[AlertKind, ...], cap_min: int, on_control: ControlAsk
+) -> None:
+    for minutes in SNOOZE_CHOICES_MIN:
+        if minutes > cap_min:
+            continue
+        action = QAction(_snooze_label(minutes), menu)
+        action.triggered.connect(
+            lambda _checked=False, ks=kinds, m=minutes: on_control(
+                ControlAction.SNOOZE, ks, timedelta(minutes=m)
             )
-            menu.addAction(action)
+        )
+        menu.addAction(action)
 
 
 class StatusWindow(QWidget):
@@ -535,6 +625,7 @@ class StatusWindow(QWidget):
         self._badge = QLabel()
         self._badge.setFixedSize(64, 64)
         self._line = QLabel("Starting…")
+        self._line.setTextFormat(Qt.TextFormat.PlainText)  # a person's name is text, not markup
         self._line.setWordWrap(True)
         self._line.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self._message = QLabel()
@@ -579,10 +670,12 @@ class StatusWindow(QWidget):
         layout.addLayout(buttons)
         self.setMinimumWidth(320)
 
-    def show_model(self, model: DisplayModel) -> None:
+    def show_model(self, model: DisplayModel, person: PersonBadge | None = None) -> None:
+        """The badge (with `person`'s label when given), the status line and the tooltip."""
         from PySide6.QtGui import QPixmap
 
-        self._badge.setPixmap(QPixmap.fromImage(render_image(model, 64, self.devicePixelRatioF())))
+        image = render_image(model, 64, self.devicePixelRatioF(), person)
+        self._badge.setPixmap(QPixmap.fromImage(image))
         demo = f"{DEMO_LINE}\n" if self._demo else ""
         self._line.setText(demo + model.status_line)
         self._line.setAccessibleName(model.accessible)
