@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMenu
 from pytestqt.qtbot import QtBot
@@ -376,7 +376,9 @@ def test_people_restarted_keep_the_icon_and_arrange_follows_the_list(
     assert all(again[name] is not ports[name] for name in again)
     window = together.status_window
     assert window is not None
-    qtbot.wait(50)  # (the event loop turns; nothing is timed here)
+    # The queued "everyone stopped" call runs: the event loop turns (nothing is timed).
+    QCoreApplication.sendPostedEvents()
+    QCoreApplication.processEvents()
     assert window.isVisible()
 
     renamed = replace(MIA, name="Mia Rose", label="MR")
