@@ -582,8 +582,10 @@ class SettingsDialog(QDialog):
         return settings
 
     def _account_person_here(self) -> bool:
-        """Whether the person of the Account page is still on the list (not removed)."""
-        return any(person.id == self._person.id for person in self.people_page.settings.people)
+        """Whether the person of the Account page is still on the list (not removed); with
+        nobody set up yet the Account page makes the first person."""
+        listed = self.people_page.settings.people
+        return not listed or any(person.id == self._person.id for person in listed)
 
     # --- validation ---------------------------------------------------------------------------
 
