@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLineEdit, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
-from tests.support.fake_share import PASSWORD, USER, running_fake
+from tests.support.fake_share import USER, running_fake
 from tests.ui.test_mnemonics import clashes, labelled, mnemonic
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
@@ -34,7 +35,7 @@ from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
 SAM = "sam@example.com"
-SAM_PASSWORD = "pa55word-Sam"  # noqa: S105 - the fake service's made-up account
+SAM_PASSWORD = "pa55word-Sam"
 MIA = "mia@example.jp"
 
 
@@ -96,7 +97,9 @@ class Harness:
         for number, person in enumerate(settings.people):
             source = person.source
             self.store.set(source.region, source.username, f"password-{number}")
-            self.store.set_account_id(source.region, source.username, f"{number:08d}-0000")
+            self.store.set_account_id(
+                source.region, source.username, str(uuid.UUID(int=number + 1))
+            )
         return settings
 
     def open(self) -> SettingsDialog:
@@ -207,7 +210,7 @@ def test_before_anyone_is_set_up_the_account_page_comes_first(harness: Harness) 
     assert "Account page" in dialog.people_page.add_button.toolTip()
 
 
-# --- add -------------------------------------------------------------------------------------------
+# --- add -----------------------------------------------------------------------------------------
 
 
 def test_adding_a_second_person_tested_and_saved(
@@ -230,7 +233,6 @@ def test_adding_a_second_person_tested_and_saved(
     assert outcome.kind is OutcomeKind.OK
     assert "123" in add.test_message.text()
     assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
-    assert not add.test_button.isEnabled()  # one test per typed account and password
     _click(add.add_button)
     qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
     assert _rows(page)[1] == f"Sam — {SAM} · United States"
@@ -304,7 +306,26 @@ def test_the_trays_add_a_person_opens_the_page_with_the_add_window(
     qtbot.waitUntil(add.isVisible, timeout=WAIT_MS)
 
 
-# --- rename, label, colour, reorder -------------------------------------------------------------------
+def test_a_rejected_test_is_not_repeated_until_the_password_changes(
+    qtbot: QtBot, harness: Harness, fake: FakeShare
+) -> None:
+    harness.share_urls = {region: fake.base_url(region) for region in Region}
+    harness.saved(one_person_settings(username=USER, name="Erin"))
+    dialog = harness.open()
+    add = _add_dialog(qtbot, dialog.people_page)
+    _fill(add, "Sam", Region.US, SAM, "not-the-password")
+    with qtbot.waitSignal(add.test_finished, timeout=WAIT_MS) as blocker:
+        _click(add.test_button)
+    assert blocker.args[0].kind is OutcomeKind.CREDENTIALS
+    assert add.test_headline.text() == "Dexcom did not accept this sign-in"
+    assert not add.test_button.isEnabled()
+    assert "Change the username, password or region" in add.test_hint.text()
+    _type(add.password_edit, SAM_PASSWORD)
+    assert add.test_button.isEnabled()
+    assert fake.counters.count(ENDPOINT_AUTHENTICATE) == 1
+
+
+# --- rename, label, colour, reorder --------------------------------------------------------------
 
 
 def test_rename_label_and_colour(qtbot: QtBot, harness: Harness) -> None:
@@ -373,7 +394,7 @@ def test_reorder_with_the_keyboard_and_the_arrows(qtbot: QtBot, harness: Harness
     assert saved.people[0].source == ShareSource("jp", MIA)
 
 
-# --- remove ---------------------------------------------------------------------------------------
+# --- remove --------------------------------------------------------------------------------------
 
 
 def _answer(qtbot: QtBot, page: PeoplePage, text: str) -> None:
@@ -452,7 +473,7 @@ def test_removing_the_account_pages_person_leaves_the_others_saved(
     assert harness.backend.password(sam.source) == "password-1"
 
 
-# --- alerts -----------------------------------------------------------------------------------------
+# --- alerts --------------------------------------------------------------------------------------
 
 
 def test_the_alerts_page_edits_the_person_chosen_on_the_people_page(
@@ -471,8 +492,12 @@ def test_the_alerts_page_edits_the_person_chosen_on_the_people_page(
     _type(_threshold(dialog, AlertKind.HIGH), "200")
     saved = harness.save(dialog)
     erin, sam = saved.people
-    assert (erin.alerts[AlertKind.LOW].threshold, erin.alerts[AlertKind.HIGH].threshold) == (70, 200)
-    assert (sam.alerts[AlertKind.LOW].threshold, sam.alerts[AlertKind.HIGH].threshold) == (85, 180)
+    assert (erin.alerts[AlertKind.LOW].threshold, erin.alerts[AlertKind.HIGH].threshold) == (
+        70,
+        200,
+    )
+    assert sam.alerts[AlertKind.LOW].threshold == 85
+    assert sam.alerts[AlertKind.HIGH] == AlertSettings()[AlertKind.HIGH]
 
 
 def test_copy_alert_settings_from_another_person(qtbot: QtBot, harness: Harness) -> None:
@@ -513,5 +538,6 @@ def test_the_people_windows_have_unique_mnemonics(qtbot: QtBot, harness: Harness
         assert clashes(window) == {}
         assert [name for name, text in labelled(window) if text and mnemonic(text) is None] == []
     _click(add.cancel_button)
-    qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
+    # Each window's letters are its own; gone, the Add window leaves the dialog's alone.
+    qtbot.waitUntil(lambda: not dialog.findChildren(AddPersonDialog), timeout=WAIT_MS)
     assert clashes(dialog) == {}

@@ -349,7 +349,7 @@ class EditPersonDialog(QDialog):
         form.addRow(name_label, self.name_edit)
         form.addRow(label_label, self.label_edit)
         form.addRow("Colour:", swatch_row)
-        form.addRow("Badge:", self.preview)
+        form.addRow(QLabel("Badge:"), self.preview)  # a picture: no buddy to jump to
 
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
