@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -35,6 +35,9 @@ from cgmtray.storage.settings import Settings
 from cgmtray.ui.person_dialogs import AddPersonDialog, EditPersonDialog, NewPerson, chip_icon
 
 _PERSON_ID = Qt.ItemDataRole.UserRole
+#: The size of a person's label chip in the list (as wide as a badge's tab is, in proportion).
+CHIP_HEIGHT = 24
+CHIP_WIDTH = 2 * CHIP_HEIGHT
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,10 @@ def _region_name(value: str) -> str:
 
 
 def person_line(person: Person) -> str:
-    """How the list shows a person: name, Dexcom username and region."""
+    """How the list shows a person: their name, then their Dexcom username and region."""
     source = person.source
     account = source.username or "no account yet"
-    return f"{person.name} — {account} · {_region_name(source.region)}"
+    return f"{person.name}\n{account} · {_region_name(source.region)}"
 
 
 class PeoplePage(QWidget):
@@ -111,6 +114,8 @@ class PeoplePage(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("people-list")
         self.list.setAccessibleName("People")
+        self.list.setIconSize(QSize(CHIP_WIDTH, CHIP_HEIGHT))
+        self.list.setSpacing(2)
         self.list.currentRowChanged.connect(self._on_current_row_changed)
         self.list.itemActivated.connect(lambda _item: self.open_edit())
 
@@ -184,7 +189,8 @@ class PeoplePage(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for person in self.settings.people:
-            item = QListWidgetItem(chip_icon(person.label, person.colour), person_line(person))
+            chip = chip_icon(person.label, person.colour, CHIP_HEIGHT)
+            item = QListWidgetItem(chip, person_line(person))
             item.setData(_PERSON_ID, person.id)
             item.setToolTip(f"Label {person.label}, colour {person.colour}")
             self.list.addItem(item)

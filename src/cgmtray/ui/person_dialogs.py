@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, Qt, Signal, Slot
+from PySide6.QtCore import QRectF, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QColorDialog,
@@ -37,6 +37,12 @@ from cgmtray.ui.outcome_style import OUTCOME_COLOURS, left_bar, outcome_bar
 from cgmtray.ui.sign_in_test import OutcomeKind, SignInAttempt, SignInOutcome, SignInTester
 
 _TEST_HINT = "One sign-in attempt for this person; it is never repeated by itself."
+#: A chosen swatch is ringed in the theme's highlight (its check state alone barely shows).
+_SWATCH_STYLE = (
+    "QToolButton { border: 2px solid transparent; border-radius: 4px; padding: 1px; }"
+    "QToolButton:checked { border-color: palette(highlight); }"
+    "QToolButton:focus { border-style: dotted; border-color: palette(text); }"
+)
 
 
 def _ink_for(colour: str) -> QColor:
@@ -54,8 +60,8 @@ def chip_icon(label: str, colour: str, size: int = 24) -> QIcon:
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.setPen(QColor("#808080"))  # an edge, so black and white chips show on any theme
     painter.setBrush(QColor(colour))
-    box = QRectF(0.5, 2.5, size * 2 - 1.0, size - 5.0)
-    painter.drawRoundedRect(box, 5, 5)
+    box = QRectF(0.5, 0.5, size * 2 - 1.0, size - 1.0)
+    painter.drawRoundedRect(box, size / 4, size / 4)
     font = QFont()
     font.setBold(True)
     font.setPixelSize(int(size * 0.55))
@@ -63,7 +69,9 @@ def chip_icon(label: str, colour: str, size: int = 24) -> QIcon:
     painter.setPen(_ink_for(colour))
     painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
     painter.end()
-    return QIcon(pixmap)
+    icon = QIcon(pixmap)
+    icon.addPixmap(pixmap, QIcon.Mode.Selected)  # the person's colour, not tinted by selection
+    return icon
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ class AddPersonDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Add a person")
         self.setObjectName("add-person-dialog")
+        self.setMinimumWidth(520)
         self._existing = existing
         self._share_urls = dict(share_urls)
         self._unit = unit
@@ -327,7 +336,9 @@ class EditPersonDialog(QDialog):
             swatch = QToolButton()
             swatch.setCheckable(True)
             swatch.setAutoExclusive(False)
-            swatch.setIcon(chip_icon("", colour, 18))
+            swatch.setIcon(chip_icon("", colour, 16))
+            swatch.setIconSize(QSize(32, 16))
+            swatch.setStyleSheet(_SWATCH_STYLE)
             swatch.setAccessibleName(f"Colour {colour}")
             swatch.setToolTip(colour)
             swatch.clicked.connect(lambda _checked=False, c=colour: self.set_colour(c))

@@ -318,6 +318,7 @@ class SettingsDialog(QDialog):
         self._alerts_person_id = self._person.id
         self.alerts_heading = QLabel()
         self.alerts_heading.setObjectName("alerts-heading")
+        self.alerts_heading.setContentsMargins(9, 9, 9, 0)
         self._alerts_tab = QWidget()
         self._alerts_layout = QVBoxLayout(self._alerts_tab)
         self._alerts_layout.setContentsMargins(0, 0, 0, 0)
