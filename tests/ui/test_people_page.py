@@ -200,6 +200,7 @@ def test_one_person_shows_one_row_and_cannot_be_removed(harness: Harness) -> Non
     assert not page.copy_button.isEnabled()
     dialog.show_page(Page.ALERTS)
     assert not dialog.alerts_heading.isVisible()  # whose alerts goes without saying
+    assert not dialog.account_whose.isVisible()
     assert dialog.save_button.isEnabled()
 
 
@@ -236,6 +237,9 @@ def test_adding_a_second_person_tested_and_saved(
     _click(add.add_button)
     qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
     assert _rows(page)[1] == f"Sam\n{SAM} · United States"
+    dialog.show_page(Page.ACCOUNT)
+    assert dialog.account_whose.isVisible()  # with two people the page says whose it is
+    assert "Erin's Dexcom account" in dialog.account_whose.text()
     assert harness.backend.password(ShareSource("us", SAM)) is None  # nothing before Save
 
     saved = harness.save(dialog)

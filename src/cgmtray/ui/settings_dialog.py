@@ -363,6 +363,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.buttons)
 
         self._connect_revalidation()
+        self._show_account_whose()
         self._check_keyring()
         self._revalidate()
         if not self._person.source.username:
@@ -434,7 +435,14 @@ class SettingsDialog(QDialog):
         result_layout.addWidget(self.test_message)
         self.test_result.setVisible(False)
 
+        #: Whose account this is, once there are several people.
+        self.account_whose = QLabel()
+        self.account_whose.setObjectName("account-whose")
+        self.account_whose.setWordWrap(True)
+        self.account_whose.setVisible(False)
+
         layout = QVBoxLayout(page)
+        layout.addWidget(self.account_whose)
         layout.addWidget(who)
         layout.addLayout(form)
         layout.addLayout(test_row)
@@ -658,7 +666,18 @@ class SettingsDialog(QDialog):
                 "changed here."
             )
         self._show_alerts_heading()
+        self._show_account_whose()
         self._revalidate()
+
+    def _show_account_whose(self) -> None:
+        listed = self.people_page.settings.people
+        shown = [p for p in listed if p.id == self._person.id]
+        if shown:
+            self.account_whose.setText(
+                f"<b>{escape(shown[0].name)}'s Dexcom account.</b> Each other person's account "
+                "is set when they are added on the People page."
+            )
+        self.account_whose.setVisible(len(listed) > 1 and bool(shown))
 
     @Slot(str)
     def _on_person_selected(self, person_id: str) -> None:
@@ -1036,7 +1055,6 @@ class SettingsDialog(QDialog):
             self._show_problem(f"The settings could not be saved ({reason}).")
             self._revalidate_keep_problem()
             return
-        self._remove_people(settings)
         # A new account always comes with a typed password (validation asks for one).
         account_changed = bool(password)
         log.info(
@@ -1045,6 +1063,8 @@ class SettingsDialog(QDialog):
         )
         self._saving = False
         self.settings_saved.emit(settings)
+        # After the app has let go of the removed people (settings_saved), their entries go.
+        self._remove_people(settings)
         kept = {person.id for person in settings.people}
         added = tuple(new for new in self.people_page.added.values() if new.person.id in kept)
         if added:
