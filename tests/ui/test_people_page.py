@@ -47,11 +47,14 @@ class DictKeyring(keyring.backend.KeyringBackend):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.entries: dict[tuple[str, str], str] = {}
+        self.fail_writes = False
 
     def get_password(self, service: str, username: str) -> str | None:
         return self.entries.get((service, username))
 
     def set_password(self, service: str, username: str, password: str) -> None:
+        if self.fail_writes:
+            raise keyring.errors.PasswordSetError("the keyring is locked")
         self.entries[(service, username)] = password
 
     def delete_password(self, service: str, username: str) -> None:
@@ -278,6 +281,47 @@ def test_the_add_window_says_what_is_missing_or_already_followed(
     _click(add.cancel_button)
     qtbot.waitUntil(lambda: dialog.people_page.add_dialog is None, timeout=WAIT_MS)
     assert len(dialog.people_page.settings.people) == 1
+
+
+def _add_sam(qtbot: QtBot, page: PeoplePage) -> None:
+    add = _add_dialog(qtbot, page)
+    _fill(add, "Sam", Region.US, SAM, SAM_PASSWORD)
+    _click(add.add_button)
+    qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
+
+
+def test_a_keyring_refusing_a_new_persons_password_saves_nothing(
+    qtbot: QtBot, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = harness.saved(one_person_settings(username=USER, name="Erin"))
+    dialog = harness.open()
+    _add_sam(qtbot, dialog.people_page)
+    harness.backend.fail_writes = True
+    _click(dialog.save_button)
+    qtbot.waitUntil(lambda: "nothing was saved" in dialog.problems_label.text(), timeout=WAIT_MS)
+    assert load_settings(harness.path).settings.people == first.people
+    assert dialog.isVisible()
+    # Save again: the password is kept only while the app runs, handed over with the person.
+    added: list[tuple[NewPerson, ...]] = []
+    dialog.people_added.connect(added.append)
+    saved = harness.save(dialog)
+    assert [person.name for person in saved.people] == ["Erin", "Sam"]
+    assert harness.backend.password(ShareSource("us", SAM)) is None
+    assert added[0][0].password == SAM_PASSWORD
+    assert SAM_PASSWORD not in caplog.text
+    assert SAM_PASSWORD not in harness.path.read_text(encoding="utf-8")
+
+
+def test_the_account_page_may_not_take_another_persons_account(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    harness.saved(two_people())
+    dialog = harness.open()
+    dialog.show_page(Page.ACCOUNT)
+    _type(dialog.username_edit, SAM)
+    _type(dialog.password_edit, "another")
+    assert "the same Dexcom account" in dialog.problems_label.text()
+    assert not dialog.save_button.isEnabled()
 
 
 def test_at_ten_people_add_is_disabled_and_says_why(harness: Harness) -> None:
