@@ -836,7 +836,11 @@ class SettingsDialog(QDialog):
         )
         blocked = self._test_blocked()
         self.test_button.setEnabled(
-            bool(username) and has_password and not self._tester.busy and not blocked
+            bool(username)
+            and has_password
+            and not self._tester.busy
+            and not blocked
+            and self._account_person_here()
         )
         if self._tester.busy:
             self.test_button.setText("Testing…")
