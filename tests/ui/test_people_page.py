@@ -574,6 +574,32 @@ def test_copy_alert_settings_from_another_person(qtbot: QtBot, harness: Harness)
 # --- keyboard ------------------------------------------------------------------------------------
 
 
+def test_a_person_is_added_with_the_keyboard_alone(qtbot: QtBot, harness: Harness) -> None:
+    harness.saved(one_person_settings(username=USER, name="Erin"))
+    dialog = harness.open()
+    dialog.show_page(Page.ACCOUNT)
+    dialog.activateWindow()
+    QTest.keyClick(dialog, Qt.Key.Key_E, Qt.KeyboardModifier.AltModifier)
+    assert dialog.tabs.currentIndex() == int(Page.PEOPLE)
+    page = dialog.people_page
+    QTest.keyClick(dialog, Qt.Key.Key_W, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: page.add_dialog is not None, timeout=WAIT_MS)
+    add = page.add_dialog
+    assert add is not None
+    qtbot.waitUntil(add.isVisible, timeout=WAIT_MS)
+    assert add.name_edit.hasFocus()
+    QTest.keyClicks(add.name_edit, "Sam")
+    QTest.keyClick(add, Qt.Key.Key_U, Qt.KeyboardModifier.AltModifier)
+    QTest.keyClicks(add.username_edit, SAM)
+    QTest.keyClick(add, Qt.Key.Key_P, Qt.KeyboardModifier.AltModifier)
+    QTest.keyClicks(add.password_edit, SAM_PASSWORD)
+    QTest.keyClick(add.password_edit, Qt.Key.Key_Return)  # Add is the default button
+    qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
+    assert [row.split("\n")[0] for row in _rows(page)] == ["Erin", "Sam"]
+    saved = harness.save(dialog)
+    assert saved.people[1].source == ShareSource("us", SAM)
+
+
 def test_the_people_windows_have_unique_mnemonics(qtbot: QtBot, harness: Harness) -> None:
     harness.saved(two_people())
     dialog = harness.open()
