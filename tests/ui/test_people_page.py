@@ -196,6 +196,7 @@ def _threshold(dialog: SettingsDialog, kind: AlertKind) -> QLineEdit:
 def test_one_person_shows_one_row_and_cannot_be_removed(harness: Harness) -> None:
     harness.saved(one_person_settings(username=USER, name="Erin"))
     dialog = harness.open()
+    assert dialog.tabs.isTabVisible(int(Page.PEOPLE))
     page = dialog.people_page
     assert _rows(page) == [f"Erin\n{USER} · United States"]
     assert page.add_button.isEnabled()
@@ -207,8 +208,10 @@ def test_one_person_shows_one_row_and_cannot_be_removed(harness: Harness) -> Non
     assert dialog.save_button.isEnabled()
 
 
-def test_before_anyone_is_set_up_the_account_page_comes_first(harness: Harness) -> None:
+def test_before_anyone_is_set_up_only_the_account_page_makes_people(harness: Harness) -> None:
     dialog = harness.open()
+    assert not dialog.tabs.isTabVisible(int(Page.PEOPLE))
+    assert dialog.tabs.isTabVisible(int(Page.ACCOUNT))
     assert _rows(dialog.people_page) == []
     assert not dialog.people_page.add_button.isEnabled()
     assert "Account page" in dialog.people_page.add_button.toolTip()

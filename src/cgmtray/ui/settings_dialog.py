@@ -330,6 +330,8 @@ class SettingsDialog(QDialog):
         tabs.addTab(self._alerts_tab, "A&lerts")
         tabs.addTab(self._general_page(), "&General")
         self.tabs = tabs
+        # The first run stays as simple as ever: the Account page makes the first person.
+        tabs.setTabVisible(int(Page.PEOPLE), bool(settings.people))
 
         self.notice_label = QLabel(notice or "")
         self.notice_label.setWordWrap(True)
