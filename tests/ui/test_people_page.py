@@ -551,6 +551,26 @@ def test_the_alerts_page_edits_the_person_chosen_on_the_people_page(
     assert sam.alerts[AlertKind.HIGH] == AlertSettings()[AlertKind.HIGH]
 
 
+def test_alerts_that_are_wrong_stay_on_screen_until_put_right(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    harness.saved(two_people())
+    dialog = harness.open()
+    dialog.unit_mmol.click()
+    _type(_threshold(dialog, AlertKind.LOW), "seventy")
+    _choose(dialog.people_page, "Sam")
+    assert "Alerts for Erin" in dialog.alerts_heading.text()  # not lost by a click elsewhere
+    assert "Low: enter a number." in dialog.problems_label.text()
+    _type(_threshold(dialog, AlertKind.LOW), "4.2")
+    _choose(dialog.people_page, "Erin")
+    _choose(dialog.people_page, "Sam")
+    assert "Alerts for Sam" in dialog.alerts_heading.text()
+    assert _threshold(dialog, AlertKind.LOW).text() == "3.9"  # Sam's 70 mg/dL, in mmol/L
+    saved = harness.save(dialog)
+    assert saved.people[0].alerts[AlertKind.LOW].threshold == 76  # 4.2 mmol/L
+    assert saved.people[1].alerts[AlertKind.LOW].threshold == 70
+
+
 def test_copy_alert_settings_from_another_person(qtbot: QtBot, harness: Harness) -> None:
     settings = two_people()
     erin = settings.people[0]
