@@ -29,7 +29,7 @@ from cgmtray.storage.people import MAX_PEOPLE, PALETTE, ShareSource
 from cgmtray.storage.settings import Settings, load_settings, one_person_settings, save_settings
 from cgmtray.ui.people_page import PeoplePage
 from cgmtray.ui.person_dialogs import AddPersonDialog, EditPersonDialog, NewPerson
-from cgmtray.ui.settings_dialog import Page, SettingsDialog
+from cgmtray.ui.settings_dialog import AccountChange, Page, SettingsDialog
 from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -215,6 +215,14 @@ def test_before_anyone_is_set_up_only_the_account_page_makes_people(harness: Har
     assert _rows(dialog.people_page) == []
     assert not dialog.people_page.add_button.isEnabled()
     assert "Account page" in dialog.people_page.add_button.toolTip()
+    dialog.show_page(Page.ACCOUNT)
+    _type(dialog.username_edit, USER)
+    _type(dialog.password_edit, "first password")
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    saved = harness.save(dialog)
+    assert [person.source.username for person in saved.people] == [USER]
+    assert changes[0].person_id == saved.people[0].id
 
 
 # --- add -----------------------------------------------------------------------------------------
@@ -313,6 +321,26 @@ def test_a_keyring_refusing_a_new_persons_password_saves_nothing(
     assert added[0][0].password == SAM_PASSWORD
     assert SAM_PASSWORD not in caplog.text
     assert SAM_PASSWORD not in harness.path.read_text(encoding="utf-8")
+
+
+def test_a_new_password_on_the_account_page_names_its_person_after_a_reorder(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    settings = harness.saved(two_people())
+    erin = settings.people[0]
+    dialog = harness.open()
+    _choose(dialog.people_page, "Sam")
+    _click(dialog.people_page.up_button)
+    dialog.show_page(Page.ACCOUNT)
+    _type(dialog.password_edit, "erin's new password")
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    saved = harness.save(dialog)
+    assert [person.name for person in saved.people] == ["Sam", "Erin"]
+    assert changes[0].person_id == erin.id
+    assert changes[0].person.source == erin.source
+    assert harness.backend.password(erin.source) == "erin's new password"
+    assert harness.backend.password(saved.people[0].source) == "password-1"
 
 
 def test_the_account_page_may_not_take_another_persons_account(

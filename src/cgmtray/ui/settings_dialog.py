@@ -98,9 +98,20 @@ class AccountChange:
     settings: Settings
     password: str = field(repr=False)
     remembered: bool
-    #: The first person's Share account id when known (a test sign-in learned it, or the
+    #: The Account page person's Share account id when known (a test sign-in learned it, or the
     #: account is the one already running); never in the repr.
     account_id: str | None = field(default=None, repr=False)
+    #: Whose account changed: the Account page's person (the first person unless the People
+    #: page moved someone above them).
+    person_id: str = ""
+
+    @property
+    def person(self) -> Person:
+        """The person whose account changed."""
+        for person in self.settings.people:
+            if person.id == self.person_id:
+                return person
+        return self.settings.first_person
 
 
 @dataclass(frozen=True)
@@ -1076,7 +1087,11 @@ class SettingsDialog(QDialog):
         if added:
             self.people_added.emit(added)
         if account_changed:
-            self.account_changed.emit(AccountChange(settings, password, remembered, account_id))
+            whose = self._person.id if self._account_person_here() else ""
+            if not self._person.id and settings.people:
+                whose = settings.people[0].id  # the first run made the first person
+            change = AccountChange(settings, password, remembered, account_id, whose)
+            self.account_changed.emit(change)
         locked = self._lock_warning(settings)
         if locked is not None:
             # Saved, but nothing signs in before the lock is over: say so and stay open.
