@@ -1,6 +1,6 @@
 """Screenshots of the settings dialog's pages and outcomes, the welcome window and the password
-choice, light and dark: settings-*.png, sign-in-test-*.png and password-choice-*.png in
-docs/screenshots.
+choice, light and dark: settings-*.png (settings-people-* with three people), sign-in-test-*.png
+and password-choice-*.png in docs/screenshots.
 
 The account outcomes come from real test sign-ins against the fake Share service on loopback.
 """
@@ -31,8 +31,10 @@ from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.units import Unit
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
+from cgmtray.storage import people
 from cgmtray.storage.autostart import XdgAutostart
 from cgmtray.storage.credentials import CredentialStore
+from cgmtray.storage.people import ShareSource
 from cgmtray.storage.settings import Settings, one_person_settings
 from cgmtray.ui.first_run import WelcomeWindow
 from cgmtray.ui.password_choice import PasswordChoice
@@ -198,6 +200,33 @@ class Shooter:
         _type(low, "14,5")
         self.save(invalid, "settings-alerts-invalid", theme)
 
+        family = self.dialog(family_settings(), PASSWORD)
+        family.show_page(Page.PEOPLE)
+        family.people_page.select(family.people_page.settings.people[1].id)
+        self.save(family, "settings-people", theme)
+
+        # Adding a fourth person: the Add window after its own test sign-in.
+        self.fake.add_account(Region.OUS, "noah@example.de", PASSWORD)
+        reading = Reading(NOW - timedelta(minutes=3), 96, Trend.FLAT)
+        self.fake.publish(Region.OUS, "noah@example.de", reading)
+        adding = self.dialog(family_settings(), PASSWORD)
+        adding.show_add_person()
+        add = adding.people_page.add_dialog
+        assert add is not None
+        _type(add.name_edit, "Noah")
+        add.region_combo.setCurrentIndex(add.region_combo.findData(Region.OUS.value))
+        _type(add.username_edit, "noah@example.de")
+        _type(add.password_edit, PASSWORD)
+        tested: list[object] = []
+        add.test_finished.connect(tested.append)
+        add.test_button.click()
+        _wait(self.app, lambda: bool(tested))
+        self.save(add, "settings-people-add", theme)
+        adding.wait_for_background(int(WAIT_S * 1000))
+        adding.close()
+        adding.deleteLater()
+        self.app.processEvents()
+
         welcome = WelcomeWindow()
         welcome.show()
         self.save(welcome, "settings-welcome", theme)
@@ -205,6 +234,20 @@ class Shooter:
         choice = PasswordChoice()
         choice.show()
         self.save(choice, "password-choice", theme)
+
+
+def family_settings() -> Settings:
+    """Three people in two regions, as a family that follows them would set them up."""
+    settings = one_person_settings(region="us", username=USER, name="Erin")
+    for name, region, username in (
+        ("Mia", "us", "mia.rivera"),
+        ("Alex", "ous", "alex@example.de"),
+    ):
+        source = ShareSource(region=region, username=username)
+        settings = people.add_person(
+            settings, people.new_person(settings.people, source, name=name)
+        )
+    return settings
 
 
 @contextmanager

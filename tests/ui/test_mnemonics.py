@@ -15,6 +15,8 @@ from pytestqt.qtbot import QtBot
 
 from cgmtray.domain.alert_config import AlertSettings
 from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.ranges import Thresholds
+from cgmtray.domain.units import Unit
 from cgmtray.storage.autostart import XdgAutostart
 from cgmtray.storage.credentials import MemoryCredentialStore
 from cgmtray.storage.history import HistoryStore
@@ -22,6 +24,7 @@ from cgmtray.storage.settings import one_person_settings
 from cgmtray.ui.first_run import WelcomeWindow
 from cgmtray.ui.history_window import HistoryWindow
 from cgmtray.ui.password_choice import PasswordChoice
+from cgmtray.ui.person_dialogs import AddPersonDialog, EditPersonDialog
 from cgmtray.ui.settings_dialog import SettingsDialog
 from cgmtray.ui.tray import TrayPresenter
 
@@ -100,7 +103,10 @@ def _history_window(tmp_path: Path) -> HistoryWindow:
     )
 
 
-@pytest.mark.parametrize("window_name", ["settings", "welcome", "password", "status", "history"])
+@pytest.mark.parametrize(
+    "window_name",
+    ["settings", "welcome", "password", "status", "history", "add-person", "edit-person"],
+)
 def test_every_window_has_unique_mnemonics(qtbot: QtBot, tmp_path: Path, window_name: str) -> None:
     window: QWidget
     if window_name == "settings":
@@ -114,6 +120,18 @@ def test_every_window_has_unique_mnemonics(qtbot: QtBot, tmp_path: Path, window_
         status = tray.status_window
         assert status is not None
         window = status
+    elif window_name == "add-person":
+        window = AddPersonDialog(
+            one_person_settings(username="fiona@example.com"),
+            password_store=MemoryCredentialStore(),
+            clock=ManualClock(T0),
+            share_urls={},
+            state_dir=None,
+            unit=Unit.MGDL,
+            thresholds=Thresholds(),
+        )
+    elif window_name == "edit-person":
+        window = EditPersonDialog(one_person_settings(username="fiona@example.com").first_person)
     else:
         window = _history_window(tmp_path)
     qtbot.addWidget(window)

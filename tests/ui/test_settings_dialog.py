@@ -378,7 +378,7 @@ def test_the_password_is_typed_as_dots_and_has_mnemonics(harness: Harness) -> No
     dialog = harness.open()
     assert dialog.password_edit.echoMode() is QLineEdit.EchoMode.Password
     tabs = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
-    assert tabs == ["&Account", "&Display", "A&lerts", "&General"]
+    assert tabs == ["&Account", "P&eople", "&Display", "A&lerts", "&General"]
     assert dialog.save_button.text() == "&Save"
     assert dialog.save_button.isDefault()
 

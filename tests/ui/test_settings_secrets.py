@@ -26,7 +26,7 @@ from cgmtray.domain.readings import Reading, Trend
 from cgmtray.fakeshare.server import FakeShare
 from cgmtray.share.regions import Region
 from cgmtray.storage.credentials import MemoryCredentialStore
-from cgmtray.storage.settings import Settings, load_settings
+from cgmtray.storage.settings import Settings, load_settings, one_person_settings, save_settings
 from cgmtray.ui.settings_dialog import AccountChange, SettingsDialog
 from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 
@@ -202,4 +202,63 @@ def test_test_sign_in_and_save_leave_no_password_or_id_in_files_logs_or_screensh
     )
     assert str(settings_file) in searched.searched
     assert str(app_logs.log_file) in searched.searched
+    assert app_logs.raw.lines, "the dialog logged nothing: the log search proved nothing"
+
+
+def test_adding_a_person_leaves_no_password_or_id_in_files_logs_or_screenshots(
+    qtbot: QtBot, tmp_path: Path, fake: FakeShare, app_logs: AppLogs
+) -> None:
+    settings_file = tmp_path / "config" / "settings.toml"
+    store = MemoryCredentialStore()
+    first = one_person_settings(username="first@example.com", name="First")
+    store.set("us", "first@example.com", "first's password")
+    save_settings(first, settings_file)
+    dialog = SettingsDialog(
+        first,
+        settings_path=settings_file,
+        password_store=store,
+        clock=ManualClock(T0),
+        history_path=tmp_path / "data" / "history.sqlite3",
+        log_dir=app_logs.log_file.parent,
+        share_urls={region: fake.base_url(region) for region in Region},
+        open_url=lambda _url: None,
+    )
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.keyring_checked, timeout=WAIT_MS):
+        dialog.show()
+    dialog.show_add_person()
+    add = dialog.people_page.add_dialog
+    assert add is not None
+    _type(add.name_edit, "Keeper")
+    _type(add.username_edit, USERNAME)
+    shown: dict[str, str] = {}
+    for number, password in enumerate((WRONG_PASSWORD, PASSWORD)):
+        _type(add.password_edit, password)
+        with qtbot.waitSignal(add.test_finished, timeout=WAIT_MS):
+            QTest.mouseClick(add.test_button, Qt.MouseButton.LeftButton)
+        shown[f"test {number} on screen"] = add.test_headline.text() + add.test_message.text()
+    assert "Signed in" in add.test_headline.text()
+    add.password_edit.clearFocus()
+    _save_png(_grab(add), tmp_path / "screenshots" / "add-person.png")
+    QTest.mouseClick(add.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.people_page.add_dialog is None, timeout=WAIT_MS)
+    _save_png(_grab(dialog), tmp_path / "screenshots" / "people.png")
+    with qtbot.waitSignal(dialog.settings_saved, timeout=WAIT_MS):
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert dialog.wait_for_background(WAIT_MS)
+
+    saved = load_settings(settings_file).settings
+    assert [person.source.username for person in saved.people] == [
+        "first@example.com",
+        USERNAME,
+    ]
+    assert store.get("us", USERNAME) == PASSWORD  # the app's store, never a file
+    account_ids, session_ids = fake.issued_ids()
+    secrets = {"password": PASSWORD, "wrong password": WRONG_PASSWORD}
+    secrets |= {"account id": account_ids[0], "session id": session_ids[0]}
+    assert_no_secrets(
+        secrets,
+        roots=[tmp_path / name for name in ("config", "data", "log", "screenshots")],
+        texts={**app_logs.texts(), **shown},
+    )
     assert app_logs.raw.lines, "the dialog logged nothing: the log search proved nothing"

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 
 import shiboken6
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from cgmtray import APP_NAME
+from cgmtray.domain.alert_config import AlertSettings
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.connection import locked_line
 from cgmtray.domain.ranges import Thresholds
@@ -46,7 +48,7 @@ from cgmtray.storage import people
 from cgmtray.storage.autostart import AutostartEntry, AutostartError
 from cgmtray.storage.credentials import CredentialStoreError, PasswordStore
 from cgmtray.storage.history import HistoryStore
-from cgmtray.storage.people import ShareSource
+from cgmtray.storage.people import Person, ShareSource
 from cgmtray.storage.settings import (
     MAX_RETENTION_DAYS,
     MIN_RETENTION_DAYS,
@@ -57,6 +59,9 @@ from cgmtray.storage.settings import (
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.alerts_page import AlertsPage, spin_box
 from cgmtray.ui.background import BackgroundTask, TaskResult
+from cgmtray.ui.outcome_style import OUTCOME_COLOURS, OUTCOME_TONE, left_bar
+from cgmtray.ui.people_page import PeoplePage, Removal
+from cgmtray.ui.person_dialogs import NewPerson
 from cgmtray.ui.sign_in_test import (
     OutcomeKind,
     SignInAttempt,
@@ -67,36 +72,19 @@ from cgmtray.ui.sign_in_test import (
 log = logging.getLogger(__name__)
 
 
-_OUTCOME_COLOURS = {
-    "good": "#2e9d4f",
-    "warn": "#d08a00",
-    "bad": "#d13b3b",
-    "busy": "#8a8a8a",
-}
 _TEST_HINT = "One sign-in attempt; it is never repeated by itself."
 #: Where the (empty) range of an export of an empty store sits.
 _EMPTY_RANGE_AT = datetime(2000, 1, 1, tzinfo=UTC)
-_OUTCOME_TONE = {
-    OutcomeKind.OK: "good",
-    OutcomeKind.NO_READINGS: "warn",
-    OutcomeKind.NO_FOLLOWER: "warn",
-    OutcomeKind.NO_RECENT_READINGS: "warn",
-    OutcomeKind.NETWORK: "warn",
-    OutcomeKind.RATE_LIMITED: "warn",
-    OutcomeKind.SERVICE: "warn",
-    OutcomeKind.CREDENTIALS: "bad",
-    OutcomeKind.LOCKED: "bad",
-    OutcomeKind.PROBLEM: "bad",
-}
 
 
 class Page(enum.IntEnum):
     """The dialog's tabs, in order."""
 
     ACCOUNT = 0
-    DISPLAY = 1
-    ALERTS = 2
-    GENERAL = 3
+    PEOPLE = 1
+    DISPLAY = 2
+    ALERTS = 3
+    GENERAL = 4
 
 
 @dataclass(frozen=True)
@@ -110,9 +98,20 @@ class AccountChange:
     settings: Settings
     password: str = field(repr=False)
     remembered: bool
-    #: The first person's Share account id when known (a test sign-in learned it, or the
+    #: The Account page person's Share account id when known (a test sign-in learned it, or the
     #: account is the one already running); never in the repr.
     account_id: str | None = field(default=None, repr=False)
+    #: Whose account changed: the Account page's person (the first person unless the People
+    #: page moved someone above them).
+    person_id: str = ""
+
+    @property
+    def person(self) -> Person:
+        """The person whose account changed."""
+        for person in self.settings.people:
+            if person.id == self.person_id:
+                return person
+        return self.settings.first_person
 
 
 @dataclass(frozen=True)
@@ -152,6 +151,46 @@ def _store_password(
             log.warning("the old account's password could not be removed from the keyring")
 
 
+def _store_new_people(store: PasswordStore, added: Sequence[NewPerson]) -> None:
+    """Runs on a worker thread: each added person's password (and account id, if a test
+    sign-in learned it) to the keyring, the way the Account page's password goes."""
+    for new in added:
+        source = new.person.source
+        _store_password(
+            store,
+            source.region,
+            source.username,
+            new.password,
+            None,
+            new.account_id,
+            new_account=True,
+        )
+
+
+def _forget_people(
+    store: PasswordStore,
+    saved: Settings,
+    removals: Sequence[Removal],
+    data_dir: Path | None,
+) -> None:
+    """Runs on a worker thread: storage.people removes each removed person's keyring entries
+    and, unless kept, their history file (an account someone on the list still uses stays)."""
+    for removal in removals:
+        with_them = dataclasses.replace(saved, people=(*saved.people, removal.person))
+        try:
+            people.remove_person(
+                with_them,
+                removal.person.id,
+                store,
+                keep_history=removal.keep_history,
+                data_dir=data_dir,
+            )
+        except (CredentialStoreError, ValueError, OSError) as error:
+            log.warning(
+                "a removed person's entries were not all deleted (%s)", type(error).__name__
+            )
+
+
 @dataclass(frozen=True)
 class _KeyringStatus:
     usable: bool
@@ -186,11 +225,6 @@ def _export_history(history_path: Path, target: Path) -> int:
             return store.export_csv(start, end, out)
 
 
-def _left_bar(selector: str, colour: str) -> str:
-    """A style sheet drawing a coloured bar down the left edge (colour is never the only cue)."""
-    return f"{selector} {{ border: 0px; border-left: 4px solid {colour}; padding-left: 8px; }}"
-
-
 def _still_there(widget: QWidget) -> bool:
     """False once Qt has deleted the widget (a late background result must then be dropped)."""
     return bool(shiboken6.isValid(widget))
@@ -208,11 +242,14 @@ class SettingsDialog(QDialog):
         keyring_checked(): the look at the keyring is done (Save may need it).
         test_finished(SignInOutcome): a test sign-in ended and its message is shown.
         export_finished(str): the history export ended; the message shown.
+        people_added(tuple[NewPerson, ...]): people added on the People page were saved (their
+            passwords are in the keyring, or only in these objects if it cannot keep them).
     """
 
     settings_saved = Signal(object)
     account_changed = Signal(object)
     keyring_checked = Signal()
+    people_added = Signal(object)
     test_finished = Signal(object)
     export_finished = Signal(str)
 
@@ -276,12 +313,36 @@ class SettingsDialog(QDialog):
         tabs = QTabWidget()
         tabs.setObjectName("settings-tabs")
         tabs.addTab(self._account_page(), "&Account")
+        self.people_page = PeoplePage(
+            settings,
+            password_store=password_store,
+            clock=self._clock,
+            share_urls=self._share_urls,
+            state_dir=sign_in_state_dir,
+            unit=lambda: self._unit,
+            thresholds=self._thresholds_for_display,
+        )
+        self.people_page.alerts_of = self._alerts_of
+        tabs.addTab(self.people_page, "P&eople")
         tabs.addTab(self._display_page(), "&Display")
+        #: Whose alerts the Alerts page shows: the person chosen on the People page.
+        self._alerts_person_id = self._person.id
+        self.alerts_heading = QLabel()
+        self.alerts_heading.setObjectName("alerts-heading")
+        self.alerts_heading.setContentsMargins(9, 9, 9, 0)
+        self._alerts_tab = QWidget()
+        self._alerts_layout = QVBoxLayout(self._alerts_tab)
+        self._alerts_layout.setContentsMargins(0, 0, 0, 0)
+        self._alerts_layout.addWidget(self.alerts_heading)
         self.alerts_page = AlertsPage(self._person.alerts, self._unit)
         self.kind_rows = self.alerts_page.kind_rows
-        tabs.addTab(self.alerts_page, "A&lerts")
+        self._alerts_layout.addWidget(self.alerts_page, 1)
+        self._show_alerts_heading()
+        tabs.addTab(self._alerts_tab, "A&lerts")
         tabs.addTab(self._general_page(), "&General")
         self.tabs = tabs
+        # The first run stays as simple as ever: the Account page makes the first person.
+        tabs.setTabVisible(int(Page.PEOPLE), bool(settings.people))
 
         self.notice_label = QLabel(notice or "")
         self.notice_label.setWordWrap(True)
@@ -292,7 +353,7 @@ class SettingsDialog(QDialog):
         self.problems_label = QLabel()
         self.problems_label.setObjectName("settings-problems")
         self.problems_label.setWordWrap(True)
-        self.problems_label.setStyleSheet(_left_bar("QLabel", _OUTCOME_COLOURS["bad"]))
+        self.problems_label.setStyleSheet(left_bar("QLabel", OUTCOME_COLOURS["bad"]))
 
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
@@ -315,6 +376,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.buttons)
 
         self._connect_revalidation()
+        self._show_account_whose()
         self._check_keyring()
         self._revalidate()
         if not self._person.source.username:
@@ -386,7 +448,14 @@ class SettingsDialog(QDialog):
         result_layout.addWidget(self.test_message)
         self.test_result.setVisible(False)
 
+        #: Whose account this is, once there are several people.
+        self.account_whose = QLabel()
+        self.account_whose.setObjectName("account-whose")
+        self.account_whose.setWordWrap(True)
+        self.account_whose.setVisible(False)
+
         layout = QVBoxLayout(page)
+        layout.addWidget(self.account_whose)
         layout.addWidget(who)
         layout.addLayout(form)
         layout.addLayout(test_row)
@@ -484,24 +553,17 @@ class SettingsDialog(QDialog):
             return Draft(None, tuple(problems))
         region, username = self._account_fields()
         account_id = self._account_id_for(region, username)
-        settings = people.with_first_person(
-            dataclasses.replace(
-                self._original,
-                unit=self._unit,
-                start_at_login=self.start_at_login_box.isChecked(),
-                retention_days=self.retention_spin.value(),
-            ),
-            region=region,
-            username=username,
-            share_url=self._person.source.share_url,
-            alerts=alerts,
-        )
+        here = self._account_person_here()
+        try:
+            settings = self._draft_people(alerts, region, username, here=here)
+        except people.PeopleError as error:
+            return Draft(None, tuple(error.problems))
         problems += validate(settings, require_username=True)
         # A typed password waits for the keyring check: saving before it would keep the
         # password in memory only, and the next start would ask for it again.
         typed = bool(self.password_edit.text())
         pending = typed and self._store.persistent and self._keyring is None
-        if not typed and username:
+        if not typed and username and here:
             if self._account_is_new(region, username):
                 problems.append("Enter the password of this Dexcom account.")
             elif self._keyring is None:
@@ -511,6 +573,41 @@ class SettingsDialog(QDialog):
         if problems:
             return Draft(None, tuple(problems))
         return Draft(settings, (), pending, account_id)
+
+    def _draft_people(
+        self, alerts: AlertSettings, region: str, username: str, *, here: bool
+    ) -> Settings:
+        """The People page's list with the Account page's account and the Alerts page's alerts
+        (PeopleError when the list may not be kept)."""
+        settings = dataclasses.replace(
+            self.people_page.settings,
+            unit=self._unit,
+            start_at_login=self.start_at_login_box.isChecked(),
+            retention_days=self.retention_spin.value(),
+        )
+        if not settings.people:
+            return people.with_first_person(
+                settings,
+                region=region,
+                username=username,
+                share_url=self._person.source.share_url,
+                alerts=alerts,
+            )
+        ids = {person.id for person in settings.people}
+        if self._alerts_person_id in ids:
+            shown = people.find(settings, self._alerts_person_id)
+            settings = people.update_person(settings, dataclasses.replace(shown, alerts=alerts))
+        if here:
+            person = people.find(settings, self._person.id)
+            source = ShareSource(region, username, self._person.source.share_url)
+            settings = people.update_person(settings, dataclasses.replace(person, source=source))
+        return settings
+
+    def _account_person_here(self) -> bool:
+        """Whether the person of the Account page is still on the list (not removed); with
+        nobody set up yet the Account page makes the first person."""
+        listed = self.people_page.settings.people
+        return not listed or any(person.id == self._person.id for person in listed)
 
     # --- validation ---------------------------------------------------------------------------
 
@@ -540,6 +637,9 @@ class SettingsDialog(QDialog):
         self.username_edit.textChanged.connect(self._on_account_field_changed)
         self.password_edit.textChanged.connect(self._on_password_edit_text_changed)
         self.alerts_page.changed.connect(self._on_field_changed)
+        self.people_page.changed.connect(self._on_people_changed)
+        self.people_page.selected.connect(self._on_person_selected)
+        self.people_page.alerts_copied.connect(self._on_alerts_copied)
 
     @Slot()
     def _on_field_changed(self) -> None:
@@ -565,6 +665,86 @@ class SettingsDialog(QDialog):
         )
         self.cancel_button.setEnabled(not self._saving)
         self._update_test_button()
+
+    # --- people ---------------------------------------------------------------------------------
+
+    @Slot()
+    def _on_people_changed(self) -> None:
+        here = self._account_person_here()
+        for widget in (self.region_combo, self.username_edit, self.password_edit):
+            widget.setEnabled(here)
+        if not here:
+            self.keyring_label.setText(
+                f"{self._person.name} will be removed when you save; their account is not "
+                "changed here."
+            )
+        self._show_alerts_heading()
+        self._show_account_whose()
+        self._revalidate()
+
+    def _show_account_whose(self) -> None:
+        listed = self.people_page.settings.people
+        shown = [p for p in listed if p.id == self._person.id]
+        if shown:
+            self.account_whose.setText(
+                f"<b>{escape(shown[0].name)}'s Dexcom account.</b> Each other person's account "
+                "is set when they are added on the People page."
+            )
+        self.account_whose.setVisible(len(listed) > 1 and bool(shown))
+
+    @Slot(str)
+    def _on_person_selected(self, person_id: str) -> None:
+        if person_id == self._alerts_person_id:
+            return
+        problems: list[str] = []
+        alerts = self.alerts_page.alerts(problems)
+        if alerts is None:
+            return  # the Alerts page keeps its person until its fields are right
+        if any(p.id == self._alerts_person_id for p in self.people_page.settings.people):
+            self.people_page.set_alerts(self._alerts_person_id, alerts)
+        self._show_alerts_of(person_id)
+
+    @Slot(str)
+    def _on_alerts_copied(self, person_id: str) -> None:
+        if person_id == self._alerts_person_id:
+            self._show_alerts_of(person_id)
+
+    def _alerts_of(self, person: Person) -> AlertSettings:
+        """A person's alerts as the dialog stands (the Alerts page's fields, if theirs, valid)."""
+        if person.id == self._alerts_person_id:
+            current = self.alerts_page.alerts([])
+            if current is not None:
+                return current
+        return person.alerts
+
+    def _show_alerts_of(self, person_id: str) -> None:
+        person = people.find(self.people_page.settings, person_id)
+        old = self.alerts_page
+        self.alerts_page = AlertsPage(person.alerts, self._unit)
+        self.kind_rows = self.alerts_page.kind_rows
+        self._alerts_layout.replaceWidget(old, self.alerts_page)
+        old.hide()
+        old.deleteLater()
+        self.alerts_page.changed.connect(self._on_field_changed)
+        self._alerts_person_id = person_id
+        self._show_alerts_heading()
+        self._revalidate()
+
+    def _show_alerts_heading(self) -> None:
+        shown = [p for p in self.people_page.settings.people if p.id == self._alerts_person_id]
+        several = len(self.people_page.settings.people) > 1
+        if shown:
+            self.alerts_heading.setText(
+                f"<b>Alerts for {escape(shown[0].name)}</b> — choose another person on the "
+                "People page."
+            )
+        self.alerts_heading.setVisible(several and bool(shown))
+
+    def show_add_person(self) -> None:
+        """Opens the People page with the Add a person window on top (the tray's "Add a
+        person…"); show the dialog first."""
+        self.show_page(Page.PEOPLE)
+        self.people_page.open_add()
 
     # --- unit -----------------------------------------------------------------------------------
 
@@ -669,7 +849,11 @@ class SettingsDialog(QDialog):
         )
         blocked = self._test_blocked()
         self.test_button.setEnabled(
-            bool(username) and has_password and not self._tester.busy and not blocked
+            bool(username)
+            and has_password
+            and not self._tester.busy
+            and not blocked
+            and self._account_person_here()
         )
         if self._tester.busy:
             self.test_button.setText("Testing…")
@@ -722,8 +906,8 @@ class SettingsDialog(QDialog):
         self.test_finished.emit(outcome)
 
     def _show_outcome_text(self, headline: str, message: str, kind: OutcomeKind | None) -> None:
-        tone = _OUTCOME_TONE[kind] if kind is not None else "busy"
-        self.test_result.setStyleSheet(_left_bar("QFrame#test-result", _OUTCOME_COLOURS[tone]))
+        tone = OUTCOME_TONE[kind] if kind is not None else "busy"
+        self.test_result.setStyleSheet(left_bar("QFrame#test-result", OUTCOME_COLOURS[tone]))
         self.test_headline.setText(headline)
         self.test_message.setText(message)
 
@@ -774,10 +958,49 @@ class SettingsDialog(QDialog):
         settings = draft.settings
         if settings is None or draft.pending or self._saving:
             return
-        password = self.password_edit.text()
         self._saving = True
         self._revalidate()
-        store, source = self._store, settings.first_person.source
+        added = tuple(self.people_page.added.values())
+        if added and self._keeps_passwords():
+            store = self._store
+            self._run(
+                lambda: _store_new_people(store, added),
+                lambda result: self._on_new_people_stored(draft, result),
+            )
+            return
+        if added and not self._store.persistent:
+            for new in added:
+                try:
+                    source = new.person.source
+                    self._store.set(source.region, source.username, new.password)
+                except (CredentialStoreError, ValueError):
+                    log.warning("a new person's password could not be kept in memory")
+        self._save_account(draft)
+
+    def _on_new_people_stored(self, draft: Draft, result: TaskResult) -> None:
+        if result.error is not None:
+            self._saving = False
+            self._keyring_failed_on_save = (
+                str(result.error)
+                if isinstance(result.error, CredentialStoreError)
+                else type(result.error).__name__
+            )
+            self._show_keyring_status()
+            self._show_problem(
+                "A new person's password could not be saved in the system keyring; nothing "
+                f"was saved. Press Save again to keep passwords only while {APP_NAME} runs."
+            )
+            self._revalidate_keep_problem()
+            return
+        self._save_account(draft)
+
+    def _save_account(self, draft: Draft) -> None:
+        """The Account page's password (if typed) to the keyring, then the file."""
+        settings = draft.settings
+        assert settings is not None
+        password = self.password_edit.text() if self._account_person_here() else ""
+        store = self._store
+        source = self._account_source(settings)
         region, username = source.region, source.username
         account_id = draft.account_id
         if password and self._keeps_passwords():
@@ -857,8 +1080,18 @@ class SettingsDialog(QDialog):
         )
         self._saving = False
         self.settings_saved.emit(settings)
+        # After the app has let go of the removed people (settings_saved), their entries go.
+        self._remove_people(settings)
+        kept = {person.id for person in settings.people}
+        added = tuple(new for new in self.people_page.added.values() if new.person.id in kept)
+        if added:
+            self.people_added.emit(added)
         if account_changed:
-            self.account_changed.emit(AccountChange(settings, password, remembered, account_id))
+            whose = self._person.id if self._account_person_here() else ""
+            if not self._person.id and settings.people:
+                whose = settings.people[0].id  # the first run made the first person
+            change = AccountChange(settings, password, remembered, account_id, whose)
+            self.account_changed.emit(change)
         locked = self._lock_warning(settings)
         if locked is not None:
             # Saved, but nothing signs in before the lock is over: say so and stay open.
@@ -867,9 +1100,26 @@ class SettingsDialog(QDialog):
             return
         self.accept()
 
+    def _account_source(self, settings: Settings) -> ShareSource:
+        """The Share account of the Account page's person in `settings`."""
+        for person in settings.people:
+            if person.id == self._person.id:
+                return person.source
+        return settings.first_person.source
+
+    def _remove_people(self, settings: Settings) -> None:
+        """The keyring entries (and history, unless kept) of the people removed, off the GUI
+        thread, once the file without them is saved."""
+        removals = tuple(self.people_page.removed)
+        if not removals:
+            return
+        store = self._store
+        data_dir = self._history_path.parent if self._history_path is not None else None
+        self._run(lambda: _forget_people(store, settings, removals, data_dir), lambda _r: None)
+
     def _lock_warning(self, settings: Settings) -> str | None:
         """While Dexcom's lock of this account runs, what Save must say (it signs in nowhere)."""
-        source = settings.first_person.source
+        source = self._account_source(settings)
         if self._state_dir is None or not source.username:
             return None
         region = Region(source.region)
@@ -919,5 +1169,5 @@ class SettingsDialog(QDialog):
 
     def wait_for_background(self, timeout_ms: int = 5000) -> bool:
         """Blocks until the dialog's background calls returned (tests, app shutdown)."""
-        done = self._tester.wait(timeout_ms)
+        done = self._tester.wait(timeout_ms) and self.people_page.wait_for_background(timeout_ms)
         return all(task.wait(timeout_ms) for task in list(self._tasks)) and done
