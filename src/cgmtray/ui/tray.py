@@ -32,9 +32,10 @@ from cgmtray.domain.alert_config import (
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_line
 from cgmtray.domain.display import DisplayModel
+from cgmtray.domain.person_tag import TITLE_SEPARATOR
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.units import Unit
-from cgmtray.ui.icon import render_icon, render_image
+from cgmtray.ui.icon import PersonBadge, render_icon, render_image
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,18 @@ class TrayPresenter(QObject):
         force_status_window: bool = False,
         clock: Clock | None = None,
         demo: bool = False,
+        person_badge: PersonBadge | None = None,
+        person_name: str | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """`person_badge`: the label and colour the badge carries (None: the single person's
+        plain badge); `person_name`: who this icon shows, named first in the tooltip and the
+        menu's status line ("Sam · 142 → …"; None: nobody named, as with one person)."""
         super().__init__(parent)
         #: The readings are the demo's simulated ones: the tooltip, menu and window say so.
         self.demo = demo
+        self._person_badge = person_badge
+        self._person_name = person_name
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._model: DisplayModel | None = None
         self._menu_state = MenuState()
@@ -228,7 +236,7 @@ class TrayPresenter(QObject):
                 if self._window is not None:
                     self._window.show_model(model)
             return
-        icon = render_icon(model)
+        icon = render_icon(model, person=self._person_badge)
         if self._tray is not None:
             self._tray.setIcon(icon)
             self._tray.setToolTip(self.tooltip_of(model))
@@ -240,8 +248,34 @@ class TrayPresenter(QObject):
         )
 
     def tooltip_of(self, model: DisplayModel) -> str:
-        """The icon's tooltip for `model`: in the demo, first a line saying it is one."""
-        return self._demo_first(model.tooltip)
+        """The icon's tooltip for `model`: in the demo, first a line saying it is one; with a
+        named person, their name first ("Sam · 142 mg/dL …")."""
+        return self._demo_first(self._named(model.tooltip))
+
+    @property
+    def person_badge(self) -> PersonBadge | None:
+        return self._person_badge
+
+    @property
+    def person_name(self) -> str | None:
+        return self._person_name
+
+    def set_person(self, badge: PersonBadge | None, name: str | None) -> None:
+        """The person was renamed or given another label or colour: the badge is redrawn and
+        the tooltip and menu name them anew (nothing else changes)."""
+        if (badge, name) == (self._person_badge, self._person_name):
+            return
+        self._person_badge, self._person_name = badge, name
+        model = self._model if self._model is not None else STARTING_MODEL
+        if self._tray is not None:
+            self._tray.setIcon(render_icon(model, person=badge))
+            if self._model is not None:
+                self._tray.setToolTip(self.tooltip_of(self._model))
+
+    def _named(self, text: str) -> str:
+        """`text` with the person's name first, when this icon shows a named person."""
+        name = (self._person_name or "").strip()
+        return f"{name}{TITLE_SEPARATOR}{text}" if name else text
 
     def _demo_first(self, text: str) -> str:
         return f"{DEMO_LINE}\n{text}" if self.demo else text
@@ -342,11 +376,11 @@ class TrayPresenter(QObject):
         tray.setContextMenu(self._menu)
         tray.activated.connect(self._on_tray_activated)
         if self._model is not None:
-            tray.setIcon(render_icon(self._model))
+            tray.setIcon(render_icon(self._model, person=self._person_badge))
             tray.setToolTip(self.tooltip_of(self._model))
         else:
-            tray.setIcon(render_icon(STARTING_MODEL))
-            tray.setToolTip(self._demo_first(f"{APP_NAME}: starting…"))
+            tray.setIcon(render_icon(STARTING_MODEL, person=self._person_badge))
+            tray.setToolTip(self._demo_first(self._named(f"{APP_NAME}: starting…")))
         tray.show()
         self._tray = tray
 
@@ -449,7 +483,10 @@ class TrayPresenter(QObject):
         A problem too long to share the reading's line starts a line of its own."""
         model = self._model
         if model is None:
-            return "Starting…"
+            return self._named("Starting…")
+        return self._named(self._unnamed_status_text(model))
+
+    def _unnamed_status_text(self, model: DisplayModel) -> str:
         connection = self._menu_state.connection
         problem = connection.problem
         if connection.state in _SAID_BELOW and problem:
