@@ -461,3 +461,44 @@ def test_the_demo_follows_three_people_and_mias_urgent_low_names_her(
         assert window is not None
         assert "Mia · Urgent low" in window.message
         assert all(_shows_a_reading(r.tray) for r in session.runtimes)
+
+
+def test_one_person_looks_as_before_and_a_second_one_names_both(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _family(fake, (FAMILY[0],))
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 1) as session:
+        (sam,) = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+        assert sam.controller.person is None
+        assert sam.tray.person_badge is None
+        assert sam.tray.model is not None
+        assert sam.tray.tooltip_of(sam.tray.model) == sam.tray.model.tooltip
+        assert not _menu_texts(sam.tray)[0].startswith("Sam")
+
+        name, label, region, username, _password = FAMILY[1]
+        mia = people.new_person(
+            settings.people, ShareSource(region.value, username, fake.base_url(region)), name=name
+        )
+        session._on_settings_saved(
+            people.add_person(settings, dataclasses.replace(mia, label=label))
+        )
+        qtbot.waitUntil(lambda: len(session.runtimes) == 2, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        for runtime in session.runtimes:
+            assert runtime.controller.person is not None
+            assert runtime.tray.person_badge is not None
+            assert runtime.tray.person_badge.label == runtime.person.label
+            assert _menu_texts(runtime.tray)[0].startswith(f"{runtime.person.name} · ")

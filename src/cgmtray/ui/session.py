@@ -184,6 +184,8 @@ class AppSession(QObject):
         self._pending: set[str] = set()
         #: The people's alerts and badges name them (two or more people).
         self._named = False
+        #: stop() ran: a keyring answer arriving later starts nobody.
+        self._stopped = False
         #: Where the people's history stores are (the demo: its temporary folder).
         self._history_dir: Path = paths.data_dir
         #: The running app's clock (the demo's, or the system's scaled by --speed).
@@ -427,6 +429,8 @@ class AppSession(QObject):
     def _on_people_found(self, result: TaskResult) -> None:
         """Several people's keyring lookup at start: each starts, or says their password is
         missing on their own icon."""
+        if self._stopped:
+            return
         if result.error is not None:
             log.warning("the system keyring could not be read: %s", type(result.error).__name__)
             answer = PeopleAnswer(MemoryCredentialStore(), {})
@@ -675,12 +679,10 @@ class AppSession(QObject):
     def _on_later_found(self, result: TaskResult, asked: set[str]) -> None:
         self._pending -= asked
         model = self._model
-        if model is None:
+        if model is None or self._stopped:
             return  # the app stopped meanwhile
         found = result.value.found if isinstance(result.value, PeopleAnswer) else {}
         settings = model.settings
-        if labels_on_badges(len(settings.people)) != self._named:
-            return  # the list changed again: that change looks everyone up anew
         for person in settings.people:
             if person.id not in asked:
                 continue
@@ -1037,6 +1039,7 @@ class AppSession(QObject):
     def stop(self) -> bool:
         """Stops every person's controller (each bounded) and closes the notifications shown;
         True when every worker thread ended."""
+        self._stopped = True
         choice, self._password_choice = self._password_choice, None
         if choice is not None:
             choice.blockSignals(True)  # going down: closing it is no choice of the person's
