@@ -259,6 +259,22 @@ def test_three_people_in_two_regions_get_an_icon_a_badge_and_an_account_each(
             status = _menu_texts(tray)[0]
             assert status.startswith(f"{runtime.person.name} · ")
             assert {"S&ettings…", "&About", "&Quit", "Open &history…"} <= set(_menu_texts(tray))
+        # "Open history…" in Mia's menu opens Mia's history, nobody else's.
+        by_name = _by_name(session)
+        mia_menu = by_name["Mia"].tray
+        mia_menu.menu.aboutToShow.emit()
+        opener = next(a for a in mia_menu.menu.actions() if a.text() == "Open &history…")
+        opener.trigger()
+        mia_history = by_name["Mia"].history
+        assert mia_history is not None
+        mias_window = mia_history.window
+        assert mias_window is not None
+        qtbot.waitUntil(mias_window.isVisible, timeout=WAIT_MS)
+        for name in ("Sam", "Alex"):
+            other = by_name[name].history
+            assert other is not None
+            assert other.window is None or not other.window.isVisible()
+        assert by_name["Mia"].history_path != by_name["Sam"].history_path
         # Each person's own readings: the three sensors differ.
         values = {r.person.name: r.controller.recent[0].mgdl for r in session.runtimes}
         fake_values = {
