@@ -673,11 +673,11 @@ class AppSession(QObject):
         self._pending.update(sources)
         store = self._password_store
         task = BackgroundTask(lambda: _look_up_people(sources, store), name="keyring-read")
-        task.finished.connect(lambda result: self._on_later_found(result, set(sources)))
+        task.finished.connect(lambda result: self._on_later_found(result, dict(sources)))
         self._run(task)
 
-    def _on_later_found(self, result: TaskResult, asked: set[str]) -> None:
-        self._pending -= asked
+    def _on_later_found(self, result: TaskResult, asked: dict[str, ShareSource]) -> None:
+        self._pending -= set(asked)
         model = self._model
         if model is None or self._stopped:
             return  # the app stopped meanwhile
@@ -685,6 +685,9 @@ class AppSession(QObject):
         settings = model.settings
         for person in settings.people:
             if person.id not in asked:
+                continue
+            if person.source != asked[person.id]:  # another account since: look that one up
+                self._look_up_later([person])
                 continue
             running = next((r for r in self._runtimes if r.person.id == person.id), None)
             password, account_id = found.get(person.id, (None, None))
