@@ -256,6 +256,9 @@ def test_three_people_in_two_regions_get_an_icon_a_badge_and_an_account_each(
             assert tray.person_badge.colour == runtime.person.colour
             assert tray.model is not None
             assert tray.tooltip_of(tray.model) == f"{runtime.person.name} · {tray.model.tooltip}"
+            window = tray.status_window  # (no tray here: each person's status window)
+            assert window is not None
+            assert window.windowTitle() == f"CGM Tray — {runtime.person.name}"
             status = _menu_texts(tray)[0]
             assert status.startswith(f"{runtime.person.name} · ")
             assert {"S&ettings…", "&About", "&Quit", "Open &history…"} <= set(_menu_texts(tray))

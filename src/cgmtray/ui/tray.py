@@ -266,6 +266,10 @@ class TrayPresenter(QObject):
         if (badge, name) == (self._person_badge, self._person_name):
             return
         self._person_badge, self._person_name = badge, name
+        if self._window is not None:
+            self._window.set_person(badge, name)
+            if self._model is not None:
+                self._window.show_model(self._model)
         model = self._model if self._model is not None else STARTING_MODEL
         if self._tray is not None:
             self._tray.setIcon(render_icon(model, person=badge))
@@ -386,6 +390,7 @@ class TrayPresenter(QObject):
 
     def _use_window(self) -> None:
         window = StatusWindow(self._menu, demo=self.demo)
+        window.set_person(self._person_badge, self._person_name)
         window.refresh_clicked.connect(self.refresh_requested)
         window.history_clicked.connect(self.open_history_requested)
         window.snooze_clicked.connect(self._on_window_snooze_clicked)
@@ -567,6 +572,8 @@ class StatusWindow(QWidget):
         self.setObjectName("status-window")
         self.setWindowTitle(f"{APP_NAME} — demo" if demo else APP_NAME)
         self._demo = demo
+        self._person_badge: PersonBadge | None = None
+        self._person_name: str | None = None
         self.allow_close = False
         self._menu = menu
         self._badge = QLabel()
@@ -616,12 +623,22 @@ class StatusWindow(QWidget):
         layout.addLayout(buttons)
         self.setMinimumWidth(320)
 
+    def set_person(self, badge: PersonBadge | None, name: str | None) -> None:
+        """Whose window this is (one of several people): the title, badge and line name them."""
+        self._person_badge, self._person_name = badge, (name or "").strip() or None
+        title = f"{APP_NAME} — demo" if self._demo else APP_NAME
+        if self._person_name:
+            title = f"{title} — {self._person_name}"
+        self.setWindowTitle(title)
+
     def show_model(self, model: DisplayModel) -> None:
         from PySide6.QtGui import QPixmap
 
-        self._badge.setPixmap(QPixmap.fromImage(render_image(model, 64, self.devicePixelRatioF())))
+        image = render_image(model, 64, self.devicePixelRatioF(), person=self._person_badge)
+        self._badge.setPixmap(QPixmap.fromImage(image))
         demo = f"{DEMO_LINE}\n" if self._demo else ""
-        self._line.setText(demo + model.status_line)
+        named = f"{self._person_name}{TITLE_SEPARATOR}" if self._person_name else ""
+        self._line.setText(demo + named + model.status_line)
         self._line.setAccessibleName(model.accessible)
         self._badge.setAccessibleName(model.accessible)
         self.setToolTip(demo + model.tooltip)
