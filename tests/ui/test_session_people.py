@@ -19,6 +19,7 @@ from tests.support.fake_share import _join_finishing_handlers
 from tests.support.notifications import SILENT_PLAYER
 from tests.support.virtual_time import VirtualTime
 
+from cgmtray.domain.alert_config import AlertKind
 from cgmtray.domain.clock import ManualClock
 from cgmtray.domain.connection import LinkState
 from cgmtray.fakeshare import demo as demo_module
@@ -410,6 +411,20 @@ def test_adding_renaming_and_removing_a_person_starts_redraws_and_stops_only_the
         for runtime in session.runtimes:
             if runtime.person.name in before:
                 assert (runtime.controller, runtime.client_source) == before[runtime.person.name]
+
+        # Mia's high alert is turned off: her controller applies it; nobody else's redraws.
+        redraws: Counter[str] = Counter()
+        for runtime in session.runtimes:
+            runtime.controller.refreshed.connect(
+                lambda name=runtime.person.name: redraws.update([name])
+            )
+        mias = people.find(settings, mia.id)
+        high = dataclasses.replace(mias.alerts[AlertKind.HIGH], enabled=False)
+        quieter = dataclasses.replace(mias, alerts=mias.alerts.with_kind(AlertKind.HIGH, high))
+        settings = people.update_person(settings, quieter)
+        session._on_settings_saved(settings)
+        assert redraws == Counter({"Mia": 1})
+        assert not added.controller._view.alerts[AlertKind.HIGH].enabled
 
         # Sam is renamed "Samuel" with the label "Sa": his icon and menu say so, his worker runs on.
         sam = _by_name(session)["Sam"]
