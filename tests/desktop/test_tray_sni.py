@@ -17,6 +17,8 @@ from tests.support.processes import CGM_TRAY, FakeShareProcess, Process, Rig, Vi
 from tests.support.sni_host import SniItem
 from tests.support.xdesktop import SniDesktop
 
+from cgmtray.fakeshare.demo import DEMO_FAMILY
+
 pytestmark = pytest.mark.desktop
 
 #: Real seconds from start to the icon, the first reading, an alert: generous for a busy CI.
@@ -113,7 +115,13 @@ def test_the_app_registers_one_item_with_its_badge_tooltip_and_the_full_menu(
         assert "Urgent low" in snooze.labels()
         assert menu.find(*SNOOZE_URGENT_LOW_30).enabled
 
-    assert [i.sender for i in sni_desktop.watcher.registrations] == [item.sender]
+    # One item per person of the demo family, each registered once (and never again).
+    family = len(DEMO_FAMILY)
+    assert sni_desktop.watcher.wait_until(lambda items: len(items) == family, APP_TIMEOUT_S)
+    senders = [i.sender for i in sni_desktop.watcher.registrations]
+    assert len(senders) == family
+    assert len(set(senders)) == family
+    assert item.sender in senders
     assert app.exited() is None
 
 
@@ -327,6 +335,12 @@ def test_a_second_start_on_the_same_basedir_adds_no_icon_and_exits_with_status_0
     processes.append(first)
     item = registered_item(sni_desktop, first)
     first.stderr.wait_event("tray.updated", severity="in_range", timeout=APP_TIMEOUT_S)
+    # The demo family's icons, one per person, all the first start's.
+    family = len(DEMO_FAMILY)
+    assert sni_desktop.watcher.wait_until(lambda items: len(items) == family, APP_TIMEOUT_S)
+    items = sni_desktop.watcher.items
+    assert item in items
+    registered = [i.sender for i in sni_desktop.watcher.registrations]
 
     second = start_demo(sni_desktop, basedir, name="cgm-tray-2")
     processes.append(second)
@@ -338,10 +352,11 @@ def test_a_second_start_on_the_same_basedir_adds_no_icon_and_exits_with_status_0
             f"the second start still runs after {APP_TIMEOUT_S} s: {second.stderr.lines[-5:]}"
         )
     assert code == 0, second.stderr.lines[-5:]
-    assert sni_desktop.watcher.items == [item]
-    assert [i.sender for i in sni_desktop.watcher.registrations] == [item.sender], (
+    assert sni_desktop.watcher.items == items
+    assert [i.sender for i in sni_desktop.watcher.registrations] == registered, (
         "the second start showed an icon, if only for a moment"
     )
-    with sni_desktop.menu(item) as menu:
-        assert menu.owner_pid() == first.popen.pid
+    for shown in items:
+        with sni_desktop.menu(shown) as menu:
+            assert menu.owner_pid() == first.popen.pid
     assert first.exited() is None

@@ -110,12 +110,15 @@ class Controller(QObject):
         open_about: Callable[[], None] | None = None,
         timers: Timers = REAL_TIMERS,
         person: PersonTag | None = None,
+        shared_notifier: bool = False,
     ) -> None:
         """`timers` is where the tick's waiting comes from: real QTimers, or a test's virtual
         time (then give the worker the same). `person`: whose readings these are (None: the
-        one unnamed person of a single-account app)."""
+        one unnamed person of a single-account app). `shared_notifier`: the notifier outlives
+        this controller (the session owns it), so stopping closes only this person's alerts."""
         super().__init__()
         self._person = person
+        self._shared_notifier = shared_notifier
         self._clock = clock  # the corrected clock (Share's, steadied): "now" for every rule
         self._tray = tray
         self._notifier = notifier
@@ -149,11 +152,17 @@ class Controller(QObject):
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Shows what is stored at once, then starts the worker (which polls at once)."""
+    def start(self, *, held: ConnectionStatus | None = None) -> None:
+        """Shows what is stored at once, then starts the worker (which polls at once).
+
+        `held`: the person cannot be followed yet (no password saved): the worker is not
+        started, and the icon and a sign-in alert say why, until the person is set up anew."""
         self._refresh()
         self._tick.start(self._tick_ms)
-        self._worker.start()
+        if held is not None:
+            self._on_worker_status_changed(held)
+        else:
+            self._worker.start()
         self._watch_network()
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
@@ -197,10 +206,10 @@ class Controller(QObject):
         notifier with others: it closes only its own alerts, and the notifier's owner shuts the
         notifier down (at quit every controller's aboutToQuit does)."""
         self._tick.stop()
-        if self._person is None:
+        if self._person is None and not self._shared_notifier:
             self._notifier.shutdown()
         else:
-            self._notifier.close_person(self._person.id)
+            self._notifier.close_person(None if self._person is None else self._person.id)
         finished = self._worker.stop()
         self._tray.shutdown()
         return finished
@@ -209,6 +218,12 @@ class Controller(QObject):
     def person(self) -> PersonTag | None:
         """Whose readings and alerts these are (None: the single unnamed person)."""
         return self._person
+
+    def rename(self, person: PersonTag) -> None:
+        """The person got a new name: later alerts' titles carry it (same id, same keys)."""
+        if self._person is None or person.id != self._person.id:
+            raise ValueError("only a named person's name may change, never who it is")
+        self._person = person
 
     @property
     def status(self) -> ConnectionStatus:
@@ -231,8 +246,15 @@ class Controller(QObject):
     @Slot(object)
     def apply_settings(self, settings: Settings) -> None:
         """New settings (a SettingsModel's `changed`): the unit and alerts are applied when they
-        differ from the ones in use; any other change redraws nothing."""
-        view = ViewSettings(unit=settings.unit, alerts=settings.first_person.alerts)
+        differ from the ones in use; any other change redraws nothing. A named person's alerts
+        are theirs in the people list (another person's change leaves this one alone)."""
+        alerts = settings.first_person.alerts
+        if self._person is not None:
+            mine = [p.alerts for p in settings.people if p.id == self._person.id]
+            if not mine:
+                return  # removed: the session stops this controller
+            alerts = mine[0]
+        view = ViewSettings(unit=settings.unit, alerts=alerts)
         if view != self._view:
             self.apply_view(view)
 

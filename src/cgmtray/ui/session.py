@@ -1,5 +1,5 @@
-"""The running session: decides how to start (demo, first run, saved account), then owns the
-controller and the settings dialog for the rest of the app's life."""
+"""The running session: decides how to start (demo, first run, saved people), then owns one
+PersonRuntime per person followed and the settings dialog for the rest of the app's life."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
 from cgmtray import logging_setup
+from cgmtray.domain.attention import labels_on_badges
 from cgmtray.domain.clock import Clock, shared_clock
-from cgmtray.domain.readings import Reading
+from cgmtray.domain.connection import ConnectionStatus, LinkState
+from cgmtray.domain.person_tag import notification_key, titled
 from cgmtray.domain.server_clock import ServerClock
 from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
@@ -32,17 +34,19 @@ from cgmtray.storage.credentials import (
     PasswordStore,
 )
 from cgmtray.storage.history import HistoryStore, open_or_recover
-from cgmtray.storage.people import ShareSource
+from cgmtray.storage.people import Person, ShareSource
 from cgmtray.storage.safe_open import describe
-from cgmtray.storage.settings import Settings, one_person_settings
+from cgmtray.storage.settings import Settings
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import FILES_NOTICE_KIND, RECENT_SPAN, Controller, ViewSettings
 from cgmtray.ui.history_access import HistoryOpener, history_opener
 from cgmtray.ui.notifier import OPEN_NOTIFICATIONS_FILE, NotificationRequest, Notifier
+from cgmtray.ui.person_runtime import Account, PersonRuntime, badge_of, make_tray, tag_of
 from cgmtray.ui.settings_model import SettingsModel
 from cgmtray.ui.sound import AlarmSound
+from cgmtray.ui.timers import REAL_TIMERS, Timers
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
 
@@ -58,19 +62,10 @@ DEMO_SIGN_IN_NOTICE = (
 )
 
 
-@dataclass(frozen=True)
-class Account:
-    """Everything needed to make a ShareClient, and how fast the clock runs."""
+#: What a person's icon says when their password is not in the keyring (the others run).
+NO_PASSWORD_PROBLEM = "No password saved for this person: enter it in Settings"  # noqa: S105 - a message
 
-    config: ClientConfig
-    password: str
-    clock: Clock
-    time_scale: float
-    #: The settings it started with; the live ones are the session's SettingsModel.
-    settings: Settings
-    #: Share's clock over `clock`: one for every client of the session (each Date header feeds
-    #: it), the worker's schedule and the controller's alerts (design: one corrected "now").
-    share_clock: ServerClock = field(repr=False)
+__all__ = ["DEMO_SIGN_IN_NOTICE", "NO_PASSWORD_PROBLEM", "Account", "AppSession", "KeyringAnswer"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +106,47 @@ def _look_up_password(source: ShareSource, legacy_id: str | None = None) -> Keyr
     return KeyringAnswer(store, password, None, account_id)
 
 
+@dataclass(frozen=True)
+class PeopleAnswer:
+    """What the start-up keyring lookup found for several people (made off the GUI thread)."""
+
+    store: PasswordStore
+    #: Per person id: (password or None, account id or None).
+    found: dict[str, tuple[str | None, str | None]] = field(repr=False)
+
+
+def _look_up_people(
+    sources: dict[str, ShareSource], store: PasswordStore | None = None
+) -> PeopleAnswer:
+    """Runs on a background thread: each person's password and account id (None where the
+    keyring has none, or cannot say); the keyring is picked unless `store` is given."""
+    if store is None:
+        store = _pick_store()
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for person_id, source in sources.items():
+        try:
+            password = people.read_password(store, source)
+        except Exception as error:  # a failing keyring: this person cannot start, others may
+            log.warning("a password could not be read: %s", type(error).__name__)
+            password = None
+        account_id = people.read_account_id(store, source) if password else None
+        found[person_id] = (password or None, account_id)
+    return PeopleAnswer(store, found)
+
+
+def _no_client() -> ShareClient:
+    """The client factory of a person held without a password: their worker never starts."""
+    raise RuntimeError("no password: this person is not followed")
+
+
+def _same_source(old: Person, new: Person) -> bool:
+    """The same Dexcom account, reached the same way (else the person signs in anew)."""
+    return (old.source.account_key, old.source.share_url) == (
+        new.source.account_key,
+        new.source.share_url,
+    )
+
+
 class AppSession(QObject):
     """Starts the app the right way and keeps what the running app needs.
 
@@ -127,20 +163,36 @@ class AppSession(QObject):
         args: argparse.Namespace,
         paths: app_paths.AppPaths,
         stack: contextlib.ExitStack,
+        *,
+        timers: Timers = REAL_TIMERS,
     ) -> None:
+        """`timers`: where the workers' and controllers' waiting comes from (a test's virtual
+        time, or real QTimers)."""
         super().__init__()
         self._args = args
         self._paths = paths
         self._stack = stack
+        self._timers = timers
         self._settings = Settings()
         self._password_store: PasswordStore = MemoryCredentialStore()
-        self._controller: Controller | None = None
-        self._account: Account | None = None
-        self._history: HistoryOpener | None = None
+        #: One per person followed, in the people list's order (empty until something runs).
+        self._runtimes: list[PersonRuntime] = []
+        #: Shared by every person's controller: one notifier, one alarm sound.
+        self._notifier: Notifier | None = None
+        self._sound: AlarmSound | None = None
+        #: People being looked up in the keyring before they start (ids).
+        self._pending: set[str] = set()
+        #: The people's alerts and badges name them (two or more people).
+        self._named = False
+        #: stop() ran: a keyring answer arriving later starts nobody.
+        self._stopped = False
+        #: Where the people's history stores are (the demo: its temporary folder).
+        self._history_dir: Path = paths.data_dir
+        #: The running app's clock (the demo's, or the system's scaled by --speed).
+        self._clock: Clock | None = None
         #: The running app's settings; its parts follow `changed` (None until something runs).
         self._model: SettingsModel | None = None
-        #: Where the running app keeps its history, and the retention last pruned to.
-        self._history_path: Path = paths.history_db
+        #: The retention last pruned to.
         self._retention_days: int | None = None
         self._dialog: SettingsDialog | None = None
         #: The demo's "Sign in with your own account…" is opening the keyring (a 2nd click waits).
@@ -150,7 +202,6 @@ class AppSession(QObject):
         self._password_choice: QWidget | None = None
         #: What the start-up password prompt said (said again if the person chooses to enter it).
         self._password_notice: str | None = None
-        self._tray: TrayPresenter | None = None
         self._tasks: set[BackgroundTask] = set()
         self._demo = bool(args.demo)
         #: What the demo runs (its simulated service, its temporary folder): closed when the
@@ -159,13 +210,42 @@ class AppSession(QObject):
         stack.callback(self._demo_stack.close)
         #: Where the shared sign-in state lives (demo: its temporary folder).
         self._state_dir: Path = paths.data_dir
-        #: The factory of the polling client: account id news from any other one is stale.
-        self._client_source: Callable[[], ShareClient] | None = None
         #: Account id writes run one at a time, in order; the next one waits here.
         self._id_write_running = False
         self._id_writes: list[Callable[[], None]] = []
         #: What the person must know about the app's files (shown under the status line).
         self._notices: list[str] = []
+
+    # --- the first person's parts (what a single-person app has) ---------------------------
+
+    @property
+    def runtimes(self) -> tuple[PersonRuntime, ...]:
+        """Every person's running parts, in the people list's order."""
+        return tuple(self._runtimes)
+
+    @property
+    def _first(self) -> PersonRuntime | None:
+        return self._runtimes[0] if self._runtimes else None
+
+    @property
+    def _controller(self) -> Controller | None:
+        return self._first.controller if self._first is not None else None
+
+    @property
+    def _tray(self) -> TrayPresenter | None:
+        return self._first.tray if self._first is not None else None
+
+    @property
+    def _history(self) -> HistoryOpener | None:
+        return self._first.history if self._first is not None else None
+
+    @property
+    def _account(self) -> Account | None:
+        return self._first.account if self._first is not None else None
+
+    @property
+    def _client_source(self) -> Callable[[], ShareClient] | None:
+        return self._first.client_source if self._first is not None else None
 
     # --- start ------------------------------------------------------------------------------
 
@@ -177,8 +257,8 @@ class AppSession(QObject):
             return
         self._notices.append(text)
         log.warning("%s", text, extra={"event": "files.notice"})
-        if self._tray is not None:
-            self._tray.set_notices(tuple(self._notices))
+        for runtime in self._runtimes:
+            runtime.tray.set_notices(tuple(self._notices))
 
     def begin(self) -> None:
         """Chooses the way in: demo, welcome window, or the saved account (keyring off-thread)."""
@@ -206,7 +286,15 @@ class AppSession(QObject):
         if needs_first_run(self._settings):
             self._show_first_run(loaded.problem)
             return
-        person = self._settings.first_person  # the first person until the runtime has people
+        if len(self._settings.people) > 1:
+            # Several people: each one's password from the keyring; one without runs as a
+            # sign-in problem on their own icon, the others start.
+            sources = {p.id: p.source for p in self._settings.people}
+            task = BackgroundTask(lambda: _look_up_people(sources), name="keyring-read")
+            task.finished.connect(self._on_people_found)
+            self._run(task)
+            return
+        person = self._settings.first_person
         legacy_id = loaded.legacy_account_ids.get(person.id)
         if getattr(self._args, "password_stdin", False):
             password = sys.stdin.readline().rstrip("\r\n")
@@ -265,7 +353,7 @@ class AppSession(QObject):
             log.warning("the system keyring could not be opened: %s", type(result.error).__name__)
             return
         store = result.value
-        if isinstance(store, CredentialStore | MemoryCredentialStore) and self._account is None:
+        if isinstance(store, CredentialStore | MemoryCredentialStore) and not self._runtimes:
             self._password_store = store
 
     @Slot()
@@ -275,14 +363,48 @@ class AppSession(QObject):
         self._demo = True
         speed = float(getattr(self._args, "speed", None) or 1.0)
         demo = self._demo_stack.enter_context(DemoService(speed=speed))
-        config = ClientConfig(region=demo.region, username=demo.username, base_url=demo.base_url)
-        settings = one_person_settings(username=demo.username)
+        # The demo family as people, each on the region the service holds them in.
+        family: list[Person] = []
+        for member in demo.accounts:
+            source = ShareSource(member.region.value, member.username, demo.base_url_of(member))
+            person = people.new_person(family, source, name=member.person.name)
+            family.append(replace(person, label=member.person.label))
+        settings = replace(Settings(), people=tuple(family))
         store_dir = Path(self._demo_stack.enter_context(tempfile.TemporaryDirectory()))
         self._state_dir = store_dir
-        self._start(
-            Account(config, demo.password, demo.clock, speed, settings, ServerClock(demo.clock)),
-            store_dir / "history.sqlite3",
-        )
+        self._history_dir = store_dir
+        self._clock = demo.clock
+        runs: list[tuple[Person, Account | None]] = []
+        for person in family:
+            config = self._client_config(person)
+            runs.append(
+                (
+                    person,
+                    Account(
+                        config, demo.password, demo.clock, speed, settings, ServerClock(demo.clock)
+                    ),
+                )
+            )
+        self._start(settings, runs)
+
+    def _app_clock(self) -> Clock:
+        """The clock of the running app (the demo's, or the system's scaled by --speed)."""
+        if self._clock is None:
+            speed = float(getattr(self._args, "speed", None) or 1.0)
+            epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
+            self._clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
+        return self._clock
+
+    def _account_for(
+        self, person: Person, settings: Settings, password: str, account_id: str | None
+    ) -> Account:
+        """A person's account to poll as (their password, their own Share clock)."""
+        logging_setup.register_secret(password)
+        logging_setup.register_secret(person.source.username)
+        clock = self._app_clock()
+        speed = float(getattr(self._args, "speed", None) or 1.0)
+        config = self._client_config(person, account_id)
+        return Account(config, password, clock, speed, settings, ServerClock(clock))
 
     def _start_account(
         self,
@@ -292,112 +414,161 @@ class AppSession(QObject):
         given: bool = False,
         account_id: str | None = None,
     ) -> None:
-        """Starts polling as the first person's account; `given`: the person just typed the
-        password (or piped it on stdin), which lifts a rejection on record (a lock stays)."""
-        logging_setup.register_secret(password)
-        logging_setup.register_secret(settings.first_person.source.username)
+        """Starts polling as the first person's account (the others, if any, follow from the
+        keyring); `given`: the person just typed the password (or piped it on stdin), which
+        lifts a rejection on record (a lock stays)."""
         self._settings = settings
-        config = self._client_config(settings, account_id)
+        person = settings.first_person
+        account = self._account_for(person, settings, password, account_id)
         if given:
-            self._gate_for(config).user_acted(credentials_changed=True)
-        speed = float(getattr(self._args, "speed", None) or 1.0)
-        epoch = getattr(self._args, "clock_epoch", None) or datetime.now(UTC)
-        clock = shared_clock(speed, epoch, getattr(self._args, "clock_file", None))
-        account = Account(config, password, clock, speed, settings, ServerClock(clock))
-        self._start(account, self._history_path_of(settings))
+            self._gate_for(account.config).user_acted(credentials_changed=True)
+        self._history_dir = self._paths.data_dir
+        self._start(settings, [(person, account)])
+
+    @Slot(object)
+    def _on_people_found(self, result: TaskResult) -> None:
+        """Several people's keyring lookup at start: each starts, or says their password is
+        missing on their own icon."""
+        if self._stopped:
+            return
+        if result.error is not None:
+            log.warning("the system keyring could not be read: %s", type(result.error).__name__)
+            answer = PeopleAnswer(MemoryCredentialStore(), {})
+        else:
+            assert isinstance(result.value, PeopleAnswer)
+            answer = result.value
+        self._password_store = answer.store
+        settings = self._settings
+        runs: list[tuple[Person, Account | None]] = []
+        for person in settings.people:
+            password, account_id = answer.found.get(person.id, (None, None))
+            account = None
+            if password:
+                account = self._account_for(person, settings, password, account_id)
+            runs.append((person, account))
+        self._history_dir = self._paths.data_dir
+        self._start(settings, runs)
 
     def _history_path_of(self, settings: Settings) -> Path:
-        """The history store of the person followed (the first)."""
+        """The history store of the first person (the one the settings dialog shows)."""
         return self._paths.data_dir / settings.first_person.history_file
 
-    def _start(self, account: Account, history_path: Path) -> None:
-        self._account = account
-        self._history_path = history_path
-        controller = self._assemble(account, history_path)
-        self._controller = controller
+    def _start(self, settings: Settings, runs: list[tuple[Person, Account | None]]) -> None:
+        """Starts each of `runs` (a person and their account, None: no password); the people
+        of `settings` not among them start once the keyring has answered for them."""
+        self._named = labels_on_badges(len(settings.people))
+        for person, account in runs:
+            self._launch(person, account, settings)
         log.info(
             "CGM Tray started",
-            extra={"event": "app.started", "demo": self._demo},
+            extra={"event": "app.started", "demo": self._demo, "people": len(settings.people)},
         )
-        controller.quit_requested.connect(self.quit_requested)
-        controller.start()
-        self._on_settings_changed(account.settings)  # prunes to the retention at once
+        self._on_settings_changed(settings)  # prunes to the retention at once
 
     # --- running ----------------------------------------------------------------------------
 
-    def _assemble(self, account: Account, history_path: Path) -> Controller:
-        opened = open_or_recover(history_path, datetime.now(UTC), RECENT_SPAN)
-        stored: list[Reading] = list(opened.recent)
-        newest = opened.newest
+    def _shared_parts(
+        self, tray: TrayPresenter, settings: Settings
+    ) -> tuple[Notifier, SettingsModel]:
+        """The one notifier (with the one alarm sound) and the one settings model every
+        person's parts share; made with the first person's tray."""
+        if self._notifier is None:
+            sound = AlarmSound(parent=self)
 
-        tray = TrayPresenter(
+            def to_status_window(_request: NotificationRequest) -> None:
+                """Accepts an alert for the status window; the controller shows it there, with
+                its Snooze and Acknowledge, when the notifier reports it delivered (one owner)."""
+
+            self._sound = sound
+            self._notifier = Notifier(
+                tray=tray.tray,
+                status_sink=to_status_window,
+                sound=sound,
+                state_file=self._paths.data_dir / OPEN_NOTIFICATIONS_FILE,
+                parent=self,
+            )
+        if self._model is None:
+            self._model = SettingsModel(settings, parent=self)
+            self._model.changed.connect(self._on_settings_changed)
+        return self._notifier, self._model
+
+    def _launch(self, person: Person, account: Account | None, settings: Settings) -> PersonRuntime:
+        """Starts one person's parts: their tray icon, history store, worker and controller."""
+        count = len(settings.people)
+        history_path = self._history_dir / person.history_file
+        opened = open_or_recover(history_path, datetime.now(UTC), RECENT_SPAN)
+        clock = account.clock if account is not None else self._app_clock()
+        tray = make_tray(
+            person,
+            count,
             force_status_window=getattr(self._args, "status_window", False),
-            clock=account.clock,
+            clock=clock,
             demo=self._demo,
             parent=self,
         )
         tray.sign_in_requested.connect(self.sign_in_from_demo)
-        self._tray = tray
         folder_said = any(str(history_path.parent) in notice for notice in self._notices)
         if opened.problem is not None and opened.moved_to is None and not folder_said:
             # (a notice about the data folder itself already says history is not kept)
             self.add_notice(opened.problem + " Readings are shown and alerts work from memory.")
         tray.set_notices(tuple(self._notices))
-        sound = AlarmSound(parent=self)
-
-        def to_status_window(_request: NotificationRequest) -> None:
-            """Accepts an alert for the status window; the controller shows it there, with its
-            Snooze and Acknowledge, when the notifier reports it delivered (one owner)."""
-
-        notifier = Notifier(
-            tray=tray.tray,
-            status_sink=to_status_window,
-            sound=sound,
-            state_file=self._paths.data_dir / OPEN_NOTIFICATIONS_FILE,
-            parent=self,
-        )
-        client_factory = self._client_factory(account.config, account.password, account.share_clock)
-        self._client_source = client_factory
-        worker = ShareWorker(
-            client_factory,
-            clock=account.clock,
-            store_path=str(history_path) if opened.usable else None,
-            newest_known=newest,
-            time_scale=account.time_scale,
-            seed=secrets.randbelow(2**31),  # installs must not poll in step
-        )
-        worker.account_id_changed.connect(self._on_account_id_changed)
-        worker.store_failed.connect(self.add_notice)
-        model = SettingsModel(account.settings, parent=self)
-        self._model = model
-        settings = model.settings
+        notifier, model = self._shared_parts(tray, settings)
+        live = model.settings
+        time_scale = account.time_scale if account is not None else 1.0
+        client_factory: Callable[[], ShareClient] | None = None
+        if account is not None:
+            client_factory = self._client_factory(
+                account.config, account.password, account.share_clock
+            )
+            worker = ShareWorker(
+                client_factory,
+                clock=account.clock,
+                store_path=str(history_path) if opened.usable else None,
+                newest_known=opened.newest,
+                time_scale=account.time_scale,
+                seed=secrets.randbelow(2**31),  # installs (and people) must not poll in step
+                timers=self._timers,
+            )
+            worker.account_id_changed.connect(self._on_account_id_changed)
+            worker.store_failed.connect(self.add_notice)
+        else:
+            worker = ShareWorker(_no_client, clock=clock, store_path=None, timers=self._timers)
         history: HistoryOpener | None = None
         if opened.usable:
             history = history_opener(
-                history_path,
-                account.clock,
-                settings,
-                self._paths.config_dir / "window-state.ini",
-                parent=self,
+                history_path, clock, live, self._paths.config_dir / "window-state.ini", parent=self
             )
-        self._history = history
+        alerts = next((p.alerts for p in live.people if p.id == person.id), person.alerts)
+        tag = tag_of(person, count)
         controller = Controller(
-            clock=account.share_clock,
+            clock=account.share_clock if account is not None else clock,
             tray=tray,
             notifier=notifier,
             worker=WorkerThread(worker),
-            view=ViewSettings(unit=settings.unit, alerts=settings.first_person.alerts),
-            stored=stored,
-            time_scale=account.time_scale,
+            view=ViewSettings(unit=live.unit, alerts=alerts),
+            stored=list(opened.recent),
+            time_scale=time_scale,
             history=history,
             open_settings=None if self._demo else self.open_settings,
             open_about=about_opener(),
+            timers=self._timers,
+            person=tag,
+            shared_notifier=True,
         )
-        # The parts that depend on the settings follow the model, in this order.
+        # The parts that depend on the settings follow the model.
         model.changed.connect(controller.apply_settings)
         if history is not None:
             model.changed.connect(history.apply_settings)
-        model.changed.connect(self._on_settings_changed)
+        controller.quit_requested.connect(self.quit_requested)
+        runtime = PersonRuntime(
+            person, controller, tray, account, history, history_path, client_factory
+        )
+        self._runtimes.append(runtime)
+        self._sort_runtimes(live)
+        held = None
+        if account is None:
+            held = ConnectionStatus(LinkState.STOPPED, NO_PASSWORD_PROBLEM)
+        controller.start(held=held)
         # After the controller: it shows a notice that reaches the status window there.
         if opened.moved_to is not None and opened.problem is not None:
             log.warning(
@@ -407,23 +578,137 @@ class AppSession(QObject):
             )
             notifier.show(
                 NotificationRequest(
-                    key="files-history-moved",
+                    key=notification_key(tag, "files-history-moved"),
                     kind=FILES_NOTICE_KIND,
-                    title="History store was damaged",
+                    title=titled(tag, "History store was damaged"),
                     body=opened.problem,
                     urgent=False,
                     snoozable=False,
                 )
             )
-        return controller
+        if self._retention_days is not None:  # a person added while the app runs
+            self._prune_history(history_path, self._retention_days, clock)
+        log.info(
+            "person started",
+            extra={"event": "person.started", "person": person.id, "held": account is None},
+        )
+        return runtime
 
-    def _client_config(self, settings: Settings, account_id: str | None = None) -> ClientConfig:
-        """The client's account: the first person's (and a --share-url, loopback only)."""
-        source = settings.first_person.source
+    def _sort_runtimes(self, settings: Settings) -> None:
+        order = {person.id: index for index, person in enumerate(settings.people)}
+        self._runtimes.sort(key=lambda runtime: order.get(runtime.person.id, len(order)))
+
+    def _stop_runtime(self, runtime: PersonRuntime, *, delete: bool = False) -> bool:
+        """Stops one person: their worker, their open alerts, their icon; True when the worker
+        ended in time."""
+        if runtime in self._runtimes:
+            self._runtimes.remove(runtime)
+        model = self._model
+        if model is not None:
+            model.changed.disconnect(runtime.controller.apply_settings)
+            if runtime.history is not None:
+                model.changed.disconnect(runtime.history.apply_settings)
+        if runtime.history is not None:
+            runtime.history.close()
+            if delete:
+                runtime.history.deleteLater()
+        finished = runtime.controller.stop()
+        if delete:
+            runtime.tray.deleteLater()
+        log.info("person stopped", extra={"event": "person.stopped", "person": runtime.person.id})
+        return finished
+
+    def _follow_people(self, settings: Settings) -> None:
+        """The people list changed: only the people added, removed or given another account
+        start or stop; a rename, label or colour redraws their icon (the worker runs on)."""
+        if self._model is None:
+            return
+        wanted = settings.people
+        count = len(wanted)
+        if self._runtimes and labels_on_badges(count) != self._named:
+            # One person became several or back: every key, title and badge changes.
+            kept = {r.person.id: r for r in self._runtimes}
+            for runtime in list(self._runtimes):
+                self._stop_runtime(runtime)
+            self._named = labels_on_badges(count)
+            for person in wanted:
+                old = kept.get(person.id)
+                if old is not None and old.account is not None and _same_source(old.person, person):
+                    self._launch(person, old.account, settings)
+        by_id = {runtime.person.id: runtime for runtime in self._runtimes}
+        ids = {person.id for person in wanted}
+        for runtime in list(self._runtimes):
+            if runtime.person.id not in ids:
+                self._stop_runtime(runtime)
+        missing: list[Person] = []
+        for person in wanted:
+            found = by_id.get(person.id)
+            if found is None or found not in self._runtimes:
+                if person.id not in self._pending:
+                    missing.append(person)
+                continue
+            runtime = found
+            if not _same_source(runtime.person, person):
+                self._stop_runtime(runtime)
+                missing.append(person)
+                continue
+            if runtime.account is None and person.id not in self._pending:
+                missing.append(person)  # perhaps the password is there now
+            looks = (person.name, person.label, person.colour)
+            if looks != (runtime.person.name, runtime.person.label, runtime.person.colour):
+                runtime.tray.set_person(
+                    badge_of(person, count), person.name if self._named else None
+                )
+                tag = tag_of(person, count)
+                if tag is not None:
+                    runtime.controller.rename(tag)
+            runtime.person = person
+        self._sort_runtimes(settings)
+        if missing:
+            self._look_up_later(missing)
+
+    def _look_up_later(self, persons: list[Person]) -> None:
+        """Reads these people's passwords off the GUI thread, then starts them."""
+        sources = {person.id: person.source for person in persons}
+        self._pending.update(sources)
+        store = self._password_store
+        task = BackgroundTask(lambda: _look_up_people(sources, store), name="keyring-read")
+        task.finished.connect(lambda result: self._on_later_found(result, dict(sources)))
+        self._run(task)
+
+    def _on_later_found(self, result: TaskResult, asked: dict[str, ShareSource]) -> None:
+        self._pending -= set(asked)
+        model = self._model
+        if model is None or self._stopped:
+            return  # the app stopped meanwhile
+        found = result.value.found if isinstance(result.value, PeopleAnswer) else {}
+        settings = model.settings
+        for person in settings.people:
+            if person.id not in asked:
+                continue
+            if person.source != asked[person.id]:  # another account since: look that one up
+                self._look_up_later([person])
+                continue
+            running = next((r for r in self._runtimes if r.person.id == person.id), None)
+            password, account_id = found.get(person.id, (None, None))
+            if running is not None and (running.account is not None or not password):
+                continue  # running already, or still without a password
+            if running is not None:
+                self._stop_runtime(running)
+            account = None
+            if password:
+                account = self._account_for(person, settings, password, account_id)
+            self._launch(person, account, settings)
+
+    def _client_config(self, person: Person, account_id: str | None = None) -> ClientConfig:
+        """The client's account: the person's (and a --share-url, loopback only; the demo's
+        people each have their own)."""
+        source = person.source
+        share_url = source.share_url if self._demo else (self._args.share_url or source.share_url)
         return ClientConfig(
             region=Region(source.region),
             username=source.username,
-            base_url=self._args.share_url or source.share_url,
+            base_url=share_url,
             account_id=account_id,
         )
 
@@ -522,24 +807,22 @@ class AppSession(QObject):
     def _end_demo(self) -> None:
         """Stops the demo: its controller (icon, notifications, worker), its history window, its
         simulated service and temporary folder. The session then starts like a real one."""
-        controller, self._controller = self._controller, None
-        if controller is not None and not controller.stop():
-            log.warning("the demo's worker did not stop in time", extra={"event": "demo.stuck"})
-        if self._history is not None:
-            self._history.close()
-            self._history.deleteLater()
-            self._history = None
+        for runtime in list(self._runtimes):
+            if not self._stop_runtime(runtime, delete=True):
+                log.warning("the demo's worker did not stop in time", extra={"event": "demo.stuck"})
+        if self._notifier is not None:
+            self._notifier.shutdown()
+            self._notifier.deleteLater()
+            self._notifier = None
         if self._model is not None:
             self._model.deleteLater()  # the demo's parts stop following it
             self._model = None
         self._retention_days = None
-        if self._tray is not None:
-            self._tray.deleteLater()
-            self._tray = None
         self._demo_stack.close()
         self._demo = False
-        self._account = None
+        self._clock = None
         self._state_dir = self._paths.data_dir
+        self._history_dir = self._paths.data_dir
         log.info("the demo ended: following the person's account", extra={"event": "demo.ended"})
 
     def _make_dialog(self, notice: str | None, *, for_account: bool = False) -> SettingsDialog:
@@ -609,11 +892,11 @@ class AppSession(QObject):
     @Slot(object)
     def _on_account_id_changed(self, news: AccountIdNews) -> None:
         """The polling client learned or dropped its account id: keep the keyring in step."""
-        account = self._account
-        if self._demo or account is None or news.source is not self._client_source:
+        runtime = next((r for r in self._runtimes if r.client_source is news.source), None)
+        if self._demo or runtime is None or runtime.account is None:
             return  # from a client of an account that has been replaced since
-        config = replace(account.config, account_id=news.account_id)
-        self._account = replace(account, config=config)
+        config = replace(runtime.account.config, account_id=news.account_id)
+        runtime.account = replace(runtime.account, config=config)
         source = ShareSource(config.region.value, config.username)
         store, account_id = self._password_store, news.account_id
         self._queue_id_write(lambda: people.keep_account_id(store, source, account_id))
@@ -650,12 +933,14 @@ class AppSession(QObject):
 
     @Slot(object)
     def _on_settings_changed(self, settings: Settings) -> None:
-        """The history is pruned to the retention when it is first known or changes."""
-        account = self._account
-        if account is None or settings.retention_days == self._retention_days:
+        """The people followed start and stop with the list; each one's history is pruned to
+        the retention when it is first known or changes."""
+        self._follow_people(settings)
+        if not self._runtimes or settings.retention_days == self._retention_days:
             return
         self._retention_days = settings.retention_days
-        self._prune_history(self._history_path, settings.retention_days, account.clock)
+        for runtime in self._runtimes:
+            self._prune_history(runtime.history_path, settings.retention_days, self._app_clock())
 
     @Slot(object)
     def _on_account_changed(self, change: object) -> None:
@@ -679,20 +964,33 @@ class AppSession(QObject):
                 with contextlib.suppress(ValueError):  # an old file's id that is no UUID
                     memory.set_account_id(source.region, source.username, account_id)
             self._password_store = memory
-        if self._controller is None or self._account is None:
+        first = self._first
+        if first is None:
             self._start_account(settings, change.password, given=True, account_id=account_id)
+            return
+        person = settings.first_person
+        if first.account is None or first.person.id != person.id:
+            # The first person was held without a password (or is someone else now): they
+            # start anew with the one just given.
+            self._stop_runtime(first)
+            self._settings = settings
+            account = self._account_for(person, settings, change.password, account_id)
+            self._gate_for(account.config).user_acted(credentials_changed=True)
+            self._launch(person, account, self._model.settings if self._model else settings)
+            self._publish_settings()
             return
         logging_setup.register_secret(change.password)
         logging_setup.register_secret(source.username)
         self._settings = settings
-        config = self._client_config(settings, account_id)
-        share_clock = self._account.share_clock
-        self._account = replace(
-            self._account, config=config, password=change.password, settings=settings
+        config = self._client_config(person, account_id)
+        share_clock = first.account.share_clock
+        first.account = replace(
+            first.account, config=config, password=change.password, settings=settings
         )
         factory = self._client_factory(config, change.password, share_clock)
-        self._client_source = factory
-        self._controller.replace_client(factory)
+        first.client_source = factory
+        first.person = person  # the new account is already running: no restart for it
+        first.controller.replace_client(factory)
         self._publish_settings()
 
     def _prune_history(self, path: Path, retention_days: int, clock: Clock) -> None:
@@ -742,16 +1040,22 @@ class AppSession(QObject):
     # --- end --------------------------------------------------------------------------------
 
     def stop(self) -> bool:
-        """Stops the controller (bounded); True when the worker thread ended."""
+        """Stops every person's controller (each bounded) and closes the notifications shown;
+        True when every worker thread ended."""
+        self._stopped = True
         choice, self._password_choice = self._password_choice, None
         if choice is not None:
             choice.blockSignals(True)  # going down: closing it is no choice of the person's
             choice.close()
-        if self._history is not None:
-            self._history.close()
-        if self._controller is None:
-            return True
-        return self._controller.stop()
+        for runtime in self._runtimes:
+            if runtime.history is not None:
+                runtime.history.close()
+        finished = True
+        for runtime in self._runtimes:
+            finished = runtime.controller.stop() and finished
+        if self._notifier is not None:
+            self._notifier.shutdown()
+        return finished
 
 
 def _bring_forward(window: QWidget) -> None:

@@ -33,6 +33,7 @@ from cgmtray.domain.alert_config import (
 from cgmtray.domain.clock import Clock, SystemClock
 from cgmtray.domain.connection import ConnectionStatus, LinkState, next_check_line
 from cgmtray.domain.display import DisplayModel
+from cgmtray.domain.person_tag import TITLE_SEPARATOR
 from cgmtray.domain.ranges import Thresholds
 from cgmtray.domain.units import Unit
 from cgmtray.ui.icon import PersonBadge, render_icon, render_image
@@ -153,11 +154,18 @@ class TrayPresenter(QObject):
         force_status_window: bool = False,
         clock: Clock | None = None,
         demo: bool = False,
+        person_badge: PersonBadge | None = None,
+        person_name: str | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """`person_badge`: the label and colour the badge carries (None: the single person's
+        plain badge); `person_name`: who this icon shows, named first in the tooltip and the
+        menu's status line ("Sam · 142 → …"; None: nobody named, as with one person)."""
         super().__init__(parent)
         #: The readings are the demo's simulated ones: the tooltip, menu and window say so.
         self.demo = demo
+        self._person_badge = person_badge
+        self._person_name = person_name
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._model: DisplayModel | None = None
         self._menu_state = MenuState()
@@ -229,6 +237,8 @@ class TrayPresenter(QObject):
         arrow, colour, stale look, the person's label `badge`), the tooltip whenever its text
         changed (the age ticks)."""
         previous, self._model = self._model, model
+        # A badge given (one icon for everyone: whoever is shown) or this icon's own person's.
+        badge = badge if badge is not None else self._person_badge
         previous_badge, self._badge = self._badge, badge
         if previous is not None and _badge_of(previous, previous_badge) == _badge_of(model, badge):
             if previous.tooltip != model.tooltip:
@@ -249,8 +259,39 @@ class TrayPresenter(QObject):
         )
 
     def tooltip_of(self, model: DisplayModel) -> str:
-        """The icon's tooltip for `model`: in the demo, first a line saying it is one."""
-        return self._demo_first(model.tooltip)
+        """The icon's tooltip for `model`: in the demo, first a line saying it is one; with a
+        named person, their name first ("Sam · 142 mg/dL …")."""
+        return self._demo_first(self._named(model.tooltip))
+
+    @property
+    def person_badge(self) -> PersonBadge | None:
+        return self._person_badge
+
+    @property
+    def person_name(self) -> str | None:
+        return self._person_name
+
+    def set_person(self, badge: PersonBadge | None, name: str | None) -> None:
+        """The person was renamed or given another label or colour: the badge is redrawn and
+        the tooltip and menu name them anew (nothing else changes)."""
+        if (badge, name) == (self._person_badge, self._person_name):
+            return
+        self._person_badge, self._person_name = badge, name
+        self._badge = badge
+        if self._window is not None:
+            self._window.set_person(badge, name)
+            if self._model is not None:
+                self._window.show_model(self._model)
+        model = self._model if self._model is not None else STARTING_MODEL
+        if self._tray is not None:
+            self._tray.setIcon(render_icon(model, person=badge))
+            if self._model is not None:
+                self._tray.setToolTip(self.tooltip_of(self._model))
+
+    def _named(self, text: str) -> str:
+        """`text` with the person's name first, when this icon shows a named person."""
+        name = (self._person_name or "").strip()
+        return f"{name}{TITLE_SEPARATOR}{text}" if name else text
 
     def _demo_first(self, text: str) -> str:
         return f"{DEMO_LINE}\n{text}" if self.demo else text
@@ -354,13 +395,14 @@ class TrayPresenter(QObject):
             tray.setIcon(render_icon(self._model, self._badge))
             tray.setToolTip(self.tooltip_of(self._model))
         else:
-            tray.setIcon(render_icon(STARTING_MODEL))
-            tray.setToolTip(self._demo_first(f"{APP_NAME}: starting…"))
+            tray.setIcon(render_icon(STARTING_MODEL, person=self._person_badge))
+            tray.setToolTip(self._demo_first(self._named(f"{APP_NAME}: starting…")))
         tray.show()
         self._tray = tray
 
     def _use_window(self) -> None:
         window = StatusWindow(self._menu, demo=self.demo)
+        window.set_person(self._person_badge, self._person_name)
         window.refresh_clicked.connect(self.refresh_requested)
         window.history_clicked.connect(self.open_history_requested)
         window.snooze_clicked.connect(self._on_window_snooze_clicked)
@@ -413,7 +455,7 @@ class TrayPresenter(QObject):
         if self.demo:
             add_demo_line(menu)
         now = self._clock.now()
-        text = status_text(self._model, self._menu_state.connection)
+        text = self._named(status_text(self._model, self._menu_state.connection))
         add_status_lines(menu, text, self._menu_state.connection, now, self.open_history_requested)
         add_notices(menu, self._notices)
         menu.addSeparator()
@@ -620,6 +662,8 @@ class StatusWindow(QWidget):
         self.setObjectName("status-window")
         self.setWindowTitle(f"{APP_NAME} — demo" if demo else APP_NAME)
         self._demo = demo
+        self._person_badge: PersonBadge | None = None
+        self._person_name: str | None = None
         self.allow_close = False
         self._menu = menu
         self._badge = QLabel()
@@ -670,14 +714,25 @@ class StatusWindow(QWidget):
         layout.addLayout(buttons)
         self.setMinimumWidth(320)
 
+    def set_person(self, badge: PersonBadge | None, name: str | None) -> None:
+        """Whose window this is (one of several people): the title, badge and line name them."""
+        self._person_badge, self._person_name = badge, (name or "").strip() or None
+        title = f"{APP_NAME} — demo" if self._demo else APP_NAME
+        if self._person_name:
+            title = f"{title} — {self._person_name}"
+        self.setWindowTitle(title)
+
     def show_model(self, model: DisplayModel, person: PersonBadge | None = None) -> None:
-        """The badge (with `person`'s label when given), the status line and the tooltip."""
+        """The badge (with `person`'s label when given, else this window's person's), the status
+        line and the tooltip."""
         from PySide6.QtGui import QPixmap
 
-        image = render_image(model, 64, self.devicePixelRatioF(), person)
+        badge = person if person is not None else self._person_badge
+        image = render_image(model, 64, self.devicePixelRatioF(), badge)
         self._badge.setPixmap(QPixmap.fromImage(image))
         demo = f"{DEMO_LINE}\n" if self._demo else ""
-        self._line.setText(demo + model.status_line)
+        named = f"{self._person_name}{TITLE_SEPARATOR}" if self._person_name else ""
+        self._line.setText(demo + named + model.status_line)
         self._line.setAccessibleName(model.accessible)
         self._badge.setAccessibleName(model.accessible)
         self.setToolTip(demo + model.tooltip)

@@ -1,0 +1,538 @@
+"""Several people in one session: an icon, a worker and a Share account each; one account locked
+stops only that person; people added or removed start or stop only themselves; the demo family."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import keyring
+import pytest
+from pytestqt.qtbot import QtBot
+from tests.support.fake_share import _join_finishing_handlers
+from tests.support.notifications import SILENT_PLAYER
+from tests.support.virtual_time import VirtualTime
+
+from cgmtray.domain.alert_config import AlertKind
+from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.connection import LinkState
+from cgmtray.fakeshare import demo as demo_module
+from cgmtray.fakeshare.demo import DEMO_FAMILY, DEMO_URGENT_LOW_AFTER
+from cgmtray.fakeshare.sensor import SimulatedSensor
+from cgmtray.fakeshare.server import FakeShare
+from cgmtray.share.client import ClientConfig, ShareClient
+from cgmtray.share.regions import Region
+from cgmtray.storage import paths as app_paths
+from cgmtray.storage import people
+from cgmtray.storage.credentials import SERVICE
+from cgmtray.storage.people import Person, ShareSource
+from cgmtray.storage.settings import Settings, save_settings
+from cgmtray.ui import session as session_module
+from cgmtray.ui.background import BackgroundTask
+from cgmtray.ui.person_runtime import PersonRuntime
+from cgmtray.ui.session import NO_PASSWORD_PROBLEM, AppSession
+from cgmtray.ui.sound import AlarmSound
+from cgmtray.ui.tray import TrayPresenter
+
+T0 = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
+
+#: Three people on one fake, two on the US service and one outside it.
+FAMILY = (
+    ("Sam", "S", Region.US, "sam@example.com", "sams-pa55word"),
+    ("Mia", "M", Region.US, "mia@example.com", "mias-pa55word"),
+    ("Alex", "A", Region.OUS, "alex@example.com", "alexs-pa55word"),
+)
+
+
+class DictKeyring(keyring.backend.KeyringBackend):
+    """The test's own keyring: the app under test never reaches the real one."""
+
+    priority = -10  # never chosen by keyring's auto-detection
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.entries.pop((service, username), None)
+
+
+class Tally:
+    """Requests per account as each person's client made them (read, sign-in, follower list)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reads: Counter[str] = Counter()
+        self.sign_ins: Counter[str] = Counter()
+
+    def add(self, username: str, client: ShareClient) -> None:
+        call = client.last_call
+        with self._lock:
+            self.reads[username] += call.reads
+            self.sign_ins[username] += call.sign_ins
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
+        with self._lock:
+            return dict(self.reads), dict(self.sign_ins)
+
+
+def counting_client(tally: Tally) -> type[ShareClient]:
+    """A real ShareClient (real HTTP to the fake) that counts each call's requests per account."""
+
+    class CountingClient(ShareClient):
+        def __init__(self, config: ClientConfig, password: str, **kwargs: object) -> None:
+            super().__init__(config, password, **kwargs)  # type: ignore[arg-type]
+            self._counted_as = config.username
+
+        def read(self, minutes: int = 10, max_count: int = 1) -> tuple[object, ...]:  # type: ignore[override]
+            try:
+                return super().read(minutes, max_count)
+            finally:
+                tally.add(self._counted_as, self)
+
+        def list_followers(self) -> object:  # type: ignore[override]
+            try:
+                return super().list_followers()
+            finally:
+                tally.add(self._counted_as, self)
+
+    return CountingClient
+
+
+@pytest.fixture(autouse=True)
+def backend(monkeypatch: pytest.MonkeyPatch) -> DictKeyring:
+    test_keyring = DictKeyring()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: test_keyring)
+    return test_keyring
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No notification server (alerts go to each person's status window) and a silent alarm."""
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setattr(
+        session_module,
+        "AlarmSound",
+        lambda parent=None: AlarmSound(parent, player=SILENT_PLAYER),
+    )
+
+
+@pytest.fixture
+def time() -> VirtualTime:
+    return VirtualTime(ManualClock(T0))
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> app_paths.AppPaths:
+    return app_paths.ensure(app_paths.app_paths(tmp_path))
+
+
+@pytest.fixture
+def fake(time: VirtualTime) -> Iterator[FakeShare]:
+    """One fake Share on the test's virtual clock, serving the family in two regions."""
+    with FakeShare(time.clock, regions=(Region.US, Region.OUS)) as server:
+        for seed, (_name, _label, region, username, password) in enumerate(FAMILY, 1):
+            server.add_account(region, username, password)
+            sensor = SimulatedSensor(seed=seed, start=T0 - timedelta(hours=3), lag_s=20.0)
+            server.attach_sensor(region, username, sensor)
+        yield server
+    _join_finishing_handlers()
+
+
+@pytest.fixture
+def tally(monkeypatch: pytest.MonkeyPatch) -> Tally:
+    counts = Tally()
+    monkeypatch.setattr(session_module, "ShareClient", counting_client(counts))
+    return counts
+
+
+def _family(fake: FakeShare, members: tuple[tuple[str, str, Region, str, str], ...]) -> Settings:
+    chosen: list[Person] = []
+    for name, label, region, username, _password in members:
+        source = ShareSource(region.value, username, fake.base_url(region))
+        person = people.new_person(chosen, source, name=name)
+        chosen.append(dataclasses.replace(person, label=label))
+    return Settings(people=tuple(chosen))
+
+
+def _keep_passwords(
+    backend: DictKeyring, members: tuple[tuple[str, str, Region, str, str], ...]
+) -> None:
+    for _name, _label, region, username, password in members:
+        backend.entries[(SERVICE, f"{region.value}:{username}")] = password
+
+
+def _args(**overrides: object) -> argparse.Namespace:
+    values: dict[str, object] = {
+        "demo": False,
+        "share_url": None,
+        "password_stdin": False,
+        "speed": 1.0,
+        "clock_epoch": T0,
+        "status_window": True,
+    }
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+@contextlib.contextmanager
+def _running(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+    **overrides: object,
+) -> Iterator[AppSession]:
+    """The session started (keyring read off-thread), with `count` people's workers running on
+    the test's virtual time; stopped (every worker ended) on exit."""
+    monkeypatch.setattr(session_module, "shared_clock", lambda *_args: time.clock)
+    with contextlib.ExitStack() as stack:
+        session = AppSession(_args(**overrides), paths, stack, timers=time)
+        session.begin()
+        qtbot.waitUntil(lambda: len(session.runtimes) == count, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        try:
+            yield session
+        finally:
+            qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+            assert session.stop()
+
+
+def _wait_for_workers(time: VirtualTime, session: AppSession) -> None:
+    for runtime in session.runtimes:
+        worker = runtime.controller._worker
+        if worker.thread.isRunning():
+            time.wait_for_alarms_of(worker.worker)
+
+
+def _by_name(session: AppSession) -> dict[str, PersonRuntime]:
+    return {runtime.person.name: runtime for runtime in session.runtimes}
+
+
+def _shows_a_reading(tray: TrayPresenter) -> bool:
+    return tray.model is not None and tray.model.reading is not None and not tray.model.stale
+
+
+def _menu_texts(tray: TrayPresenter) -> list[str]:
+    tray.menu.aboutToShow.emit()
+    return [a.text() for a in tray.menu.actions() if not a.isSeparator()]
+
+
+def test_three_people_in_two_regions_get_an_icon_a_badge_and_an_account_each(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(_family(fake, FAMILY), paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 3) as session:
+        trays = [runtime.tray for runtime in session.runtimes]
+        time.run_until(lambda: all(_shows_a_reading(t) for t in trays), within=timedelta(minutes=6))
+        time.advance(timedelta(hours=1))
+
+        assert [r.person.name for r in session.runtimes] == ["Sam", "Mia", "Alex"]
+        assert len({id(tray) for tray in trays}) == 3
+        for runtime in session.runtimes:
+            tray = runtime.tray
+            assert tray.person_badge is not None
+            assert tray.person_badge.label == runtime.person.label
+            assert tray.person_badge.colour == runtime.person.colour
+            assert tray.model is not None
+            assert tray.tooltip_of(tray.model) == f"{runtime.person.name} · {tray.model.tooltip}"
+            window = tray.status_window  # (no tray here: each person's status window)
+            assert window is not None
+            assert window.windowTitle() == f"CGM Tray — {runtime.person.name}"
+            status = _menu_texts(tray)[0]
+            assert status.startswith(f"{runtime.person.name} · ")
+            assert {"S&ettings…", "&About", "&Quit", "Open &history…"} <= set(_menu_texts(tray))
+        # "Open history…" in Mia's menu opens Mia's history, nobody else's.
+        by_name = _by_name(session)
+        mia_menu = by_name["Mia"].tray
+        mia_menu.menu.aboutToShow.emit()
+        opener = next(a for a in mia_menu.menu.actions() if a.text() == "Open &history…")
+        opener.trigger()
+        mia_history = by_name["Mia"].history
+        assert mia_history is not None
+        mias_window = mia_history.window
+        assert mias_window is not None
+        qtbot.waitUntil(mias_window.isVisible, timeout=WAIT_MS)
+        for name in ("Sam", "Alex"):
+            other = by_name[name].history
+            assert other is not None
+            assert other.window is None or not other.window.isVisible()
+        assert by_name["Mia"].history_path != by_name["Sam"].history_path
+        # Each person's own readings: the three sensors differ.
+        values = {r.person.name: r.controller.recent[0].mgdl for r in session.runtimes}
+        fake_values = {
+            name: fake.readings(region, username, minutes=10, max_count=1)[0].reading.mgdl
+            for name, _label, region, username, _password in FAMILY
+        }
+        assert values == fake_values
+        reads, sign_ins = tally.snapshot()
+        for _name, _label, _region, username, _password in FAMILY:
+            # Each account signed in once, by itself: by name (Authenticate), then by id.
+            assert sign_ins[username] == 2
+            # One read a reading (12 readings an hour, each polled once after it arrives) and the
+            # follower check at most once a session.
+            assert 10 <= reads[username] <= 16
+        # A sign-in gate (the shared sign-in ledger) per account.
+        assert {r.account.config.username for r in session.runtimes if r.account} == {
+            username for *_rest, username, _password in FAMILY
+        }
+
+
+def test_a_locked_account_stops_only_its_person(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(_family(fake, FAMILY), paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 3) as session:
+        by_name = _by_name(session)
+        trays = [runtime.tray for runtime in session.runtimes]
+        time.run_until(lambda: all(_shows_a_reading(t) for t in trays), within=timedelta(minutes=6))
+
+        mia = by_name["Mia"]
+        fake.lock_account(Region.US, "mia@example.com")
+        fake.expire_sessions(Region.US)  # Sam's session goes too: he simply signs in again
+        time.run_until(
+            lambda: mia.controller.status.state is LinkState.LOCKED, within=timedelta(minutes=10)
+        )
+        stopped_reads, stopped_sign_ins = tally.snapshot()
+        newest = {name: r.controller.recent[0].time for name, r in by_name.items()}
+        time.advance(timedelta(hours=1))
+        reads, sign_ins = tally.snapshot()
+
+        assert reads["mia@example.com"] == stopped_reads["mia@example.com"]
+        assert sign_ins["mia@example.com"] == stopped_sign_ins["mia@example.com"]
+        for name, username in (("Sam", "sam@example.com"), ("Alex", "alex@example.com")):
+            assert reads[username] - stopped_reads.get(username, 0) >= 10
+            assert by_name[name].controller.status.state is LinkState.OK
+            assert by_name[name].controller.recent[0].time > newest[name] + timedelta(minutes=50)
+        # Sam: the first sign-in (two requests), then once by id for the expired session.
+        assert sign_ins["sam@example.com"] == 3
+        assert sign_ins["alex@example.com"] == 2
+        assert mia.controller.recent[0].time == newest["Mia"]
+        assert mia.tray.model is not None
+        assert "locked" in mia.tray.model.status_line.lower()
+        notifier = session._notifier
+        assert notifier is not None
+        titles = [
+            request.title
+            for key in notifier.open_keys
+            if (request := notifier.request_for(key)) is not None
+        ]
+        assert any(title.startswith("Mia · ") for title in titles)
+        assert not any(title.startswith(("Sam · ", "Alex · ")) for title in titles)
+
+
+def test_a_person_without_a_saved_password_says_so_on_their_icon_and_the_others_run(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(_family(fake, FAMILY), paths.settings_file)
+    _keep_passwords(backend, (FAMILY[0], FAMILY[2]))  # Mia's password is not in the keyring
+    with _running(qtbot, time, paths, monkeypatch, 3) as session:
+        by_name = _by_name(session)
+        sam, alex = by_name["Sam"].tray, by_name["Alex"].tray
+        time.run_until(
+            lambda: _shows_a_reading(sam) and _shows_a_reading(alex), within=timedelta(minutes=6)
+        )
+        mia = by_name["Mia"]
+        assert mia.account is None
+        assert mia.tray.model is not None
+        assert NO_PASSWORD_PROBLEM in mia.tray.model.status_line
+        assert not mia.controller._worker.thread.isRunning()
+        reads, sign_ins = tally.snapshot()
+        assert "mia@example.com" not in reads
+        assert "mia@example.com" not in sign_ins
+
+
+def test_adding_renaming_and_removing_a_person_starts_redraws_and_stops_only_them(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    two = (FAMILY[0], FAMILY[2])
+    settings = _family(fake, two)
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 2) as session:
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        before = {r.person.name: (r.controller, r.client_source) for r in session.runtimes}
+
+        # Mia is added (Settings › People saves her; her password is in the keyring).
+        name, label, region, username, _password = FAMILY[1]
+        mia = people.new_person(
+            settings.people, ShareSource(region.value, username, fake.base_url(region)), name=name
+        )
+        settings = people.add_person(settings, dataclasses.replace(mia, label=label))
+        session._on_settings_saved(settings)
+        qtbot.waitUntil(lambda: len(session.runtimes) == 3, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        added = _by_name(session)["Mia"]
+        time.run_until(lambda: _shows_a_reading(added.tray), within=timedelta(minutes=6))
+        assert [r.person.name for r in session.runtimes] == ["Sam", "Alex", "Mia"]
+        for runtime in session.runtimes:
+            if runtime.person.name in before:
+                assert (runtime.controller, runtime.client_source) == before[runtime.person.name]
+
+        # Mia's high alert is turned off: her controller applies it; nobody else's redraws.
+        redraws: Counter[str] = Counter()
+        for runtime in session.runtimes:
+            runtime.controller.refreshed.connect(
+                lambda name=runtime.person.name: redraws.update([name])
+            )
+        mias = people.find(settings, mia.id)
+        high = dataclasses.replace(mias.alerts[AlertKind.HIGH], enabled=False)
+        quieter = dataclasses.replace(mias, alerts=mias.alerts.with_kind(AlertKind.HIGH, high))
+        settings = people.update_person(settings, quieter)
+        session._on_settings_saved(settings)
+        assert redraws == Counter({"Mia": 1})
+        assert not added.controller._view.alerts[AlertKind.HIGH].enabled
+
+        # Sam is renamed "Samuel" with the label "Sa": his icon and menu say so, his worker runs on.
+        sam = _by_name(session)["Sam"]
+        reads_before, _sign_ins = tally.snapshot()
+        settings = people.rename_person(settings, sam.person.id, "Samuel", "Sa")
+        session._on_settings_saved(settings)
+        assert sam in session.runtimes
+        assert sam.controller is before["Sam"][0]
+        assert sam.tray.person_badge is not None
+        assert sam.tray.person_badge.label == "Sa"
+        assert _menu_texts(sam.tray)[0].startswith("Samuel · ")
+        time.advance(timedelta(minutes=15))
+        reads, sign_ins = tally.snapshot()
+        assert reads["sam@example.com"] > reads_before["sam@example.com"]
+        assert sign_ins["sam@example.com"] == 2  # never signed in again
+
+        # Alex is removed: his worker ends and his icon goes; the others keep running.
+        alex = _by_name(session)["Alex"]
+        settings = dataclasses.replace(
+            settings, people=tuple(p for p in settings.people if p.id != alex.person.id)
+        )
+        session._on_settings_saved(settings)
+        assert [r.person.name for r in session.runtimes] == ["Samuel", "Mia"]
+        assert not alex.controller._worker.thread.isRunning()
+        window = alex.tray.status_window
+        assert window is None or not window.isVisible()
+        stopped, _sign_ins = tally.snapshot()
+        time.advance(timedelta(minutes=30))
+        reads, _sign_ins = tally.snapshot()
+        assert reads["alex@example.com"] == stopped["alex@example.com"]
+        assert reads["mia@example.com"] > stopped["mia@example.com"]
+        assert reads["sam@example.com"] > stopped["sam@example.com"]
+
+
+def test_the_demo_follows_three_people_and_mias_urgent_low_names_her(
+    qtbot: QtBot, time: VirtualTime, paths: app_paths.AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo service runs on the test's virtual clock (at --speed 60 it would run 60 times
+    # faster on the real one; the simulated day is the same).
+    monkeypatch.setattr(demo_module, "demo_clock", lambda _speed: time.clock)
+    with _running(qtbot, time, paths, monkeypatch, 3, demo=True) as session:
+        by_name = _by_name(session)
+        assert list(by_name) == [member.name for member in DEMO_FAMILY]
+        for member in DEMO_FAMILY:
+            tray = by_name[member.name].tray
+            assert tray.demo
+            assert tray.person_badge is not None
+            assert tray.person_badge.label == member.label
+        notifier = session._notifier
+        assert notifier is not None
+
+        def mias_urgent_low() -> list[str]:
+            return [
+                request.title
+                for key in notifier.open_keys
+                if (request := notifier.request_for(key)) is not None
+                and request.kind == "urgent_low"
+            ]
+
+        began = time.clock.now()
+        time.run_until(
+            lambda: bool(mias_urgent_low()), within=DEMO_URGENT_LOW_AFTER[1] + timedelta(minutes=6)
+        )
+        assert time.clock.now() - began >= DEMO_URGENT_LOW_AFTER[0]
+        assert all(title.startswith("Demo: Mia · Urgent low") for title in mias_urgent_low())
+        mia = by_name["Mia"]
+        window = mia.tray.status_window
+        assert window is not None
+        assert "Mia · Urgent low" in window.message
+        assert all(_shows_a_reading(r.tray) for r in session.runtimes)
+
+
+def test_one_person_looks_as_before_and_a_second_one_names_both(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _family(fake, (FAMILY[0],))
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 1) as session:
+        (sam,) = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+        assert sam.controller.person is None
+        assert sam.tray.person_badge is None
+        assert sam.tray.model is not None
+        assert sam.tray.tooltip_of(sam.tray.model) == sam.tray.model.tooltip
+        assert not _menu_texts(sam.tray)[0].startswith("Sam")
+
+        name, label, region, username, _password = FAMILY[1]
+        mia = people.new_person(
+            settings.people, ShareSource(region.value, username, fake.base_url(region)), name=name
+        )
+        session._on_settings_saved(
+            people.add_person(settings, dataclasses.replace(mia, label=label))
+        )
+        qtbot.waitUntil(lambda: len(session.runtimes) == 2, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        for runtime in session.runtimes:
+            assert runtime.controller.person is not None
+            assert runtime.tray.person_badge is not None
+            assert runtime.tray.person_badge.label == runtime.person.label
+            assert _menu_texts(runtime.tray)[0].startswith(f"{runtime.person.name} · ")
