@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keyring
 import pytest
+from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 from tests.support.fake_share import _join_finishing_handlers
 from tests.support.notifications import SILENT_PLAYER
@@ -39,6 +40,7 @@ from cgmtray.ui.person_runtime import PersonRuntime
 from cgmtray.ui.session import NO_PASSWORD_PROBLEM, AppSession
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
+from cgmtray.ui.tray_together import TogetherTray
 
 T0 = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 WAIT_MS = 60_000  # a bound on a hang, never a measure of speed
@@ -48,6 +50,11 @@ FAMILY = (
     ("Sam", "S", Region.US, "sam@example.com", "sams-pa55word"),
     ("Mia", "M", Region.US, "mia@example.com", "mias-pa55word"),
     ("Alex", "A", Region.OUS, "alex@example.com", "alexs-pa55word"),
+)
+#: Two more on the same fake, for a family beyond three (one icon for everyone by default).
+MORE = (
+    ("Kai", "K", Region.US, "kai@example.com", "kais-pa55word"),
+    ("Lee", "L", Region.OUS, "lee@example.com", "lees-pa55word"),
 )
 
 
@@ -144,7 +151,7 @@ def paths(tmp_path: Path) -> app_paths.AppPaths:
 def fake(time: VirtualTime) -> Iterator[FakeShare]:
     """One fake Share on the test's virtual clock, serving the family in two regions."""
     with FakeShare(time.clock, regions=(Region.US, Region.OUS)) as server:
-        for seed, (_name, _label, region, username, password) in enumerate(FAMILY, 1):
+        for seed, (_name, _label, region, username, password) in enumerate(FAMILY + MORE, 1):
             server.add_account(region, username, password)
             sensor = SimulatedSensor(seed=seed, start=T0 - timedelta(hours=3), lag_s=20.0)
             server.attach_sensor(region, username, sensor)
@@ -263,21 +270,21 @@ def test_three_people_in_two_regions_get_an_icon_a_badge_and_an_account_each(
             status = _menu_texts(tray)[0]
             assert status.startswith(f"{runtime.person.name} · ")
             assert {"S&ettings…", "&About", "&Quit", "Open &history…"} <= set(_menu_texts(tray))
-        # "Open history…" in Mia's menu opens Mia's history, nobody else's.
+        # "Open history…" in Mia's menu opens the app's one history window on Mia; its
+        # selector offers everyone.
         by_name = _by_name(session)
         mia_menu = by_name["Mia"].tray
         mia_menu.menu.aboutToShow.emit()
         opener = next(a for a in mia_menu.menu.actions() if a.text() == "Open &history…")
         opener.trigger()
-        mia_history = by_name["Mia"].history
-        assert mia_history is not None
-        mias_window = mia_history.window
-        assert mias_window is not None
-        qtbot.waitUntil(mias_window.isVisible, timeout=WAIT_MS)
-        for name in ("Sam", "Alex"):
-            other = by_name[name].history
-            assert other is not None
-            assert other.window is None or not other.window.isVisible()
+        history = session._history
+        assert history is not None
+        history_window = history.window
+        assert history_window is not None
+        qtbot.waitUntil(history_window.isVisible, timeout=WAIT_MS)
+        assert history_window.person_id == by_name["Mia"].person.id
+        assert [p.name for p in history_window.people] == ["Sam", "Mia", "Alex"]
+        assert history_window.selector.isVisible()
         assert by_name["Mia"].history_path != by_name["Sam"].history_path
         # Each person's own readings: the three sensors differ.
         values = {r.person.name: r.controller.recent[0].mgdl for r in session.runtimes}
@@ -536,3 +543,166 @@ def test_one_person_looks_as_before_and_a_second_one_names_both(
             assert runtime.tray.person_badge is not None
             assert runtime.tray.person_badge.label == runtime.person.label
             assert _menu_texts(runtime.tray)[0].startswith(f"{runtime.person.name} · ")
+
+
+def _person_lines(together: TogetherTray) -> list[str]:
+    """The one icon's menu: the name on each person's line (their submenu), in order."""
+    together.menu.aboutToShow.emit()
+    return [
+        action.text().split(" ", 1)[1].split(" · ")[0]
+        for action in together.menu.actions()
+        if action.menu() is not None and action.menu().objectName().startswith("person-")
+    ]
+
+
+def _one_icon(session: AppSession) -> bool:
+    return session.together is not None
+
+
+def _together_shows_everyone(session: AppSession) -> bool:
+    together = session.together
+    return (
+        together is not None
+        and len(together.ports) == len(session.runtimes)
+        and all(
+            port.model is not None and port.model.reading is not None and not port.model.stale
+            for port in together.ports
+        )
+    )
+
+
+def test_four_people_share_one_icon_whose_menu_lists_them_and_opens_each_ones_history(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    four = FAMILY + MORE[:1]
+    save_settings(_family(fake, four), paths.settings_file)
+    _keep_passwords(backend, four)
+    with _running(qtbot, time, paths, monkeypatch, 4) as session:
+        time.run_until(lambda: _together_shows_everyone(session), within=timedelta(minutes=6))
+        together = session.together
+        assert together is not None
+        # One icon (here its status window): nobody has an icon of their own.
+        assert all(runtime.icon is None for runtime in session.runtimes)
+        assert session._tray is None
+        assert together.status_window is not None
+        assert _person_lines(together) == ["Sam", "Mia", "Alex", "Kai"]
+        assert together.badge is not None  # the shown person's label is on the badge
+        # Each one's own readings reach their own line.
+        reads, _sign_ins = tally.snapshot()
+        assert {username for *_rest, username, _password in four} <= set(reads)
+        # "Open history…" in Mia's submenu: the one history window, on Mia, offering all four.
+        mia = _by_name(session)["Mia"]
+        together.menu.aboutToShow.emit()
+        submenu = together.menu.findChild(QMenu, f"person-{mia.person.id}")
+        assert submenu is not None
+        next(a for a in submenu.actions() if a.objectName() == "open-history").trigger()
+        history = session._history
+        assert history is not None
+        window = history.window
+        assert window is not None
+        qtbot.waitUntil(window.isVisible, timeout=WAIT_MS)
+        assert window.person_id == mia.person.id
+        assert [p.name for p in window.people] == ["Sam", "Mia", "Alex", "Kai"]
+
+
+def test_the_tray_setting_and_the_number_of_people_switch_between_one_icon_and_one_each(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    two = (FAMILY[0], FAMILY[2])
+    settings = dataclasses.replace(_family(fake, two), tray_icons="together")
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY + MORE)
+    with _running(qtbot, time, paths, monkeypatch, 2) as session:
+        # "One icon for everyone" with two people: one icon.
+        time.run_until(lambda: _together_shows_everyone(session), within=timedelta(minutes=6))
+        together = session.together
+        assert together is not None
+        assert _person_lines(together) == ["Sam", "Alex"]
+        assert all(runtime.icon is None for runtime in session.runtimes)
+
+        # "One icon per person": an icon each, the shared one gone.
+        settings = dataclasses.replace(settings, tray_icons="per_person")
+        session._on_settings_saved(settings)
+        qtbot.waitUntil(lambda: len(session.runtimes) == 2, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        assert not _one_icon(session)
+        time.run_until(
+            lambda: all(r.icon is not None and _shows_a_reading(r.icon) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        assert len({id(r.icon) for r in session.runtimes}) == 2
+
+        # Automatic: up to three people an icon each; a fourth makes one icon for everyone.
+        settings = dataclasses.replace(settings, tray_icons="auto")
+        session._on_settings_saved(settings)
+        assert not _one_icon(session)
+        assert len(session.runtimes) == 2
+        for name, label, region, username, _password in (FAMILY[1], MORE[0]):
+            person = people.new_person(
+                settings.people,
+                ShareSource(region.value, username, fake.base_url(region)),
+                name=name,
+            )
+            settings = people.add_person(settings, dataclasses.replace(person, label=label))
+            session._on_settings_saved(settings)
+        qtbot.waitUntil(lambda: len(session.runtimes) == 4, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        time.run_until(lambda: _together_shows_everyone(session), within=timedelta(minutes=6))
+        together = session.together
+        assert together is not None
+        assert _person_lines(together) == ["Sam", "Alex", "Mia", "Kai"]
+        assert all(runtime.icon is None for runtime in session.runtimes)
+
+        # Back to three: an icon each again.
+        kai = _by_name(session)["Kai"]
+        settings = dataclasses.replace(
+            settings, people=tuple(p for p in settings.people if p.id != kai.person.id)
+        )
+        session._on_settings_saved(settings)
+        qtbot.waitUntil(lambda: len(session.runtimes) == 3, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        assert not _one_icon(session)
+        assert not kai.controller._worker.thread.isRunning()
+        time.run_until(
+            lambda: all(r.icon is not None and _shows_a_reading(r.icon) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        assert [r.person.name for r in session.runtimes] == ["Sam", "Alex", "Mia"]
+
+
+def test_one_icon_per_person_chosen_with_five_people_gives_five_icons(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    five = FAMILY + MORE
+    settings = dataclasses.replace(_family(fake, five), tray_icons="per_person")
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, five)
+    with _running(qtbot, time, paths, monkeypatch, 5) as session:
+        assert session.together is None
+        time.run_until(
+            lambda: all(r.icon is not None and _shows_a_reading(r.icon) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        icons = [runtime.tray for runtime in session.runtimes]
+        assert len({id(icon) for icon in icons}) == 5
+        for runtime in session.runtimes:
+            assert runtime.tray.person_badge is not None
+            assert runtime.tray.person_badge.label == runtime.person.label

@@ -276,6 +276,24 @@ class Notifier(QObject):
             with contextlib.suppress(RuntimeError):  # the tray may already be gone at exit
                 self._tray.messageClicked.disconnect(self._on_tray_message_clicked)
 
+    @property
+    def tray(self) -> QSystemTrayIcon | None:
+        """The icon balloons go to when no notification server answers."""
+        return self._tray
+
+    def set_tray(self, tray: QSystemTrayIcon | None) -> None:
+        """Balloons go to another icon from now on (the app switched between one icon per
+        person and one for everyone)."""
+        if tray is self._tray:
+            return
+        if self._tray is not None:
+            with contextlib.suppress(RuntimeError):  # the old icon may already be gone
+                self._tray.messageClicked.disconnect(self._on_tray_message_clicked)
+        self._tray = tray
+        self._last_tray_request = None
+        if tray is not None and not self._shut_down:
+            tray.messageClicked.connect(self._on_tray_message_clicked)
+
     # Notifications an earlier run left open ---------------------------------------------
 
     def _close_left_over(self) -> None:

@@ -16,9 +16,10 @@ from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.storage.people import Person
 from cgmtray.storage.settings import Settings
 from cgmtray.ui.controller import Controller
-from cgmtray.ui.history_access import HistoryOpener
+from cgmtray.ui.history_access import PersonHistory
 from cgmtray.ui.icon import PersonBadge
 from cgmtray.ui.tray import TrayPresenter
+from cgmtray.ui.tray_together import TogetherTray, TrayPort
 
 __all__ = ["Account", "PersonRuntime", "badge_of", "make_tray", "tag_of", "tray_mode"]
 
@@ -44,13 +45,33 @@ class PersonRuntime:
 
     person: Person
     controller: Controller
-    tray: TrayPresenter
+    #: What the controller shows on: the person's own icon, or their port in one icon for
+    #: everyone.
+    surface: TrayPresenter | TrayPort
     #: None while the person cannot be followed (no password saved): the icon says so.
     account: Account | None
-    history: HistoryOpener | None
+    #: The person's door to the app's one history window (None: their store cannot be used).
+    history: PersonHistory | None
     history_path: Path
     #: The factory of the polling client: account id news from any other one is stale.
     client_source: Callable[[], ShareClient] | None = None
+
+    @property
+    def icon(self) -> TrayPresenter | None:
+        """The person's own icon (one icon per person), else None."""
+        return self.surface if isinstance(self.surface, TrayPresenter) else None
+
+    @property
+    def port(self) -> TrayPort | None:
+        """The person's place in one icon for everyone, else None."""
+        return self.surface if isinstance(self.surface, TrayPort) else None
+
+    @property
+    def tray(self) -> TrayPresenter:
+        """The person's own icon; a TypeError while everyone shares one icon (see `port`)."""
+        if isinstance(self.surface, TrayPresenter):
+            return self.surface
+        raise TypeError("this person shares the one icon for everyone")
 
 
 def tag_of(person: Person, people: int) -> PersonTag | None:
@@ -80,12 +101,12 @@ def make_tray(
     clock: Clock,
     demo: bool,
     parent: QObject | None,
-) -> TrayPresenter:
-    """The tray object of one person's controller (the one seam where the tray is chosen).
-
-    Today every person gets an icon of their own; "one icon for everyone" (ui/tray_together)
-    plugs in here with a port object that has TrayPresenter's interface.
-    """
+    together: TogetherTray | None = None,
+) -> TrayPresenter | TrayPort:
+    """The tray object of one person's controller (the one seam where the tray is chosen):
+    their port in `together` (one icon for everyone), else an icon of their own."""
+    if together is not None:
+        return together.port_for(person)
     named = labels_on_badges(people)
     return TrayPresenter(
         force_status_window=force_status_window,

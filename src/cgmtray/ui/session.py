@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
 from cgmtray import logging_setup
-from cgmtray.domain.attention import labels_on_badges
+from cgmtray.domain.attention import TrayIcons, labels_on_badges
 from cgmtray.domain.clock import Clock, shared_clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
 from cgmtray.domain.person_tag import notification_key, titled
@@ -41,13 +41,21 @@ from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
 from cgmtray.ui.controller import FILES_NOTICE_KIND, RECENT_SPAN, Controller, ViewSettings
-from cgmtray.ui.history_access import HistoryOpener, history_opener
+from cgmtray.ui.history_access import HistoryOpener, PersonHistory, history_opener
 from cgmtray.ui.notifier import OPEN_NOTIFICATIONS_FILE, NotificationRequest, Notifier
-from cgmtray.ui.person_runtime import Account, PersonRuntime, badge_of, make_tray, tag_of
+from cgmtray.ui.person_runtime import (
+    Account,
+    PersonRuntime,
+    badge_of,
+    make_tray,
+    tag_of,
+    tray_mode,
+)
 from cgmtray.ui.settings_model import SettingsModel
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.timers import REAL_TIMERS, Timers
 from cgmtray.ui.tray import TrayPresenter
+from cgmtray.ui.tray_together import TogetherTray, TrayPort
 from cgmtray.ui.worker import AccountIdNews, ShareWorker, WorkerThread
 
 if TYPE_CHECKING:
@@ -184,6 +192,15 @@ class AppSession(QObject):
         self._pending: set[str] = set()
         #: The people's alerts and badges name them (two or more people).
         self._named = False
+        #: One icon per person or one for everyone (None until something runs).
+        self._mode: TrayIcons | None = None
+        #: The one icon for everyone (only while the mode says so).
+        self._together: TogetherTray | None = None
+        #: The app's one history window (each person's controller gets their door to it).
+        self._opener: HistoryOpener | None = None
+        #: Passwords (and account ids) of people added in Settings that the keyring could not
+        #: keep: used when the keyring has none for them. Never logged.
+        self._given: dict[str, tuple[ShareSource, str, str | None]] = {}
         #: stop() ran: a keyring answer arriving later starts nobody.
         self._stopped = False
         #: Where the people's history stores are (the demo: its temporary folder).
@@ -233,11 +250,18 @@ class AppSession(QObject):
 
     @property
     def _tray(self) -> TrayPresenter | None:
-        return self._first.tray if self._first is not None else None
+        """The first person's own icon (None while everyone shares one: `together`)."""
+        return self._first.icon if self._first is not None else None
+
+    @property
+    def together(self) -> TogetherTray | None:
+        """The one icon for everyone, while the tray setting and the people list say so."""
+        return self._together
 
     @property
     def _history(self) -> HistoryOpener | None:
-        return self._first.history if self._first is not None else None
+        """The app's one history window (None until someone's history store is usable)."""
+        return self._opener
 
     @property
     def _account(self) -> Account | None:
@@ -258,7 +282,10 @@ class AppSession(QObject):
         self._notices.append(text)
         log.warning("%s", text, extra={"event": "files.notice"})
         for runtime in self._runtimes:
-            runtime.tray.set_notices(tuple(self._notices))
+            if runtime.icon is not None:
+                runtime.icon.set_notices(tuple(self._notices))
+        if self._together is not None:
+            self._together.set_notices(tuple(self._notices))
 
     def begin(self) -> None:
         """Chooses the way in: demo, welcome window, or the saved account (keyring off-thread)."""
@@ -413,12 +440,13 @@ class AppSession(QObject):
         *,
         given: bool = False,
         account_id: str | None = None,
+        person: Person | None = None,
     ) -> None:
-        """Starts polling as the first person's account (the others, if any, follow from the
-        keyring); `given`: the person just typed the password (or piped it on stdin), which
-        lifts a rejection on record (a lock stays)."""
+        """Starts polling as `person`'s account (default: the first person's; the others, if
+        any, follow from the keyring); `given`: the person just typed the password (or piped it
+        on stdin), which lifts a rejection on record (a lock stays)."""
         self._settings = settings
-        person = settings.first_person
+        person = person if person is not None else settings.first_person
         account = self._account_for(person, settings, password, account_id)
         if given:
             self._gate_for(account.config).user_acted(credentials_changed=True)
@@ -457,6 +485,7 @@ class AppSession(QObject):
         """Starts each of `runs` (a person and their account, None: no password); the people
         of `settings` not among them start once the keyring has answered for them."""
         self._named = labels_on_badges(len(settings.people))
+        self._mode = tray_mode(settings)
         for person, account in runs:
             self._launch(person, account, settings)
         log.info(
@@ -468,7 +497,7 @@ class AppSession(QObject):
     # --- running ----------------------------------------------------------------------------
 
     def _shared_parts(
-        self, tray: TrayPresenter, settings: Settings
+        self, tray: TrayPresenter | TrayPort, settings: Settings
     ) -> tuple[Notifier, SettingsModel]:
         """The one notifier (with the one alarm sound) and the one settings model every
         person's parts share; made with the first person's tray."""
@@ -505,14 +534,20 @@ class AppSession(QObject):
             clock=clock,
             demo=self._demo,
             parent=self,
+            together=self._together_tray(clock) if self._mode is TrayIcons.TOGETHER else None,
         )
-        tray.sign_in_requested.connect(self.sign_in_from_demo)
+        if isinstance(tray, TrayPresenter):
+            tray.sign_in_requested.connect(self.sign_in_from_demo)
+            tray.add_person_requested.connect(self.add_person)
         folder_said = any(str(history_path.parent) in notice for notice in self._notices)
         if opened.problem is not None and opened.moved_to is None and not folder_said:
             # (a notice about the data folder itself already says history is not kept)
             self.add_notice(opened.problem + " Readings are shown and alerts work from memory.")
-        tray.set_notices(tuple(self._notices))
+        if isinstance(tray, TrayPresenter):
+            tray.set_notices(tuple(self._notices))
         notifier, model = self._shared_parts(tray, settings)
+        if notifier.tray is not tray.tray and tray.tray is not None:
+            notifier.set_tray(tray.tray)  # the icon the notifier had went (a mode switch)
         live = model.settings
         time_scale = account.time_scale if account is not None else 1.0
         client_factory: Callable[[], ShareClient] | None = None
@@ -533,11 +568,9 @@ class AppSession(QObject):
             worker.store_failed.connect(self.add_notice)
         else:
             worker = ShareWorker(_no_client, clock=clock, store_path=None, timers=self._timers)
-        history: HistoryOpener | None = None
+        history: PersonHistory | None = None
         if opened.usable:
-            history = history_opener(
-                history_path, clock, live, self._paths.config_dir / "window-state.ini", parent=self
-            )
+            history = self._history_opener(history_path, clock, live).for_person(person.id)
         alerts = next((p.alerts for p in live.people if p.id == person.id), person.alerts)
         tag = tag_of(person, count)
         controller = Controller(
@@ -557,8 +590,6 @@ class AppSession(QObject):
         )
         # The parts that depend on the settings follow the model.
         model.changed.connect(controller.apply_settings)
-        if history is not None:
-            model.changed.connect(history.apply_settings)
         controller.quit_requested.connect(self.quit_requested)
         runtime = PersonRuntime(
             person, controller, tray, account, history, history_path, client_factory
@@ -597,6 +628,99 @@ class AppSession(QObject):
     def _sort_runtimes(self, settings: Settings) -> None:
         order = {person.id: index for index, person in enumerate(settings.people)}
         self._runtimes.sort(key=lambda runtime: order.get(runtime.person.id, len(order)))
+        if self._together is not None:
+            self._together.arrange(settings.people)  # its menu's order, names and badges
+
+    def _together_tray(self, clock: Clock) -> TogetherTray:
+        """The one icon for everyone, made when the first person joins it."""
+        if self._together is None:
+            together = TogetherTray(
+                force_status_window=getattr(self._args, "status_window", False),
+                clock=clock,
+                demo=self._demo,
+                parent=self,
+            )
+            together.sign_in_requested.connect(self.sign_in_from_demo)
+            together.add_person_requested.connect(self.add_person)
+            together.quit_requested.connect(self.quit_requested)
+            together.set_notices(tuple(self._notices))
+            self._together = together
+            log.info("one icon for everyone", extra={"event": "tray.together"})
+        return self._together
+
+    def _drop_together(self) -> None:
+        """The one icon for everyone goes (everyone has left it: the mode changed, or the end)."""
+        together, self._together = self._together, None
+        if together is None:
+            return
+        if self._notifier is not None and self._notifier.tray is together.tray:
+            self._notifier.set_tray(None)
+        together.shutdown()
+        together.deleteLater()
+
+    def _history_opener(self, history_path: Path, clock: Clock, live: Settings) -> HistoryOpener:
+        """The app's one history window, made (not yet shown) with the first usable store."""
+        if self._opener is None:
+            opener = history_opener(
+                history_path, clock, live, self._paths.config_dir / "window-state.ini", parent=self
+            )
+            if self._model is not None:
+                self._model.changed.connect(opener.apply_settings)
+            self._opener = opener
+        return self._opener
+
+    def _close_history(self) -> None:
+        """Closes the history window and every store it opened (the end, or the demo's)."""
+        opener, self._opener = self._opener, None
+        if opener is None:
+            return
+        if self._model is not None:
+            with contextlib.suppress(RuntimeError):
+                self._model.changed.disconnect(opener.apply_settings)
+        opener.close()
+        opener.deleteLater()
+
+    @Slot()
+    def add_person(self) -> None:
+        """The tray's "Add a person…": the settings dialog, raised, with the Add window on top."""
+        if self._demo:
+            return
+        self.open_settings()
+        if self._dialog is not None:
+            self._dialog.show_add_person()
+
+    @Slot(object)
+    def _on_people_added(self, added: object) -> None:
+        """People added in Settings were saved: those the keyring could not keep start with the
+        password typed in the Add window (the others start from the keyring)."""
+        from cgmtray.ui.person_dialogs import NewPerson
+
+        assert isinstance(added, tuple)
+        for new in added:
+            assert isinstance(new, NewPerson)
+            logging_setup.register_secret(new.password)
+            self._given[new.person.id] = (new.person.source, new.password, new.account_id)
+        model = self._model
+        if model is None or self._stopped:
+            return
+        settings = model.settings
+        for person in settings.people:
+            given = self._given_for(person)
+            if given is None or person.id in self._pending:
+                continue  # (the keyring's answer, when it comes, falls back on it)
+            running = next((r for r in self._runtimes if r.person.id == person.id), None)
+            if running is not None and running.account is not None:
+                continue
+            if running is not None:
+                self._stop_runtime(running)
+            self._launch(person, self._account_for(person, settings, *given), settings)
+
+    def _given_for(self, person: Person) -> tuple[str, str | None] | None:
+        """The password (and account id) typed for this person's account in this run."""
+        given = self._given.get(person.id)
+        if given is None or given[0] != person.source:
+            return None
+        return given[1], given[2]
 
     def _stop_runtime(self, runtime: PersonRuntime, *, delete: bool = False) -> bool:
         """Stops one person: their worker, their open alerts, their icon; True when the worker
@@ -606,15 +730,9 @@ class AppSession(QObject):
         model = self._model
         if model is not None:
             model.changed.disconnect(runtime.controller.apply_settings)
-            if runtime.history is not None:
-                model.changed.disconnect(runtime.history.apply_settings)
-        if runtime.history is not None:
-            runtime.history.close()
-            if delete:
-                runtime.history.deleteLater()
         finished = runtime.controller.stop()
-        if delete:
-            runtime.tray.deleteLater()
+        if delete and runtime.icon is not None:
+            runtime.icon.deleteLater()
         log.info("person stopped", extra={"event": "person.stopped", "person": runtime.person.id})
         return finished
 
@@ -625,18 +743,29 @@ class AppSession(QObject):
             return
         wanted = settings.people
         count = len(wanted)
-        if self._runtimes and labels_on_badges(count) != self._named:
-            # One person became several or back: every key, title and badge changes.
+        mode = tray_mode(settings)
+        ids = {person.id for person in wanted}
+        self._given = {k: v for k, v in self._given.items() if k in ids}
+        if self._runtimes and (labels_on_badges(count) != self._named or mode != self._mode):
+            # One person became several or back: every key, title and badge changes; or the
+            # tray changed between one icon per person and one for everyone.
             kept = {r.person.id: r for r in self._runtimes}
             for runtime in list(self._runtimes):
                 self._stop_runtime(runtime)
             self._named = labels_on_badges(count)
+            self._mode = mode
+            if mode is not TrayIcons.TOGETHER:
+                self._drop_together()
+            log.info(
+                "the tray follows the people",
+                extra={"event": "tray.mode", "mode": mode.value, "people": count},
+            )
             for person in wanted:
                 old = kept.get(person.id)
                 if old is not None and old.account is not None and _same_source(old.person, person):
                     self._launch(person, old.account, settings)
+        self._mode = mode
         by_id = {runtime.person.id: runtime for runtime in self._runtimes}
-        ids = {person.id for person in wanted}
         for runtime in list(self._runtimes):
             if runtime.person.id not in ids:
                 self._stop_runtime(runtime)
@@ -656,9 +785,10 @@ class AppSession(QObject):
                 missing.append(person)  # perhaps the password is there now
             looks = (person.name, person.label, person.colour)
             if looks != (runtime.person.name, runtime.person.label, runtime.person.colour):
-                runtime.tray.set_person(
-                    badge_of(person, count), person.name if self._named else None
-                )
+                if runtime.icon is not None:  # (a port is redrawn by arrange)
+                    runtime.icon.set_person(
+                        badge_of(person, count), person.name if self._named else None
+                    )
                 tag = tag_of(person, count)
                 if tag is not None:
                     runtime.controller.rename(tag)
@@ -691,6 +821,9 @@ class AppSession(QObject):
                 continue
             running = next((r for r in self._runtimes if r.person.id == person.id), None)
             password, account_id = found.get(person.id, (None, None))
+            given = self._given_for(person)
+            if not password and given is not None:
+                password, account_id = given  # added in Settings; the keyring did not keep it
             if running is not None and (running.account is not None or not password):
                 continue  # running already, or still without a password
             if running is not None:
@@ -753,6 +886,7 @@ class AppSession(QObject):
             return
         dialog = self._make_dialog(notice)
         dialog.settings_saved.connect(self._on_settings_saved)
+        dialog.people_added.connect(self._on_people_added)
         dialog.account_changed.connect(self._on_account_changed)
         dialog.rejected.connect(self._on_dialog_rejected)
         if page_account or notice:
@@ -799,6 +933,7 @@ class AppSession(QObject):
             return
         dialog = self._make_dialog(DEMO_SIGN_IN_NOTICE, for_account=True)
         dialog.settings_saved.connect(self._on_settings_saved)
+        dialog.people_added.connect(self._on_people_added)
         dialog.account_changed.connect(self._on_account_changed)
         dialog.show_page(Page.ACCOUNT)
         self._dialog = dialog
@@ -807,9 +942,12 @@ class AppSession(QObject):
     def _end_demo(self) -> None:
         """Stops the demo: its controller (icon, notifications, worker), its history window, its
         simulated service and temporary folder. The session then starts like a real one."""
+        self._close_history()
         for runtime in list(self._runtimes):
             if not self._stop_runtime(runtime, delete=True):
                 log.warning("the demo's worker did not stop in time", extra={"event": "demo.stuck"})
+        self._drop_together()
+        self._mode = None
         if self._notifier is not None:
             self._notifier.shutdown()
             self._notifier.deleteLater()
@@ -944,17 +1082,21 @@ class AppSession(QObject):
 
     @Slot(object)
     def _on_account_changed(self, change: object) -> None:
-        """A new account or password: sign in anew (the only thing that re-signs in)."""
+        """A new account or password for the person the dialog's Account page showed (not
+        necessarily the first after a reorder): they sign in anew (the only thing that re-signs
+        in); nobody else restarts."""
         from cgmtray.ui.settings_dialog import AccountChange
 
         assert isinstance(change, AccountChange)
         if self._demo:
             self._end_demo()
         settings = change.settings
-        source = settings.first_person.source
+        person = change.person
+        source = person.source
+        runtime = next((r for r in self._runtimes if r.person.id == person.id), None)
         account_id = change.account_id
-        if self._account is not None:
-            current = self._account.config
+        if runtime is not None and runtime.account is not None:
+            current = runtime.account.config
             if (source.region, source.username) == (current.region.value, current.username):
                 account_id = account_id or current.account_id
         if not change.remembered:
@@ -964,33 +1106,37 @@ class AppSession(QObject):
                 with contextlib.suppress(ValueError):  # an old file's id that is no UUID
                     memory.set_account_id(source.region, source.username, account_id)
             self._password_store = memory
-        first = self._first
-        if first is None:
-            self._start_account(settings, change.password, given=True, account_id=account_id)
+            # (kept for this run: the person restarts with it if the tray changes mode)
+            self._given[person.id] = (source, change.password, account_id)
+        if not self._runtimes:
+            self._start_account(
+                settings, change.password, given=True, account_id=account_id, person=person
+            )
             return
-        person = settings.first_person
-        if first.account is None or first.person.id != person.id:
-            # The first person was held without a password (or is someone else now): they
+        if runtime is None or runtime.account is None or not _same_source(runtime.person, person):
+            # Held without a password, stopped for another account, or not started yet: they
             # start anew with the one just given.
-            self._stop_runtime(first)
+            if runtime is not None:
+                self._stop_runtime(runtime)
             self._settings = settings
             account = self._account_for(person, settings, change.password, account_id)
             self._gate_for(account.config).user_acted(credentials_changed=True)
             self._launch(person, account, self._model.settings if self._model else settings)
             self._publish_settings()
             return
+        assert runtime.account is not None
         logging_setup.register_secret(change.password)
         logging_setup.register_secret(source.username)
         self._settings = settings
         config = self._client_config(person, account_id)
-        share_clock = first.account.share_clock
-        first.account = replace(
-            first.account, config=config, password=change.password, settings=settings
+        share_clock = runtime.account.share_clock
+        runtime.account = replace(
+            runtime.account, config=config, password=change.password, settings=settings
         )
         factory = self._client_factory(config, change.password, share_clock)
-        first.client_source = factory
-        first.person = person  # the new account is already running: no restart for it
-        first.controller.replace_client(factory)
+        runtime.client_source = factory
+        runtime.person = person  # the new account is already running: no restart for it
+        runtime.controller.replace_client(factory)
         self._publish_settings()
 
     def _prune_history(self, path: Path, retention_days: int, clock: Clock) -> None:
@@ -1033,7 +1179,11 @@ class AppSession(QObject):
         if self._dialog is not None and self._dialog.isVisible():
             _bring_forward(self._dialog)
             return "settings"
-        if self._controller is None or self._tray is None:
+        if self._controller is None:
+            return "starting"
+        if self._together is not None:
+            return self._together.present()
+        if self._tray is None:
             return "starting"
         return self._tray.present()
 
@@ -1047,12 +1197,13 @@ class AppSession(QObject):
         if choice is not None:
             choice.blockSignals(True)  # going down: closing it is no choice of the person's
             choice.close()
-        for runtime in self._runtimes:
-            if runtime.history is not None:
-                runtime.history.close()
+        if self._opener is not None:
+            self._opener.close()
         finished = True
         for runtime in self._runtimes:
             finished = runtime.controller.stop() and finished
+        if self._together is not None:
+            self._together.shutdown()
         if self._notifier is not None:
             self._notifier.shutdown()
         return finished

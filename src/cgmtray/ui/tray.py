@@ -135,6 +135,7 @@ class TrayPresenter(QObject):
         control_requested(AlertControl): a snooze, a cancelled snooze (menu) or an answer to the
             alert the status window shows; the controller's apply_control carries it out.
         settings_requested(): "Settings…".
+        add_person_requested(): "Add a person…".
         sign_in_requested(): the demo's "Sign in with your own account…".
         about_requested(): "About".
         quit_requested(): "Quit" (the only way the app quits).
@@ -144,6 +145,7 @@ class TrayPresenter(QObject):
     refresh_requested = Signal()
     control_requested = Signal(object)
     settings_requested = Signal()
+    add_person_requested = Signal()
     sign_in_requested = Signal()
     about_requested = Signal()
     quit_requested = Signal()
@@ -477,6 +479,10 @@ class TrayPresenter(QObject):
         settings = menu.addAction("S&ettings…")
         settings.setEnabled(self._menu_state.settings_available)
         settings.triggered.connect(self.settings_requested)
+        add_person = menu.addAction("A&dd a person…")
+        add_person.setObjectName("add-person")
+        add_person.setEnabled(self._menu_state.settings_available)
+        add_person.triggered.connect(self.add_person_requested)
         about = menu.addAction("&About")
         about.triggered.connect(self.about_requested)
         menu.addSeparator()
