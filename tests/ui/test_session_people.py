@@ -19,6 +19,7 @@ from pytestqt.qtbot import QtBot
 from tests.support.fake_share import _join_finishing_handlers
 from tests.support.notifications import SILENT_PLAYER
 from tests.support.virtual_time import VirtualTime
+from tests.ui import test_people_page as people_page_test
 
 from cgmtray.domain.alert_config import AlertKind
 from cgmtray.domain.clock import ManualClock
@@ -38,6 +39,7 @@ from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
 from cgmtray.ui.person_runtime import PersonRuntime
 from cgmtray.ui.session import NO_PASSWORD_PROBLEM, AppSession
+from cgmtray.ui.settings_dialog import Page
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.tray_together import TogetherTray
@@ -706,3 +708,104 @@ def test_one_icon_per_person_chosen_with_five_people_gives_five_icons(
         for runtime in session.runtimes:
             assert runtime.tray.person_badge is not None
             assert runtime.tray.person_badge.label == runtime.person.label
+
+
+def test_a_person_added_from_the_tray_gets_an_icon_and_removed_in_settings_takes_it_away(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _family(fake, (FAMILY[0],))
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, (FAMILY[0],))  # Mia's password comes from the Add window
+    # (the Add window names no server: --share-url sends both to the fake's US service)
+    share_url = fake.base_url(Region.US)
+    with _running(qtbot, time, paths, monkeypatch, 1, share_url=share_url) as session:
+        (sam,) = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+
+        # "Add a person…" in the tray menu: Settings opens with the Add window on top.
+        sam.tray.menu.aboutToShow.emit()
+        item = next(a for a in sam.tray.menu.actions() if a.objectName() == "add-person")
+        assert item.isEnabled()
+        item.trigger()
+        dialog = session._dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+        page = dialog.people_page
+        add = page.add_dialog
+        assert add is not None
+        qtbot.waitUntil(add.isVisible, timeout=WAIT_MS)
+        name, _label, region, username, password = FAMILY[1]
+        people_page_test._fill(add, name, region, username, password)
+        people_page_test._click(add.add_button)
+        qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
+        qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+        people_page_test._click(dialog.save_button)
+
+        # A second icon appears and follows Mia's own account; both are named now.
+        qtbot.waitUntil(lambda: len(session.runtimes) == 2, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        mia = _by_name(session)["Mia"]
+        assert mia.account is not None
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        assert len({id(r.tray) for r in session.runtimes}) == 2
+        assert _menu_texts(mia.tray)[0].startswith("Mia · ")
+        assert mia.controller.recent[0].mgdl == (
+            fake.readings(region, username, minutes=10, max_count=1)[0].reading.mgdl
+        )
+        reads, _sign_ins = tally.snapshot()
+        assert reads[username] >= 1
+
+        # Her account is locked: an alert naming her is open.
+        fake.lock_account(region, username)
+        fake.expire_sessions(region)
+        time.run_until(
+            lambda: mia.controller.status.state is LinkState.LOCKED, within=timedelta(minutes=10)
+        )
+        notifier = session._notifier
+        assert notifier is not None
+
+        def titles() -> list[str]:
+            return [
+                request.title
+                for key in notifier.open_keys
+                if (request := notifier.request_for(key)) is not None
+            ]
+
+        assert any(title.startswith("Mia · ") for title in titles())
+
+        # Settings › People: Mia is removed with her history. Her icon and alerts go.
+        history_file = paths.data_dir / mia.person.history_file
+        assert history_file.exists()
+        session.open_settings()
+        dialog = session._dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+        dialog.show_page(Page.PEOPLE)
+        page = dialog.people_page
+        people_page_test._choose(page, "Mia")
+        assert page.remove_button.isEnabled()
+        people_page_test._click(page.remove_button)
+        people_page_test._answer(qtbot, page, "&Delete history")
+        qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+        people_page_test._click(dialog.save_button)
+        qtbot.waitUntil(lambda: len(session.runtimes) == 1, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not history_file.exists(), timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        assert [r.person.name for r in session.runtimes] == ["Sam"]
+        assert not mia.controller._worker.thread.isRunning()
+        window = mia.tray.status_window
+        assert window is None or not window.isVisible()
+        assert not any(title.startswith("Mia") for title in titles())
+        # Sam alone again looks as before: no name on his menu's status line.
+        (sam,) = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+        assert not _menu_texts(sam.tray)[0].startswith("Sam")
