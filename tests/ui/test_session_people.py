@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import keyring
+import keyring.errors
 import pytest
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
@@ -39,7 +40,7 @@ from cgmtray.ui import session as session_module
 from cgmtray.ui.background import BackgroundTask
 from cgmtray.ui.person_runtime import PersonRuntime
 from cgmtray.ui.session import NO_PASSWORD_PROBLEM, AppSession
-from cgmtray.ui.settings_dialog import Page
+from cgmtray.ui.settings_dialog import AccountChange, Page
 from cgmtray.ui.sound import AlarmSound
 from cgmtray.ui.tray import TrayPresenter
 from cgmtray.ui.tray_together import TogetherTray
@@ -809,3 +810,85 @@ def test_a_person_added_from_the_tray_gets_an_icon_and_removed_in_settings_takes
         (sam,) = session.runtimes
         time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
         assert not _menu_texts(sam.tray)[0].startswith("Sam")
+
+
+def test_a_person_added_while_the_keyring_refuses_runs_on_the_password_typed(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    save_settings(_family(fake, (FAMILY[0],)), paths.settings_file)
+    _keep_passwords(backend, (FAMILY[0],))
+    share_url = fake.base_url(Region.US)
+    with _running(qtbot, time, paths, monkeypatch, 1, share_url=share_url) as session:
+        session.add_person()
+        dialog = session._dialog
+        assert dialog is not None
+        page = dialog.people_page
+        add = page.add_dialog
+        assert add is not None
+        qtbot.waitUntil(add.isVisible, timeout=WAIT_MS)
+        name, _label, region, username, password = FAMILY[1]
+        people_page_test._fill(add, name, region, username, password)
+        people_page_test._click(add.add_button)
+        qtbot.waitUntil(lambda: page.add_dialog is None, timeout=WAIT_MS)
+
+        def refuse(_service: str, _username: str, _password: str) -> None:
+            raise keyring.errors.PasswordSetError("the keyring is locked")
+
+        monkeypatch.setattr(backend, "set_password", refuse)
+        qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+        people_page_test._click(dialog.save_button)
+        qtbot.waitUntil(
+            lambda: "nothing was saved" in dialog.problems_label.text(), timeout=WAIT_MS
+        )
+        assert len(session.runtimes) == 1
+        # Save again: kept only while the app runs; Mia starts on the password she typed.
+        people_page_test._click(dialog.save_button)
+        qtbot.waitUntil(lambda: len(session.runtimes) == 2, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: _by_name(session)["Mia"].account is not None, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        mia = _by_name(session)["Mia"]
+        time.run_until(lambda: _shows_a_reading(mia.tray), within=timedelta(minutes=6))
+        assert (SERVICE, f"{region.value}:{username}") not in backend.entries
+        assert password not in caplog.text
+
+
+def test_a_new_password_for_the_second_person_starts_them_and_leaves_the_first_running(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _family(fake, FAMILY[:2])
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY[:1])  # Mia's password is not in the keyring
+    with _running(qtbot, time, paths, monkeypatch, 2) as session:
+        sam, mia = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+        assert mia.account is None
+        _name, _label, _region, mia_username, mia_password = FAMILY[1]
+
+        # The Account page, on Mia, saved her password.
+        session._on_account_changed(
+            AccountChange(settings, mia_password, remembered=False, person_id=mia.person.id)
+        )
+        _wait_for_workers(time, session)
+        started = _by_name(session)["Mia"]
+        assert started.account is not None
+        assert started.account.config.username == mia_username
+        time.run_until(lambda: _shows_a_reading(started.tray), within=timedelta(minutes=6))
+        # Sam runs on, on his own account, never restarted.
+        assert session.runtimes[0] is sam
+        assert sam.account is not None
+        assert sam.account.config.username == FAMILY[0][3]
+        _reads, sign_ins = tally.snapshot()
+        assert sign_ins[FAMILY[0][3]] == 2
