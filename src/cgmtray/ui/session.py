@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
 from cgmtray import logging_setup
 from cgmtray.domain.attention import TrayIcons, labels_on_badges
@@ -546,8 +546,8 @@ class AppSession(QObject):
         if isinstance(tray, TrayPresenter):
             tray.set_notices(tuple(self._notices))
         notifier, model = self._shared_parts(tray, settings)
-        if notifier.tray is not tray.tray and tray.tray is not None:
-            notifier.set_tray(tray.tray)  # the icon the notifier had went (a mode switch)
+        if tray.tray is not None and not self._icon_in_use(notifier.tray):
+            notifier.set_tray(tray.tray)  # the icon the notifier had went (its person, or a mode)
         live = model.settings
         time_scale = account.time_scale if account is not None else 1.0
         client_factory: Callable[[], ShareClient] | None = None
@@ -630,6 +630,10 @@ class AppSession(QObject):
         self._runtimes.sort(key=lambda runtime: order.get(runtime.person.id, len(order)))
         if self._together is not None:
             self._together.arrange(settings.people)  # its menu's order, names and badges
+
+    def _icon_in_use(self, icon: QSystemTrayIcon | None) -> bool:
+        """`icon` is a running person's (or the one for everyone)."""
+        return icon is not None and any(r.surface.tray is icon for r in self._runtimes)
 
     def _together_tray(self, clock: Clock) -> TogetherTray:
         """The one icon for everyone, made when the first person joins it."""
@@ -731,6 +735,11 @@ class AppSession(QObject):
         if model is not None:
             model.changed.disconnect(runtime.controller.apply_settings)
         finished = runtime.controller.stop()
+        notifier = self._notifier
+        if notifier is not None and runtime.icon is not None and notifier.tray is runtime.icon.tray:
+            # Balloons go to another person's icon (none: the next person's, when one starts).
+            others = [r.surface.tray for r in self._runtimes if r.surface.tray is not None]
+            notifier.set_tray(others[0] if others else None)
         if delete and runtime.icon is not None:
             runtime.icon.deleteLater()
         log.info("person stopped", extra={"event": "person.stopped", "person": runtime.person.id})
