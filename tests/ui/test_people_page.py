@@ -630,6 +630,8 @@ def test_a_person_is_added_with_the_keyboard_alone(qtbot: QtBot, harness: Harnes
     dialog = harness.open()
     dialog.show_page(Page.ACCOUNT)
     dialog.activateWindow()
+    # Alt+letter shortcuts reach only the active window: wait until it is (bounds a hang only).
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=WAIT_MS)
     QTest.keyClick(dialog, Qt.Key.Key_E, Qt.KeyboardModifier.AltModifier)
     assert dialog.tabs.currentIndex() == int(Page.PEOPLE)
     page = dialog.people_page
@@ -637,8 +639,8 @@ def test_a_person_is_added_with_the_keyboard_alone(qtbot: QtBot, harness: Harnes
     qtbot.waitUntil(lambda: page.add_dialog is not None, timeout=WAIT_MS)
     add = page.add_dialog
     assert add is not None
-    qtbot.waitUntil(add.isVisible, timeout=WAIT_MS)
-    assert add.name_edit.hasFocus()
+    qtbot.waitUntil(lambda: add.isVisible() and add.isActiveWindow(), timeout=WAIT_MS)
+    qtbot.waitUntil(add.name_edit.hasFocus, timeout=WAIT_MS)  # the name field takes the keys first
     QTest.keyClicks(add.name_edit, "Sam")
     QTest.keyClick(add, Qt.Key.Key_U, Qt.KeyboardModifier.AltModifier)
     QTest.keyClicks(add.username_edit, SAM)
