@@ -24,6 +24,7 @@ from tests.ui import test_people_page as people_page_test
 
 from cgmtray.domain.alert_config import AlertKind
 from cgmtray.domain.clock import ManualClock
+from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.connection import LinkState
 from cgmtray.fakeshare import demo as demo_module
 from cgmtray.fakeshare.demo import DEMO_FAMILY, DEMO_URGENT_LOW_AFTER
@@ -892,3 +893,40 @@ def test_a_new_password_for_the_second_person_starts_them_and_leaves_the_first_r
         assert sam.account.config.username == FAMILY[0][3]
         _reads, sign_ins = tally.snapshot()
         assert sign_ins[FAMILY[0][3]] == 2
+
+
+def test_a_removed_persons_late_reading_raises_no_alert_and_no_alarm(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll in flight when Mia is removed answers after her controller stopped: it must not
+    raise "Mia · Urgent low" with a looping alarm that no icon or menu can reach any more."""
+    settings = _family(fake, FAMILY)
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 3) as session:
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        mia_id = settings.people[1].id
+        old_mia = next(r for r in session.runtimes if r.person.id == mia_id)
+        kept = (settings.people[0], settings.people[2])
+        session._on_settings_saved(dataclasses.replace(settings, people=kept))
+        qtbot.waitUntil(lambda: len(session.runtimes) == 2, timeout=WAIT_MS)
+        notifier = session._notifier
+        assert notifier is not None
+        before = notifier.open_keys
+        now = time.clock.now()
+        # What the worker had queued for her controller before it stopped arrives now.
+        old_mia.controller._on_worker_readings_received(
+            tuple(Reading(now - timedelta(minutes=5 * i), 45, Trend.FLAT) for i in range(3))
+        )
+        old_mia.controller._on_tick_timeout()
+        assert notifier.open_keys == before
+        assert not any(key.startswith(f"{mia_id}/") for key in notifier.open_keys)

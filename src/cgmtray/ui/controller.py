@@ -135,6 +135,9 @@ class Controller(QObject):
         self._open_about = open_about
         self._tick_ms = max(50, round(TICK_MS / time_scale))
         self._tick = timers.alarm(self, self._on_tick_timeout, repeat=True)
+        #: Set by stop(): a late reading, status or notifier answer (queued before the stop, or
+        #: meant for the person's next controller) is ignored, never raised as an alert.
+        self._stopped = False
 
         worker.worker.readings_received.connect(self._on_worker_readings_received)
         worker.worker.status_changed.connect(self._on_worker_status_changed)
@@ -206,6 +209,16 @@ class Controller(QObject):
         notifier with others: it closes only its own alerts, and the notifier's owner shuts the
         notifier down (at quit every controller's aboutToQuit does)."""
         self._tick.stop()
+        if self._stopped:
+            return self._worker.stop()
+        self._stopped = True
+        self._worker.worker.readings_received.disconnect(self._on_worker_readings_received)
+        self._worker.worker.status_changed.disconnect(self._on_worker_status_changed)
+        notifier = self._notifier
+        notifier.snooze_requested.disconnect(self._on_notifier_snooze_requested)
+        notifier.acknowledged.disconnect(self._on_notifier_acknowledged)
+        notifier.delivered.disconnect(self._on_notifier_delivered)
+        notifier.withdrawn.disconnect(self._on_notifier_withdrawn)
         if self._person is None and not self._shared_notifier:
             self._notifier.shutdown()
         else:
@@ -286,6 +299,8 @@ class Controller(QObject):
 
     @Slot(object)
     def _on_worker_status_changed(self, status: ConnectionStatus) -> None:
+        if self._stopped:
+            return  # a stopped controller raises and shows nothing
         self._status = status
         self._update_menu_state()
         if status.state is not LinkState.STARTING:
@@ -309,6 +324,8 @@ class Controller(QObject):
         return tuple(r for r in self.recent if r.time <= now + FUTURE_SLACK)
 
     def _refresh(self) -> None:
+        if self._stopped:
+            return  # a stopped controller raises and shows nothing
         now = self._clock.now()
         readings = self._window(now)
         if self._alerts_live:
@@ -393,6 +410,8 @@ class Controller(QObject):
 
     @Slot(str, str)
     def _on_notifier_snooze_requested(self, key: str, kind: str) -> None:
+        if self._stopped:
+            return  # a stopped controller raises and shows nothing
         if kind == FILES_NOTICE_KIND or not self._owns(key):
             return
         self.apply_control(
@@ -406,6 +425,8 @@ class Controller(QObject):
 
     @Slot(str, str)
     def _on_notifier_acknowledged(self, key: str, kind: str) -> None:
+        if self._stopped:
+            return  # a stopped controller raises and shows nothing
         if kind == FILES_NOTICE_KIND or not self._owns(key):
             return
         self.apply_control(
@@ -470,6 +491,8 @@ class Controller(QObject):
     @Slot(str, str)
     def _on_notifier_delivered(self, key: str, backend: str) -> None:
         """The status window has controls for the alert it shows."""
+        if self._stopped:
+            return  # a stopped controller raises and shows nothing
         request = self._notifier.request_for(key)
         if backend != BACKEND_WINDOW or request is None or not self._owns(key):
             return
@@ -483,6 +506,8 @@ class Controller(QObject):
 
     @Slot(str)
     def _on_notifier_withdrawn(self, key: str) -> None:
+        if self._stopped:
+            return  # a stopped controller raises and shows nothing
         kind = self._window_keys.pop(key, None)
         if kind is not None:
             self._tray.clear_status_alert(kind)
