@@ -12,14 +12,16 @@ simulated day of polls, CPU time and wake-ups in an idle minute.
 `--people 1 3 10` runs both for each number of people (accounts on the one fake, each with its own
 sensor; in the idle minute their readings come at the same times, so a minute with nobody's poll
 in it exists) and prints them side by side with the cost of each added person, from the smallest
-number on: (figure at N - figure at the smallest) / (N - smallest). `--repeat R` measures R idle
-minutes per number of people and reports medians.
+number on: (figure at N - figure at the smallest) / (N - smallest). Each idle figure is the median
+of `--minutes M` minutes in a row (default 3, all between two rounds of polls) of each of
+`--repeat R` app runs (default 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -229,9 +231,10 @@ def simulated_day(
 
 
 def idle_minute(
-    desktop: Desktop, python: str, people: int = 1, run: int = 0
+    desktop: Desktop, python: str, people: int = 1, run: int = 0, minutes: int = 1
 ) -> tuple[dict[str, float], list[list[object]], str]:
-    """Figures of the idle minute, a row per thread, and the app's log events in the minute."""
+    """Figures of `minutes` idle minutes in a row (each figure the median of the minutes), a
+    row per thread (over all of them, per minute), and the app's log events in them."""
     clock = SystemClock()
     with serving(clock, people, steady=True) as fake:
         basedir = desktop.home / f"idle-{people}-{run}"
@@ -240,54 +243,75 @@ def idle_minute(
         env = desktop.env(QT_QPA_PLATFORM="xcb", **keyring)
         with running_app(args, env, python=python) as app:
             read_index = first_reading(app, people)
-            window_start = wait_for_idle_window(app, read_index, people)
+            window_start = wait_for_idle_window(app, read_index, people, minutes)
             time.sleep(max(0.0, window_start - time.perf_counter()))
             events_before = len(app.events())
-            before, ticks_before, t0 = sample_threads(app.pid), cpu_ticks_ms(app.pid), time.time()
-            time.sleep(IDLE_S)
-            after, ticks_after, t1 = sample_threads(app.pid), cpu_ticks_ms(app.pid), time.time()
+            samples = [(sample_threads(app.pid), cpu_ticks_ms(app.pid), time.time())]
+            for _ in range(minutes):
+                time.sleep(IDLE_S)
+                samples.append((sample_threads(app.pid), cpu_ticks_ms(app.pid), time.time()))
             during = [e.name for e in app.events()[events_before:]]
             died = app.death()
             memory = app.memory_kib() if died is None else {"VmRSS": 0, "VmHWM": 0}
             sound = multimedia_loaded(app.pid) if died is None else False
         if died is not None:
-            raise RuntimeError(f"the app died during the idle minute ({died})")
-        per_minute = 60.0 / (t1 - t0)
+            raise RuntimeError(f"the app died during the idle minutes ({died})")
+        per_minute: list[dict[str, float]] = []
+        for (before, ticks_before, t0), (after, ticks_after, t1) in itertools.pairwise(samples):
+            scale = 60.0 / (t1 - t0)
+            cpu_ns, voluntary, involuntary = _totals(before, after)
+            per_minute.append(
+                {
+                    "cpu_ms_per_idle_min": cpu_ns / 1e6 * scale,
+                    "cpu_ticks_ms_per_idle_min": (ticks_after - ticks_before) * scale,
+                    "wakeups_per_idle_min": (voluntary + involuntary) * scale,
+                    "voluntary_per_idle_min": voluntary * scale,
+                    "involuntary_per_idle_min": involuntary * scale,
+                }
+            )
+        first, last = samples[0][0], samples[-1][0]
+        whole_scale = 60.0 / (samples[-1][2] - samples[0][2])
         rows: list[list[object]] = []
-        cpu_ns = voluntary = involuntary = 0
-        for tid in sorted(set(before) | set(after)):
-            old, new = before.get(tid), after.get(tid)
+        for tid in sorted(set(first) | set(last)):
+            old, new = first.get(tid), last.get(tid)
             if old is None or new is None:
                 known = old or new
                 state = "ended" if new is None else "started"
                 rows.append([known.name if known else "?", tid, "", "", "", state])
                 continue
-            d_cpu = new.cpu_ns - old.cpu_ns
-            d_vol = new.voluntary - old.voluntary
-            d_inv = new.involuntary - old.involuntary
-            cpu_ns += d_cpu
-            voluntary += d_vol
-            involuntary += d_inv
-            rows.append([new.name, tid, f"{d_cpu / 1e6 * per_minute:.2f}", d_vol, d_inv, ""])
-        figures = {
-            "cpu_ms_per_idle_min": cpu_ns / 1e6 * per_minute,
-            "cpu_ticks_ms_per_idle_min": (ticks_after - ticks_before) * per_minute,
-            "wakeups_per_idle_min": (voluntary + involuntary) * per_minute,
-            "voluntary_per_idle_min": voluntary * per_minute,
-            "involuntary_per_idle_min": involuntary * per_minute,
+            d_cpu = (new.cpu_ns - old.cpu_ns) / 1e6 * whole_scale
+            d_vol = (new.voluntary - old.voluntary) * whole_scale
+            d_inv = (new.involuntary - old.involuntary) * whole_scale
+            rows.append([new.name, tid, f"{d_cpu:.2f}", f"{d_vol:.0f}", f"{d_inv:.0f}", ""])
+        figures = {key: median([m[key] for m in per_minute]) for key in per_minute[0]}
+        figures |= {
             "polls_in_window": float(sum(1 for e in during if e == "share.request")),
             "rss_mb": mib(memory["VmRSS"]),
             "hwm_mb": mib(memory["VmHWM"]),
             "multimedia": float(sound),
             "log_lines_in_window": float(len(during)),
-            "threads": float(len(after)),
+            "threads": float(len(last)),
         }
         logged = Counter(during)
         return figures, rows, ", ".join(f"{name} x{n}" for name, n in logged.items()) or "none"
 
 
-def wait_for_idle_window(app: AppProcess, read_index: int, people: int = 1) -> float:
-    """When (perf_counter) a minute with nobody's poll in it begins: SETTLE_S after a round of
+def _totals(
+    before: dict[int, ThreadSample], after: dict[int, ThreadSample]
+) -> tuple[int, int, int]:
+    """On-CPU ns, voluntary and involuntary switches of the threads alive at both samples."""
+    cpu_ns = voluntary = involuntary = 0
+    for tid in set(before) & set(after):
+        cpu_ns += after[tid].cpu_ns - before[tid].cpu_ns
+        voluntary += after[tid].voluntary - before[tid].voluntary
+        involuntary += after[tid].involuntary - before[tid].involuntary
+    return cpu_ns, voluntary, involuntary
+
+
+def wait_for_idle_window(
+    app: AppProcess, read_index: int, people: int = 1, minutes: int = 1
+) -> float:
+    """When (perf_counter) `minutes` with nobody's poll in them begin: SETTLE_S after a round of
     polls (a read per person, from `read_index` on) whose plans (the last one per person made
     since) are all far enough ahead; otherwise the next round is awaited and checked."""
     deadline = time.perf_counter() + FIND_IDLE_TIMEOUT_S
@@ -302,7 +326,7 @@ def wait_for_idle_window(app: AppProcess, read_index: int, people: int = 1) -> f
             for plan in plans
             if plan.fields.get("in_s") is not None
         ]
-        if all(at - start > IDLE_S + SETTLE_S for at in next_polls):
+        if all(at - start > minutes * IDLE_S + SETTLE_S for at in next_polls):
             return start
         read_index, _ = app.wait_for(is_read_request, FIND_IDLE_TIMEOUT_S, after=last_read + 1)
     raise TimeoutError("no idle minute found")
@@ -334,13 +358,15 @@ class Measured:
 
 def measure(desktop: Desktop, args: argparse.Namespace, people: int) -> Measured:
     day, died = simulated_day(desktop, args.day_seconds, args.python, people)
-    runs = [idle_minute(desktop, args.python, people, run) for run in range(args.repeat)]
+    runs = [
+        idle_minute(desktop, args.python, people, run, args.minutes) for run in range(args.repeat)
+    ]
     idle = {key: median([figures[key] for figures, _, _ in runs]) for key in runs[0][0]}
     _, threads, logged = runs[-1]
     return Measured(people, day, died, idle, threads, logged)
 
 
-def print_one(measured: Measured, repeat: int) -> None:
+def print_one(measured: Measured, samples: int) -> None:
     day, died, idle = measured.day, measured.died, measured.idle
     print(f"== {measured.people} {'person' if measured.people == 1 else 'people'}")
     print_table(
@@ -364,7 +390,7 @@ def print_one(measured: Measured, repeat: int) -> None:
         print(f"THE APP DIED {day['virtual_hours']:.1f} virtual hours into the day: {died}")
     print()
     print_table(
-        [f"idle minute (no poll in it), all threads, median of {repeat}", "per minute"],
+        [f"idle minute (no poll in it), all threads, median of {samples}", "per minute"],
         [
             ["CPU ms (schedstat)", f"{idle['cpu_ms_per_idle_min']:.2f}"],
             ["CPU ms (utime+stime, 10 ms ticks)", f"{idle['cpu_ticks_ms_per_idle_min']:.0f}"],
@@ -456,17 +482,25 @@ def main() -> int:
         help="numbers of people to measure, side by side (e.g. 1 3 10)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="idle minutes per number of people (medians)"
+        "--minutes",
+        type=int,
+        default=3,
+        help="idle minutes in a row per app run, each measured apart (medians; at most 4)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="app runs for the idle minutes (medians)"
     )
     args = parser.parse_args()
     if any(n < 1 or n > 10 for n in args.people) or args.repeat < 1:
         parser.error("--people takes 1 to 10, --repeat at least 1")
+    if not 1 <= args.minutes <= 4:
+        parser.error("--minutes takes 1 to 4 (they must fit between two polls)")
 
     measured: list[Measured] = []
     with Desktop(800, 200, full_width_panel=False) as desktop:
         for people in args.people:
             measured.append(measure(desktop, args, people))
-            print_one(measured[-1], args.repeat)
+            print_one(measured[-1], args.repeat * args.minutes)
             sys.stdout.flush()
 
     costs = per_person(measured)
