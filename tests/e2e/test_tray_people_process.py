@@ -1,5 +1,6 @@
 """The real tray app following three people on one real fake Share (two regions): each account's
-budget holds, and locking one account through the control channel stops only that person."""
+budget holds (the fake counts reads and sign-ins per account), and locking one account through the
+control channel stops only that person's requests."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from tests.support.processes import (
 from tests.support.xdesktop import is_range_update
 
 from cgmtray.fakeshare.demo import DEMO_FAMILY, DEMO_PASSWORD
-from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID, ENDPOINT_READ
+from cgmtray.fakeshare.service import account_key
+from cgmtray.share.regions import ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID
 from cgmtray.storage import people
 from cgmtray.storage.history import HistoryStore
 from cgmtray.storage.paths import app_paths
@@ -71,6 +73,17 @@ class Fake:
         log: list[dict[str, Any]] = self.get("counters", since=since.isoformat())["log"]
         return log
 
+    def per_account(self, since: datetime) -> dict[tuple[str, str], dict[str, int]]:
+        """(region, username key) -> that account's reads, sign-ins and requests since `since`."""
+        found: dict[str, dict[str, dict[str, int]]] = self.get("counters", since=since.isoformat())[
+            "accounts"
+        ]
+        return {
+            (region, key): figures
+            for region, accounts in found.items()
+            for key, figures in accounts.items()
+        }
+
     def readings_between(self, region: str, username: str, since: datetime, until: datetime) -> int:
         found = self.get(
             "readings",
@@ -82,8 +95,17 @@ class Fake:
         return len(found["readings"])
 
 
-def _count(log: list[dict[str, Any]], region: str, *endpoints: str) -> int:
-    return sum(1 for r in log if r["region"] == region and r["endpoint"] in endpoints)
+#: An account no request was for.
+NOTHING: Final = {"reads": 0, "sign_ins": 0, "failed_sign_ins": 0, "total": 0}
+
+
+def _count(log: list[dict[str, Any]], region: str, account: str, *endpoints: str) -> int:
+    """Requests of the log for one account (region and username key) to `endpoints`."""
+    return sum(
+        1
+        for r in log
+        if r["region"] == region and r["account"] == account and r["endpoint"] in endpoints
+    )
 
 
 def _family(fake: Fake) -> Settings:
@@ -138,17 +160,21 @@ def test_three_people_on_one_fake_keep_their_budgets_and_a_lock_stops_only_its_p
         phase = fake.now()
         app.stderr.pass_time(clock.real_seconds(PHASE))
         now = fake.now()
-        log = fake.requests_since(phase)
-        per_region = {"us": ("demo", "demo-mia"), "ous": ("demo-alex",)}
-        for region, usernames in per_region.items():
-            readings = sum(fake.readings_between(region, u, phase, now) for u in usernames)
-            reads = _count(log, region, ENDPOINT_READ)
-            assert readings >= 20 * len(usernames)
-            assert reads <= 1.3 * readings, (region, reads, readings)
-            whole = fake.requests_since(started)
-            # One sign-in per account (by name, then by id) in the whole run: far under two a day.
-            assert _count(whole, region, ENDPOINT_AUTHENTICATE) <= len(usernames)
-            assert _count(whole, region, ENDPOINT_LOGIN_BY_ID) <= 2 * len(usernames)
+        counted = fake.per_account(phase)
+        whole_log = fake.requests_since(started)
+        whole = fake.per_account(started)
+        for member in DEMO_FAMILY:
+            region, key = member.region.value, account_key(member.username)
+            readings = fake.readings_between(region, member.username, phase, now)
+            reads = counted.get((region, key), NOTHING)["reads"]
+            assert readings >= 20, (member.name, readings)
+            assert 0 < reads <= 1.3 * readings, (member.name, reads, readings)
+            # One sign-in (by name, then by id) per account in the whole run: far under two a
+            # simulated day.
+            assert _count(whole_log, region, key, ENDPOINT_AUTHENTICATE) <= 1, member.name
+            assert _count(whole_log, region, key, ENDPOINT_LOGIN_BY_ID) <= 2, member.name
+            assert whole[(region, key)]["sign_ins"] <= 3, (member.name, whole[(region, key)])
+        assert not any(r["account"] is None for r in whole_log), "a request for nobody"
 
         # Mia's account is locked (and the us sessions end, so each must sign in again).
         fake.post("lock", {"username": "demo-mia", "region": "us"})
@@ -164,12 +190,21 @@ def test_three_people_on_one_fake_keep_their_budgets_and_a_lock_stops_only_its_p
             seen = newest[name]
             assert seen is not None
             assert seen > now - timedelta(minutes=20), f"{name} stopped updating"
-        # After the lock, us requests are Sam's alone: about one read per reading of his.
+        # Per account after the lock: Mia tried to sign in once at most (refused, not retried),
+        # then her count stays flat; Sam and Alex read about once per reading, no sign-in.
+        mia = ("us", account_key("demo-mia"))
+        assert fake.per_account(locked_at).get(mia, NOTHING)["sign_ins"] <= 1
         quiet = locked_at + SETTLE
-        log = fake.requests_since(quiet)
-        sams = fake.readings_between("us", "demo", quiet, now)
-        assert _count(log, "us", ENDPOINT_READ) <= 1.3 * sams
-        assert _count(log, "us", ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_ID) == 0
+        counted = fake.per_account(quiet)
+        assert counted.get(mia, NOTHING)["total"] == 0, counted.get(mia)
+        for member in DEMO_FAMILY:
+            if member.username == "demo-mia":
+                continue
+            region, key = member.region.value, account_key(member.username)
+            readings = fake.readings_between(region, member.username, quiet, now)
+            figures = counted.get((region, key), NOTHING)
+            assert 0 < figures["reads"] <= 1.3 * readings, (member.name, figures, readings)
+            assert figures["sign_ins"] == 0, (member.name, figures)
         assert app.exited() is None
     finally:
         for process in reversed(processes):

@@ -511,11 +511,51 @@ def test_counters_count_per_endpoint_with_virtual_times(
         "endpoint": ENDPOINT_AUTHENTICATE,
         "status": 500,
         "code": "AccountPasswordInvalid",
+        "account": USERNAME,
+    }
+    assert counted["accounts"] == {
+        "us": {USERNAME: {"reads": 1, "sign_ins": 3, "failed_sign_ins": 1, "total": 4}}
     }
     since = call(
         fake.control_url, "GET", "counters", since=(START + timedelta(minutes=1)).isoformat()
     ).json()
     assert (since["total"], since["reads"], since["sign_ins"]) == (2, 1, 1)
+
+
+def test_counters_report_reads_and_sign_ins_per_account(
+    fake: FakeShare, clock: ManualClock, http: requests.Session
+) -> None:
+    fake.add_account(US, "Bob", PASSWORD)
+    alices = sign_in(fake, http)
+    bob_id = fake.account_id(US, "Bob")
+    bobs = http.post(
+        fake.base_url(US) + ENDPOINT_LOGIN_BY_ID,
+        json={"accountId": bob_id, "password": PASSWORD, "applicationId": APP_ID_US_OUS},
+        timeout=TIMEOUT,
+    ).json()
+    clock.advance(timedelta(minutes=5))
+    for _ in range(2):
+        read(fake, http, alices)
+    read(fake, http, bobs)
+    read(fake, http, "0d9b8c4e-7f3a-4b1e-9c2d-5a6b7c8d9e0f")
+    counted = call(fake.control_url, "GET", "counters").json()
+    assert counted["accounts"] == {
+        "us": {
+            USERNAME: {"reads": 2, "sign_ins": 2, "failed_sign_ins": 0, "total": 4},
+            "bob": {"reads": 1, "sign_ins": 1, "failed_sign_ins": 0, "total": 2},
+        }
+    }
+    assert counted["reads"] == 4  # the read with nobody's session is in the totals only
+    assert [r["account"] for r in counted["log"]][-4:] == [USERNAME, USERNAME, "bob", None]
+    since = (START + timedelta(minutes=1)).isoformat()
+    later = call(fake.control_url, "GET", "counters", since=since).json()
+    assert later["accounts"]["us"]["bob"] == {
+        "reads": 1,
+        "sign_ins": 0,
+        "failed_sign_ins": 0,
+        "total": 1,
+    }
+    assert bob_id not in json.dumps(counted)
 
 
 def test_no_secret_leaves_through_the_control_channel(

@@ -1216,13 +1216,66 @@ def test_counters(fake_share: FakeShare, fake_clock: ManualClock, fake_account_i
     assert counters.reads(since=START + timedelta(minutes=5)) == 2
     assert counters.sign_ins(since=START + timedelta(minutes=1)) == 1
     log = counters.log
-    assert log[0] == RequestRecord(START, US, ENDPOINT_AUTHENTICATE, 200, "")
+    assert log[0] == RequestRecord(START, US, ENDPOINT_AUTHENTICATE, 200, "", account=USERNAME)
     assert log[1].code == "AccountPasswordInvalid"
     assert log[4].time == START + timedelta(minutes=5)
     assert [record.status for record in log] == [200, 500, 200, 200, 200, 200, 500]
     counters.reset()
     assert counters.log == ()
     assert counters.sign_ins() == 0
+
+
+def test_each_request_is_counted_for_its_account(
+    fake_share: FakeShare, fake_account_id: str
+) -> None:
+    bob = "Bob@Example.com"
+    fake_share.add_account(US, bob, PASSWORD)
+    fake_share.add_account(Region.OUS, USERNAME, PASSWORD)
+    alices = login(fake_share, fake_account_id).json()
+    bobs = login(fake_share, fake_share.account_id(US, bob)).json()
+    authenticate(fake_share, bob.upper(), "wrong")
+    authenticate(fake_share, region=Region.OUS)
+    for _ in range(3):
+        read(fake_share, alices)
+    read(fake_share, bobs)
+    read(fake_share, "0d9b8c4e-7f3a-4b1e-9c2d-5a6b7c8d9e0f")  # nobody's session
+    login(fake_share, "1d9b8c4e-7f3a-4b1e-9c2d-5a6b7c8d9e0f")  # nobody's account id
+    counters = fake_share.counters
+    alice, bob_key = USERNAME, "bob@example.com"
+    assert counters.reads(US, account=alice) == 3
+    assert counters.reads(US, account=bob_key) == 1
+    assert counters.reads() == 5
+    assert counters.sign_ins(US, account=alice) == 1
+    assert counters.sign_ins(US, account=bob_key) == 2
+    assert counters.failed_sign_ins(US, account=bob_key) == 1
+    assert counters.sign_ins(Region.OUS, account=alice) == 1
+    assert counters.sign_ins(account=alice) == 2  # the same name in two regions: two accounts
+    assert counters.accounts() == [(US, alice), (US, bob_key), (Region.OUS, alice)]
+    unknown = [r for r in counters.log if r.account is None]
+    assert [(r.endpoint, r.code) for r in unknown] == [
+        (ENDPOINT_READ, "SessionIdNotFound"),
+        (ENDPOINT_LOGIN_BY_ID, "AccountPasswordInvalid"),
+    ]
+
+
+def test_an_expired_session_a_fault_and_an_outage_are_still_counted_for_their_account(
+    fake_share: FakeShare, session_id: str
+) -> None:
+    fake_share.expire_sessions()
+    assert read(fake_share, session_id).status_code == 500
+    fake_share.inject_fault(Fault.RESET)
+    with pytest.raises(requests.ConnectionError):
+        read(fake_share, session_id)
+    fake_share.set_outage(True)
+    with pytest.raises(requests.ConnectionError):
+        authenticate(fake_share)
+    fake_share.set_outage(False)
+    records = fake_share.counters.log[-3:]
+    assert [(r.code, r.account) for r in records] == [
+        ("SessionNotValid", USERNAME),
+        ("fault:reset", USERNAME),
+        ("ConnectionReset", USERNAME),
+    ]
 
 
 def test_faults_and_lockouts_are_counted_as_failed_sign_ins(fake_share: FakeShare) -> None:

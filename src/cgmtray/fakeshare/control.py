@@ -17,6 +17,7 @@ from cgmtray.fakeshare.sensor import PublishedReading
 from cgmtray.share.regions import Region
 
 if TYPE_CHECKING:
+    from cgmtray.fakeshare.counters import Counters
     from cgmtray.fakeshare.server import FakeShare
 
 #: Every control path starts with this; Share paths never do.
@@ -302,6 +303,7 @@ def _counters(call: _Call) -> ControlReply:
             "subscription_lists": counters.subscription_lists(since=since),
             "follower_requests": counters.follower_requests(since=since),
             "endpoints": endpoints,
+            "accounts": _per_account(counters, since),
             "log": [
                 {
                     "time": record.time.isoformat(),
@@ -309,11 +311,28 @@ def _counters(call: _Call) -> ControlReply:
                     "endpoint": record.endpoint,
                     "status": record.status,
                     "code": record.code,
+                    "account": record.account,
                 }
                 for record in log
             ],
         },
     )
+
+
+def _per_account(
+    counters: Counters, since: datetime | None
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Region -> username key -> that account's reads, sign-ins, failed sign-ins and requests
+    (requests whose account is unknown are in the totals only)."""
+    found: dict[str, dict[str, dict[str, int]]] = {}
+    for region, account in counters.accounts(since=since):
+        found.setdefault(region.value, {})[account] = {
+            "reads": counters.reads(region, since=since, account=account),
+            "sign_ins": counters.sign_ins(region, since=since, account=account),
+            "failed_sign_ins": counters.failed_sign_ins(region, since=since, account=account),
+            "total": counters.total(region, since=since, account=account),
+        }
+    return found
 
 
 def _followers(call: _Call) -> ControlReply:

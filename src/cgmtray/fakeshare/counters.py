@@ -46,6 +46,9 @@ class RequestRecord:
     """One request as the fake saw it. `time` is the fake's clock; `status` 0 = no answer.
 
     `code` is the Share error Code of the answer, the fault's name, `ZeroUuid`, or "" on success.
+    `account` is whose request it was (the username key, as `service.account_key` makes it): the
+    account a sign-in names, or the account of the session a read or list call carries; None when
+    unknown (an unknown account id or session, no body, an unknown endpoint).
     """
 
     time: datetime
@@ -53,6 +56,7 @@ class RequestRecord:
     endpoint: str
     status: int
     code: str = ""
+    account: str | None = None
 
     @property
     def is_sign_in(self) -> bool:
@@ -76,41 +80,79 @@ class Counters:
             self._records.append(record)
 
     def count(
-        self, endpoint: str, region: Region | None = None, *, since: datetime | None = None
+        self,
+        endpoint: str,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
     ) -> int:
-        """Requests to `endpoint` (a regions.py ENDPOINT_* constant), optionally per region and
-        from `since` (fake clock) on."""
-        return sum(1 for r in self._select(region, since) if r.endpoint == endpoint)
+        """Requests to `endpoint` (a regions.py ENDPOINT_* constant), optionally per region, from
+        `since` (fake clock) on, and for one `account` (a username key; with a region, since the
+        same name may be two accounts in two regions)."""
+        return sum(1 for r in self._select(region, since, account) if r.endpoint == endpoint)
 
-    def sign_ins(self, region: Region | None = None, *, since: datetime | None = None) -> int:
+    def sign_ins(
+        self,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
+    ) -> int:
         """AuthenticatePublisherAccount + LoginPublisherAccountById requests."""
-        return sum(1 for r in self._select(region, since) if r.is_sign_in)
+        return sum(1 for r in self._select(region, since, account) if r.is_sign_in)
 
     def failed_sign_ins(
-        self, region: Region | None = None, *, since: datetime | None = None
+        self,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
     ) -> int:
         """Sign-ins answered with anything but a usable id."""
-        return sum(1 for r in self._select(region, since) if r.is_failed_sign_in)
+        return sum(1 for r in self._select(region, since, account) if r.is_failed_sign_in)
 
-    def reads(self, region: Region | None = None, *, since: datetime | None = None) -> int:
+    def reads(
+        self,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
+    ) -> int:
         """ReadPublisherLatestGlucoseValues requests."""
-        return self.count(ENDPOINT_READ, region, since=since)
+        return self.count(ENDPOINT_READ, region, since=since, account=account)
 
     def subscription_lists(
-        self, region: Region | None = None, *, since: datetime | None = None
+        self,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
     ) -> int:
         """ListPublisherAccountSubscriptions requests (the only follower call the app makes)."""
-        return self.count(ENDPOINT_LIST_SUBSCRIPTIONS, region, since=since)
+        return self.count(ENDPOINT_LIST_SUBSCRIPTIONS, region, since=since, account=account)
 
     def follower_requests(
-        self, region: Region | None = None, *, since: datetime | None = None
+        self,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
     ) -> int:
         """Requests to any of the five follower endpoints."""
-        return sum(1 for r in self._select(region, since) if r.endpoint in FOLLOWER_ENDPOINTS)
+        return sum(
+            1 for r in self._select(region, since, account) if r.endpoint in FOLLOWER_ENDPOINTS
+        )
 
-    def total(self, region: Region | None = None, *, since: datetime | None = None) -> int:
+    def total(
+        self,
+        region: Region | None = None,
+        *,
+        since: datetime | None = None,
+        account: str | None = None,
+    ) -> int:
         """All requests, known endpoints or not."""
-        return len(self._select(region, since))
+        return len(self._select(region, since, account))
 
     @property
     def log(self) -> tuple[RequestRecord, ...]:
@@ -121,10 +163,19 @@ class Counters:
         with self._lock:
             self._records.clear()
 
-    def _select(self, region: Region | None, since: datetime | None) -> list[RequestRecord]:
+    def accounts(self, *, since: datetime | None = None) -> list[tuple[Region, str]]:
+        """Every (region, account) some request was for, in the order first seen."""
+        records = self._select(None, since, None)
+        return list(dict.fromkeys((r.region, r.account) for r in records if r.account))
+
+    def _select(
+        self, region: Region | None, since: datetime | None, account: str | None
+    ) -> list[RequestRecord]:
         with self._lock:
             return [
                 r
                 for r in self._records
-                if (region is None or r.region is region) and (since is None or r.time >= since)
+                if (region is None or r.region is region)
+                and (since is None or r.time >= since)
+                and (account is None or r.account == account)
             ]

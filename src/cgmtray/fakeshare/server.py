@@ -324,29 +324,41 @@ class _ShareRequestHandler(_TrackedHandler):
         relative = parts.path[len(SERVICES_PATH) :] if parts.path.startswith(SERVICES_PATH) else ""
         endpoint = _ENDPOINTS_BY_LOWER.get(relative.lower()) if relative else None
         label = endpoint or parts.path
+        query = {key.lower(): value for key, value in _query_pairs(parts.query)}
+        request = Request(region, endpoint, query, body) if endpoint else None
+        # Whose it is, asked before handling: a sign-in may open the session it is for.
+        account = fake.service.account_of(request) if request else None
         if fake.outage:
-            fake.record(RequestRecord(received_at, region, label, NO_ANSWER_STATUS, RESET_CODE))
+            fake.record(
+                RequestRecord(
+                    received_at, region, label, NO_ANSWER_STATUS, RESET_CODE, account=account
+                )
+            )
             self._reset()
             return
-        if endpoint is None:
+        if endpoint is None or request is None:
             reply = Reply(404, _NOT_FOUND_HTML, HTML_TYPE, error=True, code="NotFound")
         elif ENDPOINT_METHODS[endpoint] != method:
             reply = Reply(405, b"Method not allowed.", TEXT_TYPE, error=True, code="NotAllowed")
         else:
-            query = {key.lower(): value for key, value in _query_pairs(parts.query)}
-            request = Request(region, endpoint, query, body)
             plan = fake.take_fault(region, endpoint)
             if plan is not None and plan.fault is Fault.RESET:
                 code = f"fault:{plan.fault.value}"
-                fake.record(RequestRecord(received_at, region, endpoint, NO_ANSWER_STATUS, code))
+                fake.record(
+                    RequestRecord(
+                        received_at, region, endpoint, NO_ANSWER_STATUS, code, account=account
+                    )
+                )
                 self._reset()
                 return
             if plan is not None and plan.fault in (Fault.DRIP, Fault.ENDLESS, Fault.HUGE):
-                self._stream_fault(plan, request, received_at)
+                self._stream_fault(plan, request, received_at, account)
                 return
             reply = self._faulty_reply(plan, request) if plan else fake.service.handle(request)
         # Recorded before answering, so a client that has its answer sees it counted.
-        fake.record(RequestRecord(received_at, region, label, reply.status, reply.code))
+        fake.record(
+            RequestRecord(received_at, region, label, reply.status, reply.code, account=account)
+        )
         self._send(reply)
         logger.debug("fake share %s %s -> %d", region.value, label, reply.status)
 
@@ -390,7 +402,9 @@ class _ShareRequestHandler(_TrackedHandler):
             case Fault.RESET | Fault.DRIP | Fault.ENDLESS | Fault.HUGE:  # no Reply (see _serve)
                 raise AssertionError(f"{plan.fault.value} has no reply")
 
-    def _stream_fault(self, plan: FaultPlan, request: Request, received_at: datetime) -> None:
+    def _stream_fault(
+        self, plan: FaultPlan, request: Request, received_at: datetime, account: str | None
+    ) -> None:
         """DRIP, ENDLESS, HUGE: answers written bit by bit; each ends when the client goes
         away, when its own time is up, or when the fake stops (never holding up stop())."""
         fake = self.server.fake
@@ -399,7 +413,14 @@ class _ShareRequestHandler(_TrackedHandler):
         if plan.fault is Fault.DRIP:
             normal = fake.service.handle(request)
             fake.record(
-                RequestRecord(received_at, request.region, request.endpoint, normal.status, code)
+                RequestRecord(
+                    received_at,
+                    request.region,
+                    request.endpoint,
+                    normal.status,
+                    code,
+                    account=account,
+                )
             )
             rendered = io.BytesIO()
             real_wfile, self.wfile = self.wfile, rendered
@@ -414,7 +435,9 @@ class _ShareRequestHandler(_TrackedHandler):
                         return
                     self.wfile.write(bytes((byte,)))
             return
-        fake.record(RequestRecord(received_at, request.region, request.endpoint, 200, code))
+        fake.record(
+            RequestRecord(received_at, request.region, request.endpoint, 200, code, account=account)
+        )
         self.send_response(200)
         self.send_header("Content-Type", JSON_TYPE)
         if plan.fault is Fault.ENDLESS:

@@ -353,6 +353,30 @@ class ShareService:
 
     # -- requests -----------------------------------------------------------------------------
 
+    def account_of(self, request: Request) -> str | None:
+        """Whose request this is, for the counters: the username key a sign-in names (by name,
+        or the owner of the account id it gives), else the account of the session it carries;
+        None when unknown (no such account id, no or an unknown session, a body not JSON)."""
+        try:
+            payload = self._json_object(request.body, required=False)
+        except _AbortError:
+            payload = {}
+        with self.lock:
+            if request.endpoint in (ENDPOINT_AUTHENTICATE, ENDPOINT_LOGIN_BY_NAME):
+                name = _lookup(payload, "accountName")
+                key = account_key(name) if isinstance(name, str) else ""
+                return key or None
+            if request.endpoint == ENDPOINT_LOGIN_BY_ID:
+                account_id = _lookup(payload, "accountId")
+                if not isinstance(account_id, str) or not is_uuid(account_id):
+                    return None
+                return self._owner_of(request.region, account_id)
+            session_id = self._param("sessionId", request.query, payload)
+            if not isinstance(session_id, str):
+                return None
+            session = self._sessions[request.region].get(session_id.strip().lower())
+            return session.account_key if session is not None else None
+
     def handle(self, request: Request) -> Reply:
         """Answers one request to a known endpoint (the method is already checked)."""
         handlers = {
