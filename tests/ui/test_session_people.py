@@ -23,9 +23,10 @@ from tests.support.virtual_time import VirtualTime
 from tests.ui import test_people_page as people_page_test
 
 from cgmtray.domain.alert_config import AlertKind
+from cgmtray.domain.alerts import snoozed_until
 from cgmtray.domain.clock import ManualClock
-from cgmtray.domain.readings import Reading, Trend
 from cgmtray.domain.connection import LinkState
+from cgmtray.domain.readings import Reading, Trend
 from cgmtray.fakeshare import demo as demo_module
 from cgmtray.fakeshare.demo import DEMO_FAMILY, DEMO_URGENT_LOW_AFTER
 from cgmtray.fakeshare.sensor import SimulatedSensor
@@ -930,3 +931,33 @@ def test_a_removed_persons_late_reading_raises_no_alert_and_no_alarm(
         old_mia.controller._on_tick_timeout()
         assert notifier.open_keys == before
         assert not any(key.startswith(f"{mia_id}/") for key in notifier.open_keys)
+
+
+def test_a_snooze_survives_the_tray_switching_to_one_icon_for_everyone(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _family(fake, FAMILY)
+    save_settings(settings, paths.settings_file)
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 3) as session:
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        sam = _by_name(session)["Sam"]
+        assert sam.controller.snooze(AlertKind.HIGH, timedelta(hours=1)) == timedelta(hours=1)
+        until = snoozed_until(sam.controller.alert_state, AlertKind.HIGH)
+        assert until is not None
+        session._on_settings_saved(dataclasses.replace(settings, tray_icons="together"))
+        qtbot.waitUntil(
+            lambda: len(session.runtimes) == 3 and _by_name(session)["Sam"] is not sam,
+            timeout=WAIT_MS,
+        )
+        again = _by_name(session)["Sam"].controller
+        assert snoozed_until(again.alert_state, AlertKind.HIGH) == until

@@ -20,6 +20,7 @@ from cgmtray.domain.alerts import (
     acknowledge,
     active_alerts,
     cancel_snooze,
+    carried_over,
     evaluate,
     initial_state,
     snooze,
@@ -1220,3 +1221,22 @@ def test_only_urgent_kinds_and_no_data_stay_until_acknowledged() -> None:
     }
     low = of(Driver().at(0, history(lambda _m: 65, 0)), AlertKind.LOW)
     assert [(d.urgent, d.resident, d.sound) for d in low] == [(False, False, True)]
+
+
+def test_a_rebuilt_engine_keeps_the_snoozes_and_alerts_anew_on_open_conditions() -> None:
+    """The tray changes mode: the person's next controller keeps their snoozes (a snoozed urgent
+    low stays quiet) while a condition still on, not snoozed, is raised anew (its notification
+    closed with the old controller)."""
+    driver = Driver()
+    first = driver.at(0, history(lambda _m: 50, 0))
+    assert actions(first) == [(AlertKind.URGENT_LOW, RAISE)]
+    driver.snooze(AlertKind.URGENT_LOW, timedelta(minutes=30), 1)
+    kept = carried_over(driver.state)
+    assert kept.episodes == ()
+    assert snoozed_until(kept, AlertKind.URGENT_LOW) == at(31)
+    driver.state = kept
+    for minutes in range(5, 31, 5):
+        assert driver.at(minutes, history(lambda _m: 50, minutes)) == ()
+    again = driver.at(31, history(lambda _m: 50, 31))
+    assert actions(again) == [(AlertKind.URGENT_LOW, RAISE)]
+    assert again[0].key != first[0].key  # a new episode, never the old notification's key

@@ -164,6 +164,14 @@ def initial_state() -> AlertState:
     return AlertState()
 
 
+def carried_over(state: AlertState) -> AlertState:
+    """What a person's next engine keeps of `state` when their controller is rebuilt (the tray
+    changed mode): the snoozes, and the episode count so keys stay unique. Open episodes are not
+    kept: their notifications closed with the old controller, so a condition still on alerts
+    anew (a snoozed kind stays quiet until its snooze ends)."""
+    return AlertState(snoozes=state.snoozes, serial=state.serial)
+
+
 def active_alerts(state: AlertState) -> tuple[AlertKind, ...]:
     """The kinds with an open episode (snoozed ones included), most urgent first."""
     return tuple(sorted((e.kind for e in state.episodes), key=lambda kind: kind.rank))

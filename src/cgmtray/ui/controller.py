@@ -111,11 +111,13 @@ class Controller(QObject):
         timers: Timers = REAL_TIMERS,
         person: PersonTag | None = None,
         shared_notifier: bool = False,
+        alert_state: alerts.AlertState | None = None,
     ) -> None:
         """`timers` is where the tick's waiting comes from: real QTimers, or a test's virtual
         time (then give the worker the same). `person`: whose readings these are (None: the
         one unnamed person of a single-account app). `shared_notifier`: the notifier outlives
-        this controller (the session owns it), so stopping closes only this person's alerts."""
+        this controller (the session owns it), so stopping closes only this person's alerts.
+        `alert_state`: what the person's previous controller kept (alerts.carried_over)."""
         super().__init__()
         self._person = person
         self._shared_notifier = shared_notifier
@@ -126,7 +128,7 @@ class Controller(QObject):
         self._view = view
         self._recent: dict[datetime, Reading] = {r.time: r for r in stored or ()}
         self._status = ConnectionStatus(LinkState.STARTING)
-        self._alert_state = alerts.initial_state()
+        self._alert_state = alert_state if alert_state is not None else alerts.initial_state()
         self._alerts_live = False
         self._history = history
         #: The alerts the status window holds: key -> kind.

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
 from cgmtray import logging_setup
+from cgmtray.domain.alerts import AlertState, carried_over
 from cgmtray.domain.attention import TrayIcons, labels_on_badges
 from cgmtray.domain.clock import Clock, shared_clock
 from cgmtray.domain.connection import ConnectionStatus, LinkState
@@ -521,8 +522,16 @@ class AppSession(QObject):
             self._model.changed.connect(self._on_settings_changed)
         return self._notifier, self._model
 
-    def _launch(self, person: Person, account: Account | None, settings: Settings) -> PersonRuntime:
-        """Starts one person's parts: their tray icon, history store, worker and controller."""
+    def _launch(
+        self,
+        person: Person,
+        account: Account | None,
+        settings: Settings,
+        *,
+        alert_state: AlertState | None = None,
+    ) -> PersonRuntime:
+        """Starts one person's parts: their tray icon, history store, worker and controller
+        (with `alert_state` kept from their previous controller, if any)."""
         count = len(settings.people)
         history_path = self._history_dir / person.history_file
         opened = open_or_recover(history_path, datetime.now(UTC), RECENT_SPAN)
@@ -587,6 +596,7 @@ class AppSession(QObject):
             timers=self._timers,
             person=tag,
             shared_notifier=True,
+            alert_state=alert_state,
         )
         # The parts that depend on the settings follow the model.
         model.changed.connect(controller.apply_settings)
@@ -772,7 +782,9 @@ class AppSession(QObject):
             for person in wanted:
                 old = kept.get(person.id)
                 if old is not None and old.account is not None and _same_source(old.person, person):
-                    self._launch(person, old.account, settings)
+                    # Snoozes survive the switch (a snoozed urgent low must not ring again).
+                    kept_alerts = carried_over(old.controller.alert_state)
+                    self._launch(person, old.account, settings, alert_state=kept_alerts)
         self._mode = mode
         by_id = {runtime.person.id: runtime for runtime in self._runtimes}
         for runtime in list(self._runtimes):
