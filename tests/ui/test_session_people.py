@@ -961,3 +961,38 @@ def test_a_snooze_survives_the_tray_switching_to_one_icon_for_everyone(
         )
         again = _by_name(session)["Sam"].controller
         assert snoozed_until(again.alert_state, AlertKind.HIGH) == until
+
+
+def test_a_person_left_out_of_a_hand_edited_file_is_said_and_the_file_kept(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same account twice (a hand edit, no ids): one is followed; the person is told, in
+    the status window, and the file as it was is kept before it is rewritten."""
+    name, _label, region, username, _password = FAMILY[0]
+    base = fake.base_url(region)
+    text = "".join(
+        f'[[people]]\nname = "{who}"\n[people.share]\nregion = "{region.value}"\n'
+        f'username = "{username}"\nshare_url = "{base}"\n'
+        for who in (name, "Twin")
+    )
+    paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text("version = 2\n" + text, encoding="utf-8")
+    _keep_passwords(backend, FAMILY)
+    with _running(qtbot, time, paths, monkeypatch, 1) as session:
+        notices = " ".join(session._notices)
+        assert "Person 2 in your settings file has the same Dexcom account" in notices
+        kept = sorted(paths.settings_file.parent.glob("settings.toml.kept-*"))
+        assert len(kept) == 1
+        assert kept[0].read_text(encoding="utf-8") == "version = 2\n" + text
+        assert str(kept[0]) in notices
+        icon = session.runtimes[0].icon
+        assert icon is not None
+        assert any("Person 2" in line for line in icon.notices)  # on screen, not only logged
+        saved = people.load(paths.settings_file).settings
+        assert [person.name for person in saved.people] == [name]

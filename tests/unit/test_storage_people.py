@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from cgmtray.storage.settings import (
     LoadResult,
     Settings,
     SettingsError,
+    keep_copy,
     load_settings,
     save_settings,
     validate,
@@ -351,3 +352,31 @@ def test_names_and_labels_made_from_odd_logins_load_back_the_same(tmp_path: Path
         assert 1 <= len(person.label) <= 2
         save_settings(settings, settings_file)
         assert load_settings(settings_file) == LoadResult(settings)
+
+
+def test_a_person_left_out_on_load_is_counted_unnamed_and_the_file_can_be_kept(
+    tmp_path: Path,
+) -> None:
+    """A hand edit lists one account twice: the second is left out, the message says which by
+    position (names stay out of the log it goes to), and a copy keeps the file as it was."""
+    settings_file = tmp_path / "settings.toml"
+    text = (
+        "version = 2\n"
+        '[[people]]\nname = "Sam"\n[people.share]\nusername = "sam"\n'
+        '[[people]]\nname = "Mia Secretname"\n[people.share]\nusername = "sam"\n'
+    )
+    settings_file.write_text(text, encoding="utf-8")
+    loaded = load_settings(settings_file)
+    assert loaded.left_out == 1
+    assert [person.name for person in loaded.settings.people] == ["Sam"]
+    assert loaded.problem is not None
+    assert "Person 2 in your settings file has the same Dexcom account" in loaded.problem
+    assert "Secretname" not in loaded.problem
+    assert loaded.should_save  # (no ids: they must be written)
+    kept = keep_copy(settings_file, datetime(2026, 12, 4, 18, 0, tzinfo=UTC))
+    assert kept is not None
+    assert kept.name == "settings.toml.kept-20261204T180000Z"
+    assert kept.read_text(encoding="utf-8") == text
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert load_settings(tmp_path / "missing.toml").left_out == 0
+    assert keep_copy(tmp_path / "missing.toml") is None

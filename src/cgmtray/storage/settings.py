@@ -158,6 +158,9 @@ class LoadResult:
     #: True when the file was not used at all (unreadable, a symlink, too large: defaults are in
     #: use), which the person must see, not only the log.
     ignored: bool = False
+    #: How many people the file listed that are not followed (the same account twice, more than
+    #: ten, not a table): the person must see it, and the file is copied before it is rewritten.
+    left_out: int = 0
     #: Account ids an older file held, by person id: moved to the keyring, never written back.
     legacy_account_ids: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -803,8 +806,8 @@ def _read_people(
         key = person.source.account_key
         if key[1] and any(other.source.account_key == key for other in people):
             reader.problems.append(
-                f"{person.name} in your settings file has the same Dexcom account as someone "
-                "before them; they were left out."
+                f"Person {index + 1} in your settings file has the same Dexcom account as "
+                "someone before them; they were left out."
             )
             continue
         people.append(person)
@@ -953,12 +956,37 @@ def _load_document(document: dict[str, Any]) -> LoadResult:
     missing_id = any(not is_id(raw.get("id")) for raw in _raw_people(document))
     if not newer and (legacy or missing_id):
         should_save = True
+    entries = document.get("people")
+    listed = len(entries) if isinstance(entries, list) else 0
     return LoadResult(
         settings,
         problem=" ".join(problems) or None,
         should_save=should_save,
         legacy_account_ids=legacy,
+        left_out=max(0, listed - len(settings.people)),
     )
+
+
+def keep_copy(path: Path, now: datetime | None = None) -> Path | None:
+    """A private copy of the settings file beside it (`settings.toml.kept-<UTC>`), made before a
+    save would rewrite it without something it listed (a person left out); None when it could
+    not be made (the caller then does not save)."""
+    when = require_aware_utc(now) if now is not None else datetime.now(UTC)
+    try:
+        data = read_capped(path, MAX_SETTINGS_BYTES)
+    except (OSError, UnsafeFileError, TooLargeError):
+        return None
+    stem = f"{path.name}.kept-{when.strftime('%Y%m%dT%H%M%SZ')}"
+    for attempt in range(100):
+        candidate = path.with_name(stem if attempt == 0 else f"{stem}-{attempt}")
+        if candidate.exists():
+            continue
+        try:
+            write_atomically(candidate, data)
+        except OSError:
+            return None
+        return candidate
+    return None
 
 
 def _has_v1_layout(document: dict[str, Any]) -> bool:

@@ -37,7 +37,7 @@ from cgmtray.storage.credentials import (
 from cgmtray.storage.history import HistoryStore, open_or_recover
 from cgmtray.storage.people import Person, ShareSource
 from cgmtray.storage.safe_open import describe
-from cgmtray.storage.settings import Settings
+from cgmtray.storage.settings import Settings, keep_copy
 from cgmtray.storage.sign_in_state import PersistedSignInGate
 from cgmtray.ui.about import about_opener
 from cgmtray.ui.background import BackgroundTask, TaskResult
@@ -297,9 +297,17 @@ class AppSession(QObject):
         self._settings = loaded.settings
         if loaded.problem:
             log.warning("settings: %s", loaded.problem)
-            if loaded.backup is not None or loaded.ignored:
+            if loaded.backup is not None or loaded.ignored or loaded.left_out:
                 self.add_notice(loaded.problem)
-        if loaded.should_save:
+        should_save = loaded.should_save
+        if should_save and loaded.left_out:
+            # Saving rewrites the file without the people left out: keep it as it was first.
+            kept = keep_copy(self._paths.settings_file)
+            if kept is None:
+                should_save = False
+            else:
+                self.add_notice(f"Your settings file as it was is kept as {kept}.")
+        if should_save:
             try:
                 people.save(loaded.settings, self._paths.settings_file)
             except OSError as error:
