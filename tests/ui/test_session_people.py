@@ -35,7 +35,7 @@ from cgmtray.share.client import ClientConfig, ShareClient
 from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage import people
-from cgmtray.storage.credentials import SERVICE
+from cgmtray.storage.credentials import SERVICE, MemoryCredentialStore
 from cgmtray.storage.people import Person, ShareSource
 from cgmtray.storage.settings import Settings, save_settings
 from cgmtray.ui import session as session_module
@@ -887,6 +887,8 @@ def test_a_new_password_for_the_second_person_starts_them_and_leaves_the_first_r
         started = _by_name(session)["Mia"]
         assert started.account is not None
         assert started.account.config.username == mia_username
+        # The keyring in use stays in use (a removal later must reach Sam's real entries).
+        assert not isinstance(session._password_store, MemoryCredentialStore)
         time.run_until(lambda: _shows_a_reading(started.tray), within=timedelta(minutes=6))
         # Sam runs on, on his own account, never restarted.
         assert session.runtimes[0] is sam

@@ -1129,13 +1129,16 @@ class AppSession(QObject):
             if (source.region, source.username) == (current.region.value, current.username):
                 account_id = account_id or current.account_id
         if not change.remembered:
-            memory = MemoryCredentialStore()
-            memory.set(source.region, source.username, change.password)
-            if account_id is not None:
-                with contextlib.suppress(ValueError):  # an old file's id that is no UUID
-                    memory.set_account_id(source.region, source.username, account_id)
-            self._password_store = memory
-            # (kept for this run: the person restarts with it if the tray changes mode)
+            # The keyring did not keep it: held for this run only. The store stays the one in
+            # use (a real keyring stays the one the others' entries, and removals, go to); a
+            # memory store (no keyring at all) gets this person beside the others.
+            store = self._password_store
+            if isinstance(store, MemoryCredentialStore):
+                store.set(source.region, source.username, change.password)
+                if account_id is not None:
+                    with contextlib.suppress(ValueError):  # an old file's id that is no UUID
+                        store.set_account_id(source.region, source.username, account_id)
+            # (the person restarts with it if the tray changes mode)
             self._given[person.id] = (source, change.password, account_id)
         if not self._runtimes:
             self._start_account(
