@@ -238,7 +238,12 @@ def test_readings_need_no_list_and_a_failed_list_falls_back_quietly(
     fake.expire_sessions()
     fake.inject_fault(Fault.UNAVAILABLE_HTML, endpoint=ENDPOINT_LIST_SUBSCRIPTIONS)
     clock.advance(timedelta(minutes=6))
-    state, nobody = _poll(client, state, clock, check)  # the empty read
+    state, nobody = _poll(client, state, clock, check)  # a late reading: an empty read
+    clock.advance(timedelta(minutes=1))
+    state, nobody = _poll(client, state, clock, check)  # its retry reads: no list in its place
+    assert fake.counters.subscription_lists() == 0
+    clock.advance(timedelta(minutes=30))
+    state, nobody = _poll(client, state, clock, check)  # no data for 30 min: the list is due
     clock.advance(timedelta(minutes=1))
     state, nobody = _poll(client, state, clock, check)  # the list, which fails
     assert not nobody  # not known: just "no recent readings"
@@ -247,4 +252,5 @@ def test_readings_need_no_list_and_a_failed_list_falls_back_quietly(
     state, nobody = _poll(client, state, clock, check)
     assert not nobody
     assert fake.counters.subscription_lists() == 1  # not asked again on this session
-    assert fake.counters.count(ENDPOINT_READ) == 4  # one, a session error and its retry, one
+    # one, a session error and its retry, the late one's retry, the no-data one, one
+    assert fake.counters.count(ENDPOINT_READ) == 6

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from cgmtray.domain import schedule
 from cgmtray.domain.failures import FailureClass
@@ -21,6 +22,10 @@ from cgmtray.share.followers import FollowerSummary
 from cgmtray.share.gate import SignInDeferred
 
 _log = logging.getLogger(__name__)
+
+#: How long after the newest reading known an empty read makes the follower list worth asking:
+#: nobody following shows as no readings at all, never as one reading coming late.
+NO_FOLLOWER_AFTER: Final = schedule.NO_DATA_AFTER
 
 
 @dataclass(frozen=True)
@@ -128,10 +133,18 @@ def poll_once(
         return PollOutcome(after, error=error)
     counts = client.last_call
     nobody_follows = False
-    if not readings and followers is not None:
+    newest = state.newest_reading
+    at = now()
+    if (
+        not readings
+        and followers is not None
+        and (newest is None or at - newest > NO_FOLLOWER_AFTER)
+    ):
+        # Only without recent readings: a reading that is merely late (an empty read too) is
+        # not delayed by a list asked in its retry's place.
         nobody_follows = followers.read_was_empty(client)
     times = [reading.time for reading in readings]
-    after = schedule.record_success(state, now(), times, counts.reads, counts.sign_ins > 0)
+    after = schedule.record_success(state, at, times, counts.reads, counts.sign_ins > 0)
     return PollOutcome(after, readings=readings, nobody_follows=nobody_follows)
 
 
