@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from cgmtray.storage.people import Person
 
 if TYPE_CHECKING:
     from cgmtray.fakeshare.demo import DemoAccount, DemoService
+
+log = logging.getLogger(__name__)
 
 #: `--all`'s exit status when someone could not be read: the first of these any person had.
 #: What only you can fix comes first (a rejected password, a lock, a person with no password
@@ -110,6 +113,8 @@ def everyone(
             yield entries, demo.clock
         return
     loaded = people.load(paths.settings_file)
+    if loaded.problem:
+        log.warning("settings: %s", loaded.problem)
     if not loaded.settings.people:
         raise UsageError(
             "no Dexcom account is set up. Start `cgm-tray` to sign in, or pass --region, "

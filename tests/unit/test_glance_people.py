@@ -163,6 +163,17 @@ def test_an_unknown_person_is_a_usage_error_naming_everyone(
     assert code == glance.EXIT_USAGE
 
 
+def test_person_with_the_options_of_another_account_is_refused(
+    fake: FakeShare, backend: DictKeyring, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, out, err = _now(
+        ["--person", "Sam", "--username", MIA, "--password-stdin"], monkeypatch, tmp_path
+    )
+    assert (code, out) == (glance.EXIT_USAGE, "")
+    assert "--person" in err
+    assert fake.counters.sign_ins() == 0
+
+
 def test_all_prints_one_line_per_person_in_order(
     fake: FakeShare, backend: DictKeyring, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
