@@ -120,7 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
         "2 usage or no account set up, 3 credentials or region rejected, 4 account locked, "
         "5 network or service problem, 6 no readings, 7 rate limited, 1 internal error.",
     )
-    now.add_argument("--json", action="store_true", help="print one JSON object")
+    now.add_argument(
+        "--json", action="store_true", help="print one JSON object (with --all: a JSON list)"
+    )
+    who = now.add_mutually_exclusive_group()
+    who.add_argument(
+        "--person",
+        metavar="NAME",
+        help="the person of the settings with this name or label (default: the first person)",
+    )
+    who.add_argument(
+        "--all",
+        action="store_true",
+        help="every person of the settings in order, one line each; exit status 0 when "
+        "everyone was read, else the worst of theirs",
+    )
     now.add_argument(
         "--demo", action="store_true", default=argparse.SUPPRESS, help="use the simulated service"
     )

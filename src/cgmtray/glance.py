@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cgmtray import logging_setup
 from cgmtray.domain import freshness, units
@@ -28,8 +28,11 @@ from cgmtray.share.regions import Region
 from cgmtray.storage import paths as app_paths
 from cgmtray.storage import people
 from cgmtray.storage.credentials import CredentialStore, CredentialStoreError, PasswordStore
-from cgmtray.storage.people import ShareSource
+from cgmtray.storage.people import Person, ShareSource
 from cgmtray.storage.sign_in_state import PersistedSignInGate
+
+if TYPE_CHECKING:
+    from cgmtray.storage.settings import LoadResult
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,11 @@ def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: Text
     paths = app_paths.app_paths(args.basedir)
     logging_setup.configure(json_lines=args.log_json, debug=args.debug, stream=stderr)
     try:
+        if getattr(args, "all", False):
+            from cgmtray import glance_people
+
+            with glance_people.everyone(args, paths) as (entries, clock):
+                return glance_people.fetch_and_print_all(entries, clock, args.json, stdout)
         with _account(args, paths, stdin) as (account, clock):
             code = _fetch_and_print(account, clock, args.json, stdout, stderr)
     except UsageError as problem:
@@ -112,10 +120,16 @@ def run(args: argparse.Namespace, *, stdin: TextIO, stdout: TextIO, stderr: Text
 def _account(
     args: argparse.Namespace, paths: app_paths.AppPaths, stdin: TextIO
 ) -> Iterator[tuple[Account, Clock]]:
+    chosen = getattr(args, "person", None)
     if args.demo:
         from cgmtray.fakeshare.demo import DemoService
 
         with DemoService() as demo, tempfile.TemporaryDirectory() as folder:
+            if chosen is not None:
+                from cgmtray import glance_people
+
+                yield glance_people.demo_person(demo, chosen, Path(folder)), demo.clock
+                return
             yield (
                 Account(
                     demo.region,
@@ -131,6 +145,8 @@ def _account(
         return
 
     if args.username is not None or args.password_stdin:
+        if chosen is not None:
+            raise UsageError("--person reads the saved settings: leave out --username")
         if not (args.username and args.password_stdin):
             raise UsageError("--username needs --password-stdin (and the other way round)")
         password = stdin.readline().rstrip("\r\n")
@@ -149,23 +165,38 @@ def _account(
                 state_dir=paths.data_dir,
                 password_given=True,
             ),
-            _clock(args),
+            run_clock(args),
         )
         return
 
     loaded = people.load(paths.settings_file)
-    settings = loaded.settings
     if loaded.problem:
         log.warning("settings: %s", loaded.problem)
-    person = settings.first_person  # `now` follows the first person until --person lands
+    if chosen is not None:
+        from cgmtray import glance_people
+
+        person = glance_people.find_person(loaded.settings.people, chosen)
+    else:
+        person = loaded.settings.first_person  # without --person: the first of the list
+    yield person_account(person, loaded, args, paths, CredentialStore()), run_clock(args)
+
+
+def person_account(
+    person: Person,
+    loaded: LoadResult,
+    args: argparse.Namespace,
+    paths: app_paths.AppPaths,
+    store: PasswordStore,
+) -> Account:
+    """The account of a person of the settings, their password from the keyring (UsageError
+    when there is none to use); --region and --share-url, when given, win over the settings."""
     if not person.source.username:
         raise UsageError(
             "no Dexcom account is set up. Start `cgm-tray` to sign in, or pass --region, "
             "--username and --password-stdin."
         )
-    region = Region(args.region or person.source.region)
+    region = Region(getattr(args, "region", None) or person.source.region)
     source = ShareSource(region.value, person.source.username, person.source.share_url)
-    store = CredentialStore()
     try:
         saved = people.read_password(store, source)
     except CredentialStoreError as error:
@@ -178,22 +209,19 @@ def _account(
     logging_setup.register_secret(saved)
     stored_id = people.read_account_id(store, source)  # None: a sign-in by name instead
     legacy_id = loaded.legacy_account_ids.get(person.id)
-    yield (
-        Account(
-            region,
-            source.username,
-            saved,
-            stored_id or legacy_id,
-            args.share_url or source.share_url,
-            settings.unit,
-            KeyringIds(store, source, stored_id),
-            state_dir=paths.data_dir,
-        ),
-        _clock(args),
+    return Account(
+        region,
+        source.username,
+        saved,
+        stored_id or legacy_id,
+        args.share_url or source.share_url,
+        loaded.settings.unit,
+        KeyringIds(store, source, stored_id),
+        state_dir=paths.data_dir,
     )
 
 
-def _clock(args: argparse.Namespace) -> Clock:
+def run_clock(args: argparse.Namespace) -> Clock:
     """The computer's clock, or the accelerated one a test shares with the tray and the fake
     (`--speed`, `--clock-epoch`, `--clock-file`): the shared sign-in state is on that clock."""
     speed = float(getattr(args, "speed", None) or 1.0)
@@ -204,13 +232,26 @@ def _clock(args: argparse.Namespace) -> Clock:
     return shared_clock(speed, epoch, offset_file)
 
 
-def _fetch_and_print(
-    account: Account,
-    clock: Clock,
-    as_json: bool,
-    stdout: TextIO,
-    stderr: TextIO,
-) -> int:
+@dataclass(frozen=True)
+class Outcome:
+    """What one fetch came to: the reading (with the one before and Share's now), or a code
+    and the plain line that says what went wrong."""
+
+    code: int
+    problem: str | None = None
+    latest: Reading | None = None
+    previous: Reading | None = None
+    now: datetime | None = None
+
+
+NO_READINGS_LINE = (
+    "Dexcom Share has no readings from the last 24 hours. Check that Share is on in the Dexcom "
+    "app and has at least one follower, and that the phone is online."
+)
+
+
+def fetch(account: Account, clock: Clock) -> Outcome:
+    """One read of `account` through its persisted sign-in gate; never raises a ShareError."""
     logging_setup.register_secret(account.username)
     config = ClientConfig(
         region=account.region,
@@ -233,31 +274,37 @@ def _fetch_and_print(
     try:
         readings = client.read(minutes=READ_MINUTES, max_count=READ_MAX_COUNT)
     except ShareError as error:
-        print(f"cgm-tray: {_guidance(error, gate, clock)}", file=stderr)
-        return _EXIT_BY_FAILURE.get(error.failure_class, EXIT_INTERNAL)
+        code = _EXIT_BY_FAILURE.get(error.failure_class, EXIT_INTERNAL)
+        return Outcome(code, _guidance(error, gate, clock))
     finally:
         if account.keyring is not None:
             account.keyring.keep(client.account_id)
         client.close()
     if not readings:
-        print(
-            "cgm-tray: Dexcom Share has no readings from the last 24 hours. Check that Share is "
-            "on in the Dexcom app and has at least one follower, and that the phone is online.",
-            file=stderr,
-        )
-        return EXIT_NO_READINGS
+        return Outcome(EXIT_NO_READINGS, NO_READINGS_LINE)
     # Ages on Share's steadied clock (a wrong computer clock or one lying Date header moves
     # nothing), the same "now" the tray's alerts use; it is already corrected: no skew on top.
-    now = client.server_now()
-    skew = None
-    latest = readings[0]
     previous = readings[1] if len(readings) > 1 else None
+    return Outcome(EXIT_OK, latest=readings[0], previous=previous, now=client.server_now())
+
+
+def _fetch_and_print(
+    account: Account,
+    clock: Clock,
+    as_json: bool,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    outcome = fetch(account, clock)
+    if outcome.latest is None or outcome.now is None:
+        print(f"cgm-tray: {outcome.problem}", file=stderr)
+        return outcome.code
     if as_json:
-        stdout.write(
-            json.dumps(reading_json(latest, previous, now, skew), ensure_ascii=False) + "\n"
-        )
+        data = reading_json(outcome.latest, outcome.previous, outcome.now, None)
+        stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
     else:
-        stdout.write(reading_line(latest, previous, now, account.unit, skew) + "\n")
+        line = reading_line(outcome.latest, outcome.previous, outcome.now, account.unit, None)
+        stdout.write(line + "\n")
     stdout.flush()
     return EXIT_OK
 

@@ -14,6 +14,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 CGM_TRAY = [sys.executable, "-m", "cgmtray"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _headless_env(tmp_path: Path) -> dict[str, str]:
@@ -136,3 +137,64 @@ def test_two_now_processes_at_the_same_instant_make_at_most_one_sign_in(tmp_path
     assert codes == [6, 7], results  # the winner finds no readings; the other waits its turn
     deferred = next(err for run, (_, err) in zip(runs, results, strict=True) if run.returncode == 7)
     assert "try again after" in deferred
+
+
+def test_now_all_reads_each_person_on_their_own_account_and_reports_a_rejection_on_its_line(
+    tmp_path: Path,
+) -> None:
+    # Two people in the settings, each with their own keyring entry (the environment keyring of
+    # the tests): Sam's password is right, Mia's keyring holds an old one.
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.env_keyring import entries_environment
+
+    from cgmtray.domain.clock import SystemClock
+    from cgmtray.domain.readings import Reading, Trend
+    from cgmtray.fakeshare.server import FakeShare
+    from cgmtray.fakeshare.service import account_key
+    from cgmtray.share.regions import Region
+    from cgmtray.storage import paths as app_paths
+    from cgmtray.storage.credentials import credential_key
+    from cgmtray.storage.people import ShareSource, new_person
+    from cgmtray.storage.settings import Settings, save_settings
+
+    with FakeShare(SystemClock()) as fake:
+        fake.add_account(Region.US, "sam", "sam-pa55-word!")
+        fake.add_account(Region.OUS, "mia", "mia-pa55-word!")
+        fake.publish(
+            Region.US, "sam", Reading(datetime.now(UTC) - timedelta(minutes=2), 142, Trend.FLAT)
+        )
+        sam = new_person((), ShareSource("us", "sam", fake.base_url(Region.US)), name="Sam")
+        mia = new_person((sam,), ShareSource("ous", "mia", fake.base_url(Region.OUS)), name="Mia")
+        paths = app_paths.ensure(app_paths.app_paths(tmp_path / "base"))
+        save_settings(Settings(people=(sam, mia)), paths.settings_file)
+        env = _headless_env(tmp_path)
+        env.update(
+            entries_environment(
+                {
+                    credential_key("us", "sam"): "sam-pa55-word!",
+                    credential_key("ous", "mia"): "mia-old-pa55-word!",
+                }
+            )
+        )
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        result = subprocess.run(
+            [*CGM_TRAY, "now", "--all", "--basedir", str(tmp_path / "base"), "--debug"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        sam_reads = fake.counters.reads(Region.US, account=account_key("sam"))
+        mia_sign_ins = fake.counters.sign_ins(Region.OUS, account=account_key("mia"))
+    assert result.returncode == 3, result.stderr  # credentials rejected: the worst of the two
+    sam_line, mia_line = result.stdout.splitlines()
+    assert sam_line.startswith("Sam · 142 mg/dL → steady, ")
+    assert mia_line.startswith("Mia · ")
+    assert "change it in Settings" in mia_line
+    assert (sam_reads, mia_sign_ins) == (1, 1)
+    for secret in ("sam-pa55-word!", "mia-old-pa55-word!", fake.account_id(Region.US, "sam")):
+        assert secret not in result.stdout + result.stderr

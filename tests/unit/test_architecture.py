@@ -98,7 +98,7 @@ def test_core_packages_load_no_qt_in_a_fresh_interpreter() -> None:
         "import cgmtray.domain.alerts, cgmtray.domain.schedule, cgmtray.domain.display\n"
         "import cgmtray.domain.stats, cgmtray.domain.units, cgmtray.domain.freshness\n"
         "import cgmtray.storage.settings, cgmtray.storage.history, cgmtray.storage.credentials\n"
-        "import cgmtray.glance, cgmtray.cli\n"
+        "import cgmtray.glance, cgmtray.glance_people, cgmtray.cli\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
         f"{QT_MODULES!r})\n"
         "print(','.join(loaded))\n"
