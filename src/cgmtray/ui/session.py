@@ -72,7 +72,9 @@ DEMO_SIGN_IN_NOTICE = (
 
 
 #: What a person's icon says when their password is not in the keyring (the others run).
-NO_PASSWORD_PROBLEM = "No password saved for this person: enter it in Settings"  # noqa: S105 - a message
+NO_PASSWORD_PROBLEM = (
+    "No password saved for this person: enter it in Settings › People › Adjust account…"  # noqa: S105 - a message
+)
 
 __all__ = ["DEMO_SIGN_IN_NOTICE", "NO_PASSWORD_PROBLEM", "Account", "AppSession", "KeyringAnswer"]
 
