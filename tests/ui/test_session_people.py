@@ -898,6 +898,60 @@ def test_a_new_password_for_the_second_person_starts_them_and_leaves_the_first_r
         assert sign_ins[FAMILY[0][3]] == 2
 
 
+def test_a_held_person_given_a_password_in_people_adjust_account_starts_following(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(_family(fake, FAMILY[:2]), paths.settings_file)
+    _keep_passwords(backend, FAMILY[:1])  # Mia's password is not in the keyring
+    with _running(qtbot, time, paths, monkeypatch, 2) as session:
+        sam, mia = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+        assert mia.account is None
+        assert mia.tray.model is not None
+        # Her icon says where the password goes.
+        assert "Settings › People › Adjust account…" in mia.tray.model.status_line
+
+        # Settings › People, Mia chosen, Adjust account…: her password typed, OK, Save.
+        session.open_settings()
+        dialog = session._dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+        dialog.show_page(Page.PEOPLE)
+        page = dialog.people_page
+        people_page_test._choose(page, "Mia")
+        window = people_page_test._account_dialog(qtbot, page)
+        qtbot.waitUntil(window.isVisible, timeout=WAIT_MS)
+        _name, _label, region, username, password = FAMILY[1]
+        assert window.username_edit.text() == username
+        people_page_test._type(window.password_edit, password)
+        people_page_test._click(window.add_button)
+        qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+        qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+        people_page_test._click(dialog.save_button)
+
+        # She starts on it (the keyring keeps it); Sam runs on, never restarted.
+        qtbot.waitUntil(lambda: _by_name(session)["Mia"].account is not None, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        started = _by_name(session)["Mia"]
+        assert started.account is not None
+        assert started.account.config.username == username
+        assert backend.entries[(SERVICE, f"{region.value}:{username}")] == password
+        time.run_until(lambda: _shows_a_reading(started.tray), within=timedelta(minutes=6))
+        assert started.controller.recent[0].mgdl == (
+            fake.readings(region, username, minutes=10, max_count=1)[0].reading.mgdl
+        )
+        assert session.runtimes[0] is sam
+        reads, sign_ins = tally.snapshot()
+        assert reads[username] >= 1
+        assert sign_ins[FAMILY[0][3]] == 2
+
+
 def test_a_removed_persons_late_reading_raises_no_alert_and_no_alarm(
     qtbot: QtBot,
     time: VirtualTime,
