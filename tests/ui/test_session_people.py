@@ -917,15 +917,20 @@ def test_a_held_person_given_a_password_in_people_adjust_account_starts_followin
         # Her icon says where the password goes.
         assert "Settings › People › Adjust account…" in mia.tray.model.status_line
 
-        # Settings › People, Mia chosen, Adjust account…: her password typed, OK, Save.
-        session.open_settings()
+        # Settings… in her menu opens Settings › People with her chosen and her Adjust
+        # account window on top: her password typed, OK, Save.
+        mia.tray.menu.aboutToShow.emit()
+        item = next(a for a in mia.tray.menu.actions() if a.text() == "S&ettings…")
+        assert item.isEnabled()
+        item.trigger()
         dialog = session._dialog
         assert dialog is not None
         qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
-        dialog.show_page(Page.PEOPLE)
+        assert dialog.tabs.currentIndex() == int(Page.PEOPLE)
         page = dialog.people_page
-        people_page_test._choose(page, "Mia")
-        window = people_page_test._account_dialog(qtbot, page)
+        assert page.current_id() == mia.person.id
+        window = page.account_dialog
+        assert window is not None
         qtbot.waitUntil(window.isVisible, timeout=WAIT_MS)
         _name, _label, region, username, password = FAMILY[1]
         assert window.username_edit.text() == username

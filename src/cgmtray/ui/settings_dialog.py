@@ -768,6 +768,13 @@ class SettingsDialog(QDialog):
         self.show_page(Page.PEOPLE)
         self.people_page.open_add()
 
+    def show_person_account(self, person_id: str) -> None:
+        """Opens the People page with that person chosen and their Adjust account window on
+        top (a held person's "Settings…"); show the dialog first."""
+        self.show_page(Page.PEOPLE)
+        self.people_page.select(person_id)
+        self.people_page.open_account()
+
     # --- unit -----------------------------------------------------------------------------------
 
     @Slot(bool)
