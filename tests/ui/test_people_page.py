@@ -448,6 +448,38 @@ def test_adjust_account_moves_a_person_to_another_account_and_forgets_the_old_on
     assert [(change.person_id, change.person.source) for change in changes] == [(sam.id, moved)]
 
 
+def test_a_keyring_refusing_an_adjusted_password_saves_nothing_then_keeps_it_in_memory(
+    qtbot: QtBot, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = two_people()
+    save_settings(settings, harness.path)
+    erin, sam = settings.people
+    harness.store.set(erin.source.region, erin.source.username, "password-0")
+    dialog = harness.open()
+    page = dialog.people_page
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    _choose(page, "Sam")
+    window = _account_dialog(qtbot, page)
+    _type(window.password_edit, SAM_PASSWORD)
+    _click(window.add_button)
+    qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+    harness.backend.fail_writes = True
+    _click(dialog.save_button)
+    qtbot.waitUntil(lambda: "nothing was saved" in dialog.problems_label.text(), timeout=WAIT_MS)
+    assert changes == []
+    assert dialog.isVisible()
+    # Save again: the password goes to the app for this run only, never to the keyring.
+    harness.save(dialog)
+    (change,) = changes
+    assert change.person_id == sam.id
+    assert change.password == SAM_PASSWORD
+    assert not change.remembered
+    assert harness.backend.password(sam.source) is None
+    assert SAM_PASSWORD not in caplog.text
+    assert SAM_PASSWORD not in harness.path.read_text(encoding="utf-8")
+
+
 def test_adjust_account_on_the_account_pages_person_shows_the_account_page(
     qtbot: QtBot, harness: Harness
 ) -> None:

@@ -1,5 +1,4 @@
-"""The People page's windows: add a person or give one their account (with Test sign-in); edit
-name, label and colour."""
+"""The People page's windows: add a person, adjust one's account (Test sign-in), edit the rest."""
 
 from __future__ import annotations
 

@@ -1032,8 +1032,9 @@ class SettingsDialog(QDialog):
             )
             self._show_keyring_status()
             self._show_problem(
-                "A new person's password could not be saved in the system keyring; nothing "
-                f"was saved. Press Save again to keep passwords only while {APP_NAME} runs."
+                "A password typed on the People page could not be saved in the system keyring; "
+                f"nothing was saved. Press Save again to keep passwords only while {APP_NAME} "
+                "runs."
             )
             self._revalidate_keep_problem()
             return
