@@ -951,9 +951,15 @@ def test_a_held_person_given_a_password_in_people_adjust_account_starts_followin
         assert started.controller.recent[0].mgdl == (
             fake.readings(region, username, minutes=10, max_count=1)[0].reading.mgdl
         )
+        qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+        time.run_until(lambda: _shows_a_reading(started.tray), within=timedelta(minutes=6))
+        # One icon and one sign-in (two requests) for her, however the save's signals raced.
+        assert [r.person.name for r in session.runtimes] == ["Sam", "Mia"]
         assert session.runtimes[0] is sam
+        assert _by_name(session)["Mia"] is started
         reads, sign_ins = tally.snapshot()
         assert reads[username] >= 1
+        assert sign_ins[username] == 2
         assert sign_ins[FAMILY[0][3]] == 2
 
 
