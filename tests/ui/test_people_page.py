@@ -28,7 +28,12 @@ from cgmtray.storage.credentials import SERVICE, CredentialStore, account_id_key
 from cgmtray.storage.people import MAX_PEOPLE, PALETTE, ShareSource
 from cgmtray.storage.settings import Settings, load_settings, one_person_settings, save_settings
 from cgmtray.ui.people_page import PeoplePage
-from cgmtray.ui.person_dialogs import AddPersonDialog, EditPersonDialog, NewPerson
+from cgmtray.ui.person_dialogs import (
+    AddPersonDialog,
+    EditPersonDialog,
+    NewPerson,
+    PersonAccountDialog,
+)
 from cgmtray.ui.settings_dialog import AccountChange, Page, SettingsDialog
 from cgmtray.ui.sign_in_test import OutcomeKind, SignInOutcome
 
@@ -353,6 +358,138 @@ def test_the_account_page_may_not_take_another_persons_account(
     _type(dialog.password_edit, "another")
     assert "the same Dexcom account" in dialog.problems_label.text()
     assert not dialog.save_button.isEnabled()
+
+
+def _account_dialog(qtbot: QtBot, page: PeoplePage) -> PersonAccountDialog:
+    _click(page.account_button)
+    qtbot.waitUntil(lambda: page.account_dialog is not None, timeout=WAIT_MS)
+    assert page.account_dialog is not None
+    return page.account_dialog
+
+
+def test_a_second_person_without_a_saved_password_is_given_one_in_adjust_account(
+    qtbot: QtBot, harness: Harness, fake: FakeShare, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.share_urls = {region: fake.base_url(region) for region in Region}
+    fake.publish(Region.US, SAM, Reading(T0 - timedelta(minutes=4), 123, Trend.FLAT))
+    settings = two_people()
+    save_settings(settings, harness.path)
+    erin, sam = settings.people
+    harness.store.set(erin.source.region, erin.source.username, "password-0")
+    dialog = harness.open()
+    page = dialog.people_page
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+
+    _choose(page, "Sam")
+    assert page.account_button.isEnabled()
+    window = _account_dialog(qtbot, page)
+    assert "Sam" in window.windowTitle()
+    assert not window.name_edit.isVisible()  # the name is the other window's
+    assert window.username_edit.text() == SAM  # his account as it is, only the password wanted
+    assert not window.add_button.isEnabled()
+    assert "Enter the password" in window.problems_label.text()
+    assert clashes(window) == {}
+    _type(window.password_edit, SAM_PASSWORD)
+    with qtbot.waitSignal(window.test_finished, timeout=WAIT_MS) as blocker:
+        _click(window.test_button)
+    assert blocker.args[0].kind is OutcomeKind.OK
+    assert "123" in window.test_message.text()
+    _click(window.add_button)
+    qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+    assert "Sam" in page.status_label.text()
+    assert harness.backend.password(sam.source) is None  # nothing before Save
+
+    saved = harness.save(dialog)
+    assert [person.id for person in saved.people] == [erin.id, sam.id]
+    assert saved.people[1].source == sam.source
+    assert harness.backend.password(sam.source) == SAM_PASSWORD
+    assert harness.backend.account_id(sam.source) == fake.account_id(Region.US, SAM)
+    assert harness.backend.password(erin.source) == "password-0"
+    (change,) = changes  # only Sam signs in anew; Erin's account is untouched
+    assert change.person_id == sam.id
+    assert change.person.source == sam.source
+    assert change.password == SAM_PASSWORD
+    assert change.remembered
+    assert change.account_id == fake.account_id(Region.US, SAM)
+    assert SAM_PASSWORD not in repr(change)
+    assert SAM_PASSWORD not in caplog.text
+    assert SAM_PASSWORD not in harness.path.read_text(encoding="utf-8")
+
+
+def test_adjust_account_moves_a_person_to_another_account_and_forgets_the_old_one(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    settings = harness.saved(two_people())
+    erin, sam = settings.people
+    dialog = harness.open()
+    page = dialog.people_page
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    _choose(page, "Sam")
+    window = _account_dialog(qtbot, page)
+    _type(window.username_edit, USER)  # Erin's: refused
+    _type(window.password_edit, "new")
+    assert "the same Dexcom account" in window.problems_label.text()
+    assert not window.add_button.isEnabled()
+    window.region_combo.setCurrentIndex(window.region_combo.findData(Region.JP.value))
+    _type(window.username_edit, MIA)
+    _click(window.add_button)
+    qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+    assert _rows(page)[1].startswith(f"Sam\n{MIA}")
+
+    saved = harness.save(dialog)
+    moved = ShareSource(Region.JP.value, MIA)
+    assert saved.people[1].source == moved
+    assert harness.backend.password(moved) == "new"
+    assert harness.backend.password(sam.source) is None
+    assert harness.backend.account_id(sam.source) is None
+    assert harness.backend.password(erin.source) == "password-0"
+    assert [(change.person_id, change.person.source) for change in changes] == [(sam.id, moved)]
+
+
+def test_a_keyring_refusing_an_adjusted_password_saves_nothing_then_keeps_it_in_memory(
+    qtbot: QtBot, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = two_people()
+    save_settings(settings, harness.path)
+    erin, sam = settings.people
+    harness.store.set(erin.source.region, erin.source.username, "password-0")
+    dialog = harness.open()
+    page = dialog.people_page
+    changes: list[AccountChange] = []
+    dialog.account_changed.connect(changes.append)
+    _choose(page, "Sam")
+    window = _account_dialog(qtbot, page)
+    _type(window.password_edit, SAM_PASSWORD)
+    _click(window.add_button)
+    qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+    harness.backend.fail_writes = True
+    _click(dialog.save_button)
+    qtbot.waitUntil(lambda: "nothing was saved" in dialog.problems_label.text(), timeout=WAIT_MS)
+    assert changes == []
+    assert dialog.isVisible()
+    # Save again: the password goes to the app for this run only, never to the keyring.
+    harness.save(dialog)
+    (change,) = changes
+    assert change.person_id == sam.id
+    assert change.password == SAM_PASSWORD
+    assert not change.remembered
+    assert harness.backend.password(sam.source) is None
+    assert SAM_PASSWORD not in caplog.text
+    assert SAM_PASSWORD not in harness.path.read_text(encoding="utf-8")
+
+
+def test_adjust_account_on_the_account_pages_person_shows_the_account_page(
+    qtbot: QtBot, harness: Harness
+) -> None:
+    harness.saved(two_people())
+    dialog = harness.open()
+    page = dialog.people_page
+    _choose(page, "Erin")
+    _click(page.account_button)
+    assert page.account_dialog is None
+    assert dialog.tabs.currentIndex() == int(Page.ACCOUNT)
 
 
 def test_at_ten_people_add_is_disabled_and_says_why(harness: Harness) -> None:

@@ -898,6 +898,134 @@ def test_a_new_password_for_the_second_person_starts_them_and_leaves_the_first_r
         assert sign_ins[FAMILY[0][3]] == 2
 
 
+def test_a_held_person_given_a_password_in_people_adjust_account_starts_following(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(_family(fake, FAMILY[:2]), paths.settings_file)
+    _keep_passwords(backend, FAMILY[:1])  # Mia's password is not in the keyring
+    with _running(qtbot, time, paths, monkeypatch, 2) as session:
+        sam, mia = session.runtimes
+        time.run_until(lambda: _shows_a_reading(sam.tray), within=timedelta(minutes=6))
+        assert mia.account is None
+        assert mia.tray.model is not None
+        # Her icon says where the password goes.
+        assert "Settings › People › Adjust account…" in mia.tray.model.status_line
+
+        # Settings… in her menu opens Settings › People with her chosen and her Adjust
+        # account window on top: her password typed, OK, Save.
+        mia.tray.menu.aboutToShow.emit()
+        item = next(a for a in mia.tray.menu.actions() if a.text() == "S&ettings…")
+        assert item.isEnabled()
+        item.trigger()
+        dialog = session._dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+        assert dialog.tabs.currentIndex() == int(Page.PEOPLE)
+        page = dialog.people_page
+        assert page.current_id() == mia.person.id
+        window = page.account_dialog
+        assert window is not None
+        qtbot.waitUntil(window.isVisible, timeout=WAIT_MS)
+        _name, _label, region, username, password = FAMILY[1]
+        assert window.username_edit.text() == username
+        people_page_test._type(window.password_edit, password)
+        people_page_test._click(window.add_button)
+        qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+        qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+        people_page_test._click(dialog.save_button)
+
+        # She starts on it (the keyring keeps it); Sam runs on, never restarted.
+        qtbot.waitUntil(lambda: _by_name(session)["Mia"].account is not None, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        started = _by_name(session)["Mia"]
+        assert started.account is not None
+        assert started.account.config.username == username
+        assert backend.entries[(SERVICE, f"{region.value}:{username}")] == password
+        time.run_until(lambda: _shows_a_reading(started.tray), within=timedelta(minutes=6))
+        assert started.controller.recent[0].mgdl == (
+            fake.readings(region, username, minutes=10, max_count=1)[0].reading.mgdl
+        )
+        qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+        time.run_until(lambda: _shows_a_reading(started.tray), within=timedelta(minutes=6))
+        # One icon and one sign-in (two requests) for her, however the save's signals raced.
+        assert [r.person.name for r in session.runtimes] == ["Sam", "Mia"]
+        assert session.runtimes[0] is sam
+        assert _by_name(session)["Mia"] is started
+        reads, sign_ins = tally.snapshot()
+        assert reads[username] >= 1
+        assert sign_ins[username] == 2
+        assert sign_ins[FAMILY[0][3]] == 2
+
+
+def test_a_running_person_moved_to_another_account_in_adjust_account_follows_it(
+    qtbot: QtBot,
+    time: VirtualTime,
+    paths: app_paths.AppPaths,
+    fake: FakeShare,
+    backend: DictKeyring,
+    tally: Tally,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(_family(fake, FAMILY[:2]), paths.settings_file)
+    _keep_passwords(backend, FAMILY[:2])
+    with _running(qtbot, time, paths, monkeypatch, 2) as session:
+        time.run_until(
+            lambda: all(_shows_a_reading(r.tray) for r in session.runtimes),
+            within=timedelta(minutes=6),
+        )
+        sam = session.runtimes[0]
+        session.open_settings()
+        dialog = session._dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+        dialog.show_page(Page.PEOPLE)
+        page = dialog.people_page
+        people_page_test._choose(page, "Mia")
+        window = people_page_test._account_dialog(qtbot, page)
+        _name, _label, region, username, password = MORE[0]  # Kai's account, for Mia now
+        people_page_test._type(window.username_edit, username)
+        people_page_test._type(window.password_edit, password)
+        people_page_test._click(window.add_button)
+        qtbot.waitUntil(lambda: page.account_dialog is None, timeout=WAIT_MS)
+        qtbot.waitUntil(dialog.save_button.isEnabled, timeout=WAIT_MS)
+        people_page_test._click(dialog.save_button)
+
+        def follows_kai() -> bool:
+            mia = _by_name(session).get("Mia")
+            return (
+                mia is not None
+                and mia.account is not None
+                and (mia.account.config.username == username)
+            )
+
+        qtbot.waitUntil(follows_kai, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: BackgroundTask.in_flight() == 0, timeout=WAIT_MS)
+        _wait_for_workers(time, session)
+        mia = _by_name(session)["Mia"]
+        time.run_until(
+            lambda: (
+                bool(mia.controller.recent)
+                and mia.controller.recent[0].mgdl
+                == fake.readings(region, username, minutes=10, max_count=1)[0].reading.mgdl
+            ),
+            within=timedelta(minutes=6),
+        )
+        assert [r.person.name for r in session.runtimes] == ["Sam", "Mia"]
+        assert session.runtimes[0] is sam
+        assert backend.entries[(SERVICE, f"{region.value}:{username}")] == password
+        old = FAMILY[1]
+        assert (SERVICE, f"{old[2].value}:{old[3]}") not in backend.entries
+        _reads, sign_ins = tally.snapshot()
+        assert sign_ins[username] == 2  # one sign-in for Kai's account
+        assert sign_ins[FAMILY[0][3]] == 2  # Sam never signed in again
+
+
 def test_a_removed_persons_late_reading_raises_no_alert_and_no_alarm(
     qtbot: QtBot,
     time: VirtualTime,

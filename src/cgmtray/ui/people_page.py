@@ -32,7 +32,13 @@ from cgmtray.storage import people
 from cgmtray.storage.credentials import PasswordStore
 from cgmtray.storage.people import MAX_PEOPLE, Person
 from cgmtray.storage.settings import Settings
-from cgmtray.ui.person_dialogs import AddPersonDialog, EditPersonDialog, NewPerson, chip_icon
+from cgmtray.ui.person_dialogs import (
+    AddPersonDialog,
+    EditPersonDialog,
+    NewPerson,
+    PersonAccountDialog,
+    chip_icon,
+)
 
 _PERSON_ID = Qt.ItemDataRole.UserRole
 #: The size of a person's label chip in the list (as wide as a badge's tab is, in proportion).
@@ -66,17 +72,21 @@ class PeoplePage(QWidget):
     """The list of people with Add, Edit, Remove, Move up/down and Copy alerts from….
 
     It edits a working copy of the settings (`settings`) through storage.people's functions;
-    nothing is saved or deleted until the dialog's Save (which reads `added` and `removed`).
+    nothing is saved or deleted until the dialog's Save (which reads `added`, `accounts` and
+    `removed`).
 
     Signals:
         changed(): the list changed (the dialog re-validates).
         selected(str): the person chosen in the list (the Alerts page edits their alerts).
         alerts_copied(str): that person's alerts were replaced by another's.
+        account_page_asked(): Adjust account… on the Account page's person (whose account
+            that page edits).
     """
 
     changed = Signal()
     selected = Signal(str)
     alerts_copied = Signal(str)
+    account_page_asked = Signal()
 
     def __init__(
         self,
@@ -94,6 +104,11 @@ class PeoplePage(QWidget):
         self.settings = settings
         self.added: dict[str, NewPerson] = {}
         self.removed: list[Removal] = []
+        #: People already on the list given an account and password here, by id (Save puts
+        #: the password in the keyring and signs them in anew).
+        self.accounts: dict[str, NewPerson] = {}
+        #: The person whose account the dialog's Account page edits (set by the dialog).
+        self.account_page_person: str | None = None
         #: The alerts of a person as the dialog's Alerts page shows them now (set by the dialog).
         self.alerts_of: Callable[[Person], AlertSettings] = lambda person: person.alerts
         self._store = password_store
@@ -104,6 +119,7 @@ class PeoplePage(QWidget):
         self._thresholds = thresholds
         self.add_dialog: AddPersonDialog | None = None
         self.edit_dialog: EditPersonDialog | None = None
+        self.account_dialog: PersonAccountDialog | None = None
         self.remove_box: QMessageBox | None = None
 
         intro = QLabel(
@@ -125,6 +141,10 @@ class PeoplePage(QWidget):
         self.edit_button = QPushButton("Name, la&bel, colour…")
         self.edit_button.setAutoDefault(False)
         self.edit_button.clicked.connect(self.open_edit)
+        self.account_button = QPushButton("Ad&just account…")
+        self.account_button.setAutoDefault(False)
+        self.account_button.setToolTip("Region, username and password of this person")
+        self.account_button.clicked.connect(self.open_account)
         self.remove_button = QPushButton("Remo&ve…")
         self.remove_button.setAutoDefault(False)
         self.remove_button.clicked.connect(self.ask_remove)
@@ -156,7 +176,13 @@ class PeoplePage(QWidget):
         order.addWidget(self.down_button)
         order.addStretch(1)
         side = QVBoxLayout()
-        for button in (self.add_button, self.edit_button, self.copy_button, self.remove_button):
+        for button in (
+            self.add_button,
+            self.edit_button,
+            self.account_button,
+            self.copy_button,
+            self.remove_button,
+        ):
             side.addWidget(button)
         side.addLayout(order)
         side.addStretch(1)
@@ -215,6 +241,7 @@ class PeoplePage(QWidget):
         else:
             self.add_button.setToolTip("")
         self.edit_button.setEnabled(chosen)
+        self.account_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen and count > 1)
         self.remove_button.setToolTip(
             "" if count > 1 else "The only person cannot be removed; change their account instead."
@@ -328,6 +355,60 @@ class PeoplePage(QWidget):
             self.added[person_id] = dataclasses.replace(self.added[person_id], person=person)
         self._set(settings, person_id)
 
+    # --- account --------------------------------------------------------------------------------
+
+    @Slot()
+    def open_account(self) -> PersonAccountDialog | None:
+        """Opens the region, username and password window of the chosen person (the Account
+        page for the person that page edits)."""
+        person_id = self.current_id()
+        if person_id is None:
+            return None
+        if person_id == self.account_page_person and person_id not in self.added:
+            self.account_page_asked.emit()
+            return None
+        if self.account_dialog is not None:
+            self.account_dialog.raise_()
+            self.account_dialog.activateWindow()
+            return self.account_dialog
+        dialog = PersonAccountDialog(
+            self.settings,
+            people.find(self.settings, person_id),
+            password_store=self._store,
+            clock=self._clock,
+            share_urls=self._share_urls,
+            state_dir=self._state_dir,
+            unit=self._unit(),
+            thresholds=self._thresholds(),
+            parent=self,
+        )
+        dialog.added.connect(lambda given: self._on_account_given(person_id, given))
+        dialog.finished.connect(lambda _result: self._forget_account_dialog(dialog))
+        self.account_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _forget_account_dialog(self, dialog: PersonAccountDialog) -> None:
+        if self.account_dialog is dialog:
+            self.account_dialog = None
+        dialog.deleteLater()
+
+    def _on_account_given(self, person_id: str, given: NewPerson) -> None:
+        if not any(person.id == person_id for person in self.settings.people):
+            return  # removed while the window was open
+        try:
+            settings = people.update_person(self.settings, given.person)
+        except people.PeopleError as error:
+            self.status_label.setText(" ".join(error.problems))
+            return
+        if person_id in self.added:
+            # Not saved yet at all: they are added with this account and password.
+            self.added[person_id] = given
+        else:
+            self.accounts[person_id] = given
+        name = given.person.name
+        self._set(settings, person_id, f"{name}'s account and password are kept when you save.")
+
     # --- remove -----------------------------------------------------------------------------------
 
     @Slot()
@@ -372,6 +453,7 @@ class PeoplePage(QWidget):
         keep = ids[min(row, len(ids) - 1)] if ids else None
         # storage.people.remove_person deletes keyring entries at once: it runs at Save.
         rest = tuple(other for other in self.settings.people if other.id != person_id)
+        self.accounts.pop(person_id, None)
         if self.added.pop(person_id, None) is None:
             # Nothing of a person added in this window is in the keyring or on disk yet.
             self.removed.append(Removal(person, keep_history))
@@ -417,6 +499,6 @@ class PeoplePage(QWidget):
             )
 
     def wait_for_background(self, timeout_ms: int) -> bool:
-        """Blocks until an open Add window's test sign-in returned."""
-        dialog = self.add_dialog
-        return dialog is None or dialog.wait_for_background(timeout_ms)
+        """Blocks until an open Add or Adjust account window's test sign-in returned."""
+        windows = (self.add_dialog, self.account_dialog)
+        return all(d is None or d.wait_for_background(timeout_ms) for d in windows)

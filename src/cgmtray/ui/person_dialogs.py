@@ -1,4 +1,4 @@
-"""The People page's windows: add a person (with Test sign-in); edit name, label and colour."""
+"""The People page's windows: add a person, adjust one's account (Test sign-in), edit the rest."""
 
 from __future__ import annotations
 
@@ -143,6 +143,7 @@ class AddPersonDialog(QDialog):
         who.setWordWrap(True)
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        self.form = form
         for text, widget in (
             ("&Name:", self.name_edit),
             ("&Region:", self.region_combo),
@@ -207,17 +208,26 @@ class AddPersonDialog(QDialog):
     def _fields(self) -> tuple[str, str]:
         return str(self.region_combo.currentData()), self.username_edit.text().strip()
 
-    def candidate(self) -> tuple[Person | None, list[str]]:
-        """The person the fields describe, checked against the people already there."""
-        region, username = self._fields()
+    def _typed_problems(self) -> list[str]:
+        """What is missing from the account fields."""
         problems: list[str] = []
-        if not username:
+        if not self._fields()[1]:
             problems.append(
                 "Enter the Dexcom username, e-mail or phone number of the person who wears "
                 "the sensor."
             )
         if not self.password_edit.text():
             problems.append("Enter the password of this Dexcom account.")
+        return problems
+
+    def _base_url(self, region: Region) -> str | None:
+        """The Share server a test sign-in in `region` goes to (None: Dexcom's own)."""
+        return self._share_urls.get(region)
+
+    def candidate(self) -> tuple[Person | None, list[str]]:
+        """The person the fields describe, checked against the people already there."""
+        region, username = self._fields()
+        problems = self._typed_problems()
         source = ShareSource(region=region, username=username)
         made = people.new_person(self._existing.people, source)
         name = self.name_edit.text().strip()
@@ -270,7 +280,7 @@ class AddPersonDialog(QDialog):
             region,
             username,
             self.password_edit.text(),
-            base_url=self._share_urls.get(region),
+            base_url=self._base_url(region),
             unit=self._unit,
             thresholds=self._thresholds,
         )
@@ -298,6 +308,68 @@ class AddPersonDialog(QDialog):
     def wait_for_background(self, timeout_ms: int) -> bool:
         """Blocks until a running test sign-in returned (tests, closing)."""
         return self._tester.wait(timeout_ms)
+
+
+class PersonAccountDialog(AddPersonDialog):
+    """Region, username and password of a person already on the list (a person held for want
+    of a saved password, or moving to another account), with a Test sign-in for them.
+
+    Nothing is saved here: `added(NewPerson)` hands the person, with the account typed, and
+    the password to the People page; Save puts the password in the keyring.
+    """
+
+    def __init__(
+        self,
+        existing: Settings,
+        person: Person,
+        *,
+        password_store: PasswordStore,
+        clock: Clock | None,
+        share_urls: Mapping[Region, str],
+        state_dir: Path | None,
+        unit: Unit,
+        thresholds: Thresholds,
+        parent: QWidget | None = None,
+    ) -> None:
+        self._person = person
+        super().__init__(
+            existing,
+            password_store=password_store,
+            clock=clock,
+            share_urls=share_urls,
+            state_dir=state_dir,
+            unit=unit,
+            thresholds=thresholds,
+            parent=parent,
+        )
+        self.setWindowTitle(f"{person.name}: Dexcom account")
+        self.setObjectName("person-account-dialog")
+        self.name_edit.setText(person.name)
+        self.form.setRowVisible(self.name_edit, False)
+        index = self.region_combo.findData(person.source.region)
+        self.region_combo.setCurrentIndex(max(index, 0))
+        self.username_edit.setText(person.source.username)
+        self.add_button.setText("&OK")
+        (self.password_edit if person.source.username else self.username_edit).setFocus()
+
+    def _base_url(self, region: Region) -> str | None:
+        source = self._person.source
+        own = source.share_url if source.region == region.value else None
+        return self._share_urls.get(region) or own
+
+    def candidate(self) -> tuple[Person | None, list[str]]:
+        """The person with the account the fields name, checked against the others."""
+        region, username = self._fields()
+        problems = self._typed_problems()
+        old = self._person.source
+        share_url = old.share_url if region == old.region else None
+        source = ShareSource(region=region, username=username, share_url=share_url)
+        person = dataclasses.replace(people.find(self._existing, self._person.id), source=source)
+        try:
+            people.update_person(self._existing, person)
+        except people.PeopleError as error:
+            problems += [problem for problem in error.problems if problem not in problems]
+        return (None if problems else person), problems
 
 
 class EditPersonDialog(QDialog):

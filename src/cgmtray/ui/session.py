@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import secrets
 import sys
@@ -72,7 +73,9 @@ DEMO_SIGN_IN_NOTICE = (
 
 
 #: What a person's icon says when their password is not in the keyring (the others run).
-NO_PASSWORD_PROBLEM = "No password saved for this person: enter it in Settings"  # noqa: S105 - a message
+NO_PASSWORD_PROBLEM = (
+    "No password saved for this person: enter it in Settings › People › Adjust account…"  # noqa: S105 - a message
+)
 
 __all__ = ["DEMO_SIGN_IN_NOTICE", "NO_PASSWORD_PROBLEM", "Account", "AppSession", "KeyringAnswer"]
 
@@ -590,6 +593,12 @@ class AppSession(QObject):
             history = self._history_opener(history_path, clock, live).for_person(person.id)
         alerts = next((p.alerts for p in live.people if p.id == person.id), person.alerts)
         tag = tag_of(person, count)
+        open_settings: Callable[[], None] | None = self.open_settings
+        if self._demo:
+            open_settings = None
+        elif account is None:
+            # Held for want of a password: their Settings… opens where it is given.
+            open_settings = functools.partial(self.open_settings, person_id=person.id)
         controller = Controller(
             clock=account.share_clock if account is not None else clock,
             tray=tray,
@@ -599,7 +608,7 @@ class AppSession(QObject):
             stored=list(opened.recent),
             time_scale=time_scale,
             history=history,
-            open_settings=None if self._demo else self.open_settings,
+            open_settings=open_settings,
             open_about=about_opener(),
             timers=self._timers,
             person=tag,
@@ -904,8 +913,15 @@ class AppSession(QObject):
 
         return factory
 
-    def open_settings(self, *, notice: str | None = None, page_account: bool = False) -> None:
-        """Shows the one settings dialog (raised if already open)."""
+    def open_settings(
+        self,
+        *,
+        notice: str | None = None,
+        page_account: bool = False,
+        person_id: str | None = None,
+    ) -> None:
+        """Shows the one settings dialog (raised if already open); with `person_id`, on the
+        People page with that person's Adjust account window."""
         from cgmtray.ui.settings_dialog import Page
 
         dialog = self._dialog
@@ -924,6 +940,8 @@ class AppSession(QObject):
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
+        if person_id is not None:
+            dialog.show_person_account(person_id)
 
     @Slot()
     def sign_in_from_demo(self) -> None:

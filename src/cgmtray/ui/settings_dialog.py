@@ -167,6 +167,24 @@ def _store_new_people(store: PasswordStore, added: Sequence[NewPerson]) -> None:
         )
 
 
+def _store_accounts(store: PasswordStore, given: Sequence[tuple[ShareSource, NewPerson]]) -> None:
+    """Runs on a worker thread: the password (and account id, if a test sign-in learned it) of
+    each person given an account on the People page to the keyring; an account they left is
+    forgotten (source: the account they had)."""
+    for old, new in given:
+        source = new.person.source
+        moved = old.account_key != source.account_key
+        _store_password(
+            store,
+            source.region,
+            source.username,
+            new.password,
+            (old.region, old.username) if moved and old.username else None,
+            new.account_id,
+            new_account=moved,
+        )
+
+
 def _forget_people(
     store: PasswordStore,
     saved: Settings,
@@ -299,6 +317,8 @@ class SettingsDialog(QDialog):
         self._blocked: tuple[str, str, int | None] | None = None
         self._learned: tuple[str, str, str] | None = None
         self._saving = False
+        #: Whether the passwords given on the People page went to the keyring at this Save.
+        self._given_kept = False
         self._tasks: set[BackgroundTask] = set()
         #: The data folder of the shared sign-in gate (None: no gate, e.g. the demo).
         self._state_dir = sign_in_state_dir
@@ -323,6 +343,8 @@ class SettingsDialog(QDialog):
             thresholds=self._thresholds_for_display,
         )
         self.people_page.alerts_of = self._alerts_of
+        self.people_page.account_page_person = self._person.id
+        self.people_page.account_page_asked.connect(lambda: self.show_page(Page.ACCOUNT))
         tabs.addTab(self.people_page, "P&eople")
         tabs.addTab(self._display_page(), "&Display")
         #: Whose alerts the Alerts page shows: the person chosen on the People page.
@@ -746,6 +768,13 @@ class SettingsDialog(QDialog):
         self.show_page(Page.PEOPLE)
         self.people_page.open_add()
 
+    def show_person_account(self, person_id: str) -> None:
+        """Opens the People page with that person chosen and their Adjust account window on
+        top (a held person's "Settings…"); show the dialog first."""
+        self.show_page(Page.PEOPLE)
+        self.people_page.select(person_id)
+        self.people_page.open_account()
+
     # --- unit -----------------------------------------------------------------------------------
 
     @Slot(bool)
@@ -961,21 +990,37 @@ class SettingsDialog(QDialog):
         self._saving = True
         self._revalidate()
         added = tuple(self.people_page.added.values())
-        if added and self._keeps_passwords():
+        given = self._given_accounts(settings)
+        self._given_kept = False
+        if (added or given) and self._keeps_passwords():
             store = self._store
-            self._run(
-                lambda: _store_new_people(store, added),
-                lambda result: self._on_new_people_stored(draft, result),
-            )
+
+            def store_both() -> None:
+                _store_new_people(store, added)
+                _store_accounts(store, given)
+
+            self._run(store_both, lambda result: self._on_new_people_stored(draft, result))
             return
-        if added and not self._store.persistent:
-            for new in added:
+        if (added or given) and not self._store.persistent:
+            for new in (*added, *(new for _old, new in given)):
                 try:
                     source = new.person.source
                     self._store.set(source.region, source.username, new.password)
                 except (CredentialStoreError, ValueError):
                     log.warning("a new person's password could not be kept in memory")
         self._save_account(draft)
+
+    def _given_accounts(self, settings: Settings) -> tuple[tuple[ShareSource, NewPerson], ...]:
+        """The people given an account on the People page and still on the list, each with the
+        account they had (as saved before) and as they are in `settings`."""
+        was = {person.id: person.source for person in self._original.people}
+        given: list[tuple[ShareSource, NewPerson]] = []
+        for person_id, new in self.people_page.accounts.items():
+            now = next((p for p in settings.people if p.id == person_id), None)
+            if now is not None:
+                old = was.get(person_id, now.source)
+                given.append((old, dataclasses.replace(new, person=now)))
+        return tuple(given)
 
     def _on_new_people_stored(self, draft: Draft, result: TaskResult) -> None:
         if result.error is not None:
@@ -987,11 +1032,13 @@ class SettingsDialog(QDialog):
             )
             self._show_keyring_status()
             self._show_problem(
-                "A new person's password could not be saved in the system keyring; nothing "
-                f"was saved. Press Save again to keep passwords only while {APP_NAME} runs."
+                "A password typed on the People page could not be saved in the system keyring; "
+                f"nothing was saved. Press Save again to keep passwords only while {APP_NAME} "
+                "runs."
             )
             self._revalidate_keep_problem()
             return
+        self._given_kept = True
         self._save_account(draft)
 
     def _save_account(self, draft: Draft) -> None:
@@ -1086,6 +1133,17 @@ class SettingsDialog(QDialog):
         added = tuple(new for new in self.people_page.added.values() if new.person.id in kept)
         if added:
             self.people_added.emit(added)
+        for _old, new in self._given_accounts(settings):
+            # Each person given an account on the People page signs in anew (a held one starts).
+            self.account_changed.emit(
+                AccountChange(
+                    settings,
+                    new.password,
+                    remembered=self._given_kept,
+                    account_id=new.account_id,
+                    person_id=new.person.id,
+                )
+            )
         if account_changed:
             whose = self._person.id if self._account_person_here() else ""
             if not self._person.id and settings.people:
