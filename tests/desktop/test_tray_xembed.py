@@ -18,6 +18,7 @@ from tests.support.xdesktop import (
     is_range_update,
     open_tray_menu,
     tray_icon,
+    tray_icons_box,
 )
 
 pytestmark = pytest.mark.desktop
@@ -62,18 +63,7 @@ def test_the_badge_is_on_screen_in_the_tray_in_the_colour_of_its_range(
     badge = seen["box"]
     assert isinstance(badge, type(panel))
     # The demo shows its family (an icon per person): the coloured badges are the app's icons.
-    tray_icon(tray_desktop)
-    icons = [
-        rect
-        for rect in tray_desktop.visible("--class", "^CGM Tray$").values()
-        if panel.contains(rect)
-    ]
-    left, top = min(r.x for r in icons), min(r.y for r in icons)
-    right = max(r.x + r.width for r in icons)
-    bottom = max(r.y + r.height for r in icons)
-    assert ScreenRect(left, top, right - left, bottom - top).contains(badge), (
-        "the coloured badge is the app's icon"
-    )
+    assert tray_icons_box(tray_desktop).contains(badge), "the coloured badge is the app's icon"
 
 
 def test_closing_the_about_window_leaves_the_app_running_and_refreshing(

@@ -402,6 +402,22 @@ def tray_icon(desktop: TrayDesktop) -> ScreenRect:
     return found[0]
 
 
+def tray_icons_box(desktop: TrayDesktop) -> ScreenRect:
+    """The box around all the app's icons embedded in trayer's panel (the demo shows one per
+    person of its family, side by side)."""
+    tray_icon(desktop)  # (waits until one is embedded)
+    panel = desktop.panel()
+    icons = [
+        rect
+        for rect in desktop.visible("--class", "^CGM Tray$").values()
+        if panel is not None and panel.contains(rect)
+    ]
+    left, top = min(r.x for r in icons), min(r.y for r in icons)
+    right = max(r.x + r.width for r in icons)
+    bottom = max(r.y + r.height for r in icons)
+    return ScreenRect(left, top, right - left, bottom - top)
+
+
 def open_tray_menu(desktop: TrayDesktop) -> None:
     """Right-clicks the icon until its menu is on screen (a click in the instant a window closes
     can go unanswered, as it can for a person)."""
