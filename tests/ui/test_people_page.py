@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import keyring.backend
-import keyring.errors
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLineEdit, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 from tests.support.fake_share import USER, running_fake
+from tests.support.memory_keyring import MemoryKeyring
 from tests.ui.test_mnemonics import clashes, labelled, mnemonic
 
 from cgmtray.domain.alert_config import AlertKind, AlertSettings
@@ -44,28 +43,8 @@ SAM_PASSWORD = "pa55word-Sam"
 MIA = "mia@example.jp"
 
 
-class DictKeyring(keyring.backend.KeyringBackend):
-    """An in-memory keyring of this test module."""
-
-    priority = -10  # never chosen by keyring's auto-detection
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-        self.fail_writes = False
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        if self.fail_writes:
-            raise keyring.errors.PasswordSetError("the keyring is locked")
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if (service, username) not in self.entries:
-            raise keyring.errors.PasswordDeleteError("not found")
-        del self.entries[(service, username)]
+class DictKeyring(MemoryKeyring):
+    """The shared in-memory keyring, read by a person's source."""
 
     def password(self, source: ShareSource) -> str | None:
         return self.entries.get((SERVICE, credential_key(source.region, source.username)))

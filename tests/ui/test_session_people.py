@@ -18,6 +18,7 @@ import pytest
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 from tests.support.fake_share import _join_finishing_handlers
+from tests.support.memory_keyring import MemoryKeyring as DictKeyring
 from tests.support.notifications import SILENT_PLAYER
 from tests.support.virtual_time import VirtualTime
 from tests.ui import test_people_page as people_page_test
@@ -61,25 +62,6 @@ MORE = (
     ("Kai", "K", Region.US, "kai@example.com", "kais-pa55word"),
     ("Lee", "L", Region.OUS, "lee@example.com", "lees-pa55word"),
 )
-
-
-class DictKeyring(keyring.backend.KeyringBackend):
-    """The test's own keyring: the app under test never reaches the real one."""
-
-    priority = -10  # never chosen by keyring's auto-detection
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.entries.pop((service, username), None)
 
 
 class Tally:

@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import keyring
-import keyring.backend
 import pytest
-from keyring.errors import PasswordDeleteError
+from tests.support.memory_keyring import MemoryKeyring as DictKeyring
 
 from cgmtray import cli, glance
 from cgmtray.domain.clock import ManualClock
@@ -29,27 +28,6 @@ from cgmtray.storage.settings import Settings, save_settings
 NOW = datetime(2026, 11, 21, 12, 0, 7, tzinfo=UTC)
 SAM, SAM_PASSWORD = "sam@example.com", "sam's long passphrase"
 MIA, MIA_PASSWORD = "mia.parent", "mia's other passphrase"
-
-
-class DictKeyring(keyring.backend.KeyringBackend):
-    """The test's own keyring (never the real one)."""
-
-    priority = -10  # never chosen by keyring's auto-detection
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if (service, username) not in self.entries:
-            raise PasswordDeleteError("not deleted")
-        del self.entries[(service, username)]
 
 
 @pytest.fixture
