@@ -25,6 +25,7 @@ from cgmtray.domain.alert_config import (
     KindConfig,
     place_ranges,
 )
+from cgmtray.domain.attention import TrayIcons
 from cgmtray.domain.clock import require_aware_utc
 from cgmtray.domain.readings import MAX_REAL_MGDL, MIN_REAL_MGDL
 from cgmtray.domain.units import Unit, format_value, rate_range_text
@@ -56,7 +57,7 @@ SETTINGS_VERSION = 2
 
 #: How the tray shows people: "auto" (one icon each up to three people, one for everyone beyond),
 #: "per_person" or "together".
-TRAY_ICONS = ("auto", "per_person", "together")
+TRAY_ICONS = tuple(choice.value for choice in TrayIcons)
 
 #: Region values as stored (the caller converts to share.regions.Region).
 REGIONS = ("us", "ous", "jp")
